@@ -1,0 +1,19 @@
+// Each `kwaainet` subcommand lives in its own cmd_*.cpp and registers itself on the app.
+// Commands are thin: they parse flags into a config struct and call the layers below.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+namespace kwaai::cli {
+
+// Settings read once at start-up (environment overrides included) and shared by commands.
+struct GlobalOptions {
+  std::string log_level = "info";
+  std::string device_override;  // KWAAI_DEVICE, if set: default for every --device flag
+};
+
+// Registration functions, one per cmd_*.cpp, called from main.cpp in this order.
+void register_devices(CLI::App& app, GlobalOptions& global);
+
+}  // namespace kwaai::cli

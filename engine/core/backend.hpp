@@ -1,0 +1,120 @@
+// The op interface every compute backend implements (CPU: OpenBLAS + vectorised loops;
+// Vulkan: GLSL compute kernels). Engine code above this line never sees Vulkan types.
+//
+// Execution model: ops are *recorded* in call order into the backend's current stream and
+// run in that order. The CPU backend runs each op at once; the Vulkan backend records them
+// into one command buffer (barriers derived from which tensors each op reads and writes)
+// and submits on flush() or download(). So a whole decode step of a span is one upload,
+// one submission and one download.
+//
+// Conventions for every op:
+//  * tensors are contiguous row-major, last dimension fastest; activations are f32;
+//  * shapes and dtypes are checked up front: a mismatch throws std::invalid_argument whose
+//    message names the op, the tensors' shapes/dtypes and what was expected; a size over a
+//    device limit throws std::length_error naming the limit;
+//  * outputs may not alias inputs unless the op says so (rope works in place).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/core/tensor.hpp"
+
+namespace kwaai::engine {
+
+enum class BackendKind { Cpu, Vulkan };
+
+struct RopeConfig {
+  float theta = 10000.0f;
+  // Llama-3 frequency scaling (HF rope_scaling.rope_type == "llama3"); factor <= 1 disables it.
+  float llama3_factor = 0.0f;
+  float low_freq_factor = 1.0f;
+  float high_freq_factor = 4.0f;
+  std::int64_t original_max_position = 8192;
+};
+
+struct OpTiming {
+  std::string op;      // "matmul q8_0 [1,4096]x[14336,4096]"
+  double seconds = 0;  // device time (GPU timestamps) or wall time (CPU)
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual BackendKind kind() const = 0;
+  virtual std::string name() const = 0;          // "cpu" or "vulkan:0"
+  virtual std::string description() const = 0;   // human-readable device name
+  virtual std::uint64_t memory_capacity() const = 0;  // bytes usable for tensors
+
+  // ---- memory and ordering ----
+  // Contents are undefined after alloc.
+  virtual Tensor alloc(DType dtype, Shape shape) = 0;
+  // Copies `src` (exactly dst.nbytes() bytes, in the dtype's host layout) into dst; ordered
+  // with the recorded ops; `src` may be freed as soon as upload returns.
+  virtual void upload(const Tensor& dst, std::span<const std::byte> src) = 0;
+  // Runs everything recorded so far, then copies src's bytes out. Blocking.
+  virtual void download(const Tensor& src, std::span<std::byte> dst) = 0;
+  // Same dtype and element count (shapes may differ); views allowed.
+  virtual void copy(const Tensor& src, const Tensor& dst) = 0;
+  // Submits whatever is recorded and waits for it.
+  virtual void flush() = 0;
+
+  // ---- profiling ----
+  virtual void set_profiling(bool on) = 0;
+  // Timings of ops run since the last call (empty when profiling is off).
+  virtual std::vector<OpTiming> take_profile() = 0;
+
+  // ---- ops ----
+  // y[M,N] = x[M,K] · w[N,K]^T. w: f32, f16, bf16, q8_0, q4_0 (quantized: K % 32 == 0).
+  // M <= 8 takes the matrix-vector (decode) path, larger M the tiled (prefill) path.
+  virtual void matmul(const Tensor& x, const Tensor& w, const Tensor& y) = 0;
+  // y[M,K] = x / sqrt(mean(x^2) + eps) * weight[K] (weight f32).
+  virtual void rms_norm(const Tensor& x, const Tensor& weight, const Tensor& y, float eps) = 0;
+  // In place on x[T,H,D] (D even), rotate-half pairing (i, i + D/2), angle
+  // positions[t] * theta^(-2i/D) (Llama-3 scaling applied to the frequencies when enabled).
+  // positions: i32[T].
+  virtual void rope(const Tensor& x, const Tensor& positions, const RopeConfig& cfg) = 0;
+  // Causal grouped-query attention over a KV cache.
+  //   q[B,T,Hq,D]; k, v[B,L,Hkv,D] (L = cache capacity, Hq % Hkv == 0); out[B,T,Hq,D].
+  //   The T new tokens sit at cache rows n_past .. n_past+T-1 (written by kv_write first);
+  //   query t attends to rows 0 .. n_past+t. Query head h uses kv head h / (Hq / Hkv).
+  virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                         std::int64_t n_past, float scale) = 0;
+  // dst[b, pos + t, ...] = src[b, t, ...] for src[B,T,H,D], dst[B,L,H,D], pos + T <= L.
+  virtual void kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) = 0;
+  // out = silu(gate) * up, all [M,N].
+  virtual void silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;
+  // out = a + b, same shapes (out may alias a or b).
+  virtual void add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
+  // out[T,K] = table[ids[t], :] as f32. ids: i32[T]; table[V,K] in any weight dtype.
+  // An id outside [0, V) gives a zero row on the device and throws on the CPU path's check.
+  virtual void embedding(const Tensor& ids, const Tensor& table, const Tensor& out) = 0;
+  // Row-wise over x[M,N].
+  virtual void softmax(const Tensor& x, const Tensor& out) = 0;
+  // out i32[M] = index of the largest value in each row (ties: lowest index).
+  virtual void argmax(const Tensor& x, const Tensor& out) = 0;
+  // hivemind BLOCKWISE_8BIT: blocks of 4096 values; absmax[b] = max |x| over block b;
+  // codes[i] = index of the codebook entry nearest to x[i] / absmax[i / 4096]
+  // (ties: lower index; absmax 0 -> divide by 1). x f32[N], codebook f32[256] (sorted
+  // ascending), absmax f32[ceil(N/4096)], codes u8[N].
+  virtual void blockwise8_quantize(const Tensor& x, const Tensor& codebook, const Tensor& absmax,
+                                   const Tensor& codes) = 0;
+  // out[i] = codebook[codes[i]] * absmax[i / 4096].
+  virtual void blockwise8_dequantize(const Tensor& codes, const Tensor& absmax,
+                                     const Tensor& codebook, const Tensor& out) = 0;
+  // Per row of x[M,N]: the k entries of largest |x|, in descending |x| (ties: lower index).
+  // indices i32[M,k], values f32[M,k] (the signed values).
+  virtual void topk(const Tensor& x, std::int64_t k, const Tensor& indices,
+                    const Tensor& values) = 0;
+};
+
+// "cpu", "vulkan" (first device), "vulkan:N", or "auto" (Vulkan if a device works, else
+// CPU with one log line saying why). Throws std::runtime_error naming the spec on failure.
+std::unique_ptr<Backend> make_backend(const std::string& spec);
+
+}  // namespace kwaai::engine

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Sets up, builds, and runs the whole test suite: unit, kernel (CPU backend and Vulkan on
+# whatever device exists -- lavapipe on a machine without a GPU), engine, p2p, interop
+# against js-libp2p, fuzz-corpus replays and short libFuzzer runs.
+set -euo pipefail
+cd "$(dirname "$0")"
+jobs=$(nproc)
+# The clang/libFuzzer build comes first so the main build can register its short runs.
+./setup.sh -DKWAAI_FUZZ_DIR="$PWD/build-fuzz"
+cmake -S . -B build-fuzz -G Ninja -DKWAAI_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
+cmake --build build-fuzz -j"$jobs"
+ctest --test-dir build --output-on-failure --timeout 900 -j"$jobs"
