@@ -1,0 +1,41 @@
+// The model description shared by the HF (config.json) and GGUF loaders.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/core/backend.hpp"  // RopeConfig
+
+namespace kwaai::engine {
+
+struct ModelConfig {
+  std::string architecture = "llama";  // model_type / general.architecture
+  std::int64_t hidden = 0;             // hidden_size
+  std::int64_t intermediate = 0;       // intermediate_size
+  std::int64_t layers = 0;             // num_hidden_layers
+  std::int64_t heads = 0;              // num_attention_heads
+  std::int64_t kv_heads = 0;           // num_key_value_heads (defaults to heads)
+  std::int64_t head_dim = 0;           // head_dim, else hidden / heads
+  std::int64_t vocab = 0;              // vocab_size
+  std::int64_t max_position = 2048;    // max_position_embeddings / llama.context_length
+  float rms_eps = 1e-5f;               // rms_norm_eps
+  RopeConfig rope;                     // rope_theta + llama3 rope_scaling
+  std::int64_t bos_id = 1;             // -1 when absent
+  std::vector<std::int64_t> eos_ids;   // eos_token_id (int or list); may be empty
+  bool tied_embeddings = false;        // tie_word_embeddings (or no lm_head / output tensor)
+  std::string torch_dtype;             // informational ("bfloat16", ...); empty if absent
+
+  // Throws std::invalid_argument with the offending field(s) if the numbers are inconsistent
+  // (non-positive sizes, heads % kv_heads != 0, odd head_dim, absurd sizes ...).
+  void validate() const;
+  std::string describe() const;  // one line for logs
+};
+
+// Parses a HF Llama-family config.json text (Llama 2/3/3.1/3.2, Mistral, TinyLlama).
+// `origin` (a path) is used in error messages. Validates before returning.
+ModelConfig parse_hf_config(const std::string& json_text,
+                            const std::string& origin = "config.json");
+ModelConfig load_hf_config(const std::string& path);
+
+}  // namespace kwaai::engine

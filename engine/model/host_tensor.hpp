@@ -1,0 +1,47 @@
+// Host-side tensors produced by the model loaders.
+//
+// A TensorView points into a memory-mapped file (zero copy; valid while its source lives).
+// A HostTensor owns its bytes: what you get after a dtype conversion, load-time quantization
+// or the GGUF Q/K un-permutation. Both use the backend's host layout (engine/core/dtype.hpp),
+// so `Backend::upload(t, host.bytes())` works directly.
+#pragma once
+
+#include <cstddef>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/core/dtype.hpp"
+#include "engine/core/tensor.hpp"
+
+namespace kwaai::engine {
+
+struct TensorView {
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+  std::span<const std::byte> data;  // exactly dtype_bytes(dtype, numel) bytes
+  std::int64_t numel() const { return shape_numel(shape); }
+};
+
+struct HostTensor {
+  std::string name;
+  DType dtype = DType::F32;
+  Shape shape;
+  std::vector<std::byte> data;
+  std::span<const std::byte> bytes() const { return data; }
+  std::int64_t numel() const { return shape_numel(shape); }
+};
+
+// Load-time weight quantization (`--quant none|q8_0|q4_0`).
+enum class Quant { None, Q8_0, Q4_0 };
+// "none", "q8_0", "q4_0"; parse throws std::invalid_argument naming the bad value.
+Quant quant_from_name(const std::string& s);
+const char* quant_name(Quant q);
+
+// Converts any float/quantized view to `target` (f32/f16/bf16/q8_0/q4_0) through f32, row by
+// row. Same dtype -> a plain copy. Quantized targets need the last dimension to be a multiple
+// of 32 (throws std::invalid_argument naming the tensor and shape otherwise).
+HostTensor convert_tensor(const TensorView& v, DType target);
+
+}  // namespace kwaai::engine

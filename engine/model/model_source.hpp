@@ -1,0 +1,84 @@
+// The model source API: open a HF checkpoint folder or a .gguf file and get a ModelConfig plus
+// tensors by their canonical HF names, in HF layout, whatever the file format:
+//   model.embed_tokens.weight, model.norm.weight, lm_head.weight,
+//   model.layers.{i}.input_layernorm.weight, model.layers.{i}.post_attention_layernorm.weight,
+//   model.layers.{i}.self_attn.{q,k,v,o}_proj.weight,
+//   model.layers.{i}.mlp.{gate,up,down}_proj.weight
+// GGUF tensors (blk.N.attn_q.weight, ...) are renamed and their Q/K rows un-permuted (see
+// docs/model-files.md), so both sources give byte-identical blocks for the same weights.
+//
+// Loading is lazy: opening reads only headers; a tensor's bytes are touched when it is loaded,
+// so loading blocks [start, end) reads only those blocks' pages (and, for sharded safetensors,
+// opens only the shards holding them).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/model/config.hpp"
+#include "engine/model/host_tensor.hpp"
+
+namespace kwaai::engine {
+
+struct TensorInfo {
+  DType dtype = DType::F32;  // as stored (GGUF may give q8_0 / q4_0)
+  Shape shape;               // HF layout: [out_features, in_features] for projections
+};
+
+class ModelSource {
+ public:
+  virtual ~ModelSource() = default;
+
+  virtual const ModelConfig& config() const = 0;
+  virtual std::string format() const = 0;  // "safetensors" or "gguf"
+  virtual const std::string& path() const = 0;
+  // Canonical HF names present in the source.
+  virtual std::vector<std::string> names() const = 0;
+  virtual bool has(const std::string& name) const = 0;
+  // Throws std::out_of_range naming the tensor and the file when absent.
+  virtual TensorInfo info(const std::string& name) const = 0;
+  // The tensor as stored, in HF layout (owned copy; GGUF q/k are un-permuted here).
+  virtual HostTensor load(const std::string& name) const = 0;
+  // Same, converted to `target` (f32/f16/bf16/q8_0/q4_0) through f32 when it differs.
+  HostTensor load(const std::string& name, DType target) const;
+  // Bytes of tensor data read through this source so far (what loading actually touched).
+  virtual std::uint64_t bytes_read() const = 0;
+};
+
+// A folder with config.json + model.safetensors (or model.safetensors.index.json + shards),
+// or a path to a .gguf file. Throws std::runtime_error with the path and reason.
+std::unique_ptr<ModelSource> open_model(const std::string& path);
+
+// ---- per-block convenience used by the Llama executor ----
+
+enum class BlockTensor { InputNorm, Q, K, V, O, PostNorm, Gate, Up, Down };
+std::string block_tensor_name(std::int64_t block, BlockTensor which);
+
+inline constexpr const char* kEmbedName = "model.embed_tokens.weight";
+inline constexpr const char* kFinalNormName = "model.norm.weight";
+inline constexpr const char* kLmHeadName = "lm_head.weight";
+
+// The dtype a weight gets at load time: norm vectors are always f32 (rms_norm wants f32);
+// 2-D weights keep their stored dtype under Quant::None, else become q8_0/q4_0.
+DType weight_target_dtype(DType stored, bool is_matrix, Quant quant);
+
+struct BlockWeights {
+  std::int64_t index = 0;
+  HostTensor input_norm, q, k, v, o, post_norm, gate, up, down;  // HF shapes
+};
+
+// Loads block `i`, checking every shape against the config (q [heads*hd, hidden],
+// k/v [kv_heads*hd, hidden], o [hidden, heads*hd], gate/up [inter, hidden], down [hidden, inter],
+// norms [hidden]); throws std::runtime_error naming the tensor, its shape and the expected one.
+BlockWeights load_block(const ModelSource& src, std::int64_t i, Quant quant);
+// Blocks [start, end); throws std::out_of_range if the range is not inside [0, layers).
+std::vector<BlockWeights> load_blocks(const ModelSource& src, std::int64_t start, std::int64_t end,
+                                      Quant quant);
+HostTensor load_embeddings(const ModelSource& src, Quant quant);  // [vocab, hidden]
+HostTensor load_final_norm(const ModelSource& src);               // f32 [hidden]
+// lm_head.weight, or the embeddings when tied (config.tied_embeddings or no lm_head present).
+HostTensor load_lm_head(const ModelSource& src, Quant quant);
+
+}  // namespace kwaai::engine
