@@ -1,0 +1,107 @@
+#version 450
+// Causal grouped-query attention over a KV cache, one workgroup per (b, t, query head).
+//   q[B, T, Hq, D]; k, v[B, L, Hkv, D]; out[B, T, Hq, D]; query t sees rows 0 .. n_past + t.
+// The visible keys are walked in chunks of WG: each thread scores one key of the chunk, the
+// workgroup reduces the chunk's max and sum, and the running (max, sum, accumulator) are
+// rescaled online (flash-decoding style), so any KV length runs in fixed shared memory.
+// The output accumulator is split across threads by dimension (D <= 4 * WG).
+#extension GL_GOOGLE_include_directive : require
+
+layout(local_size_x_id = 0) in;
+
+layout(push_constant) uniform Params {
+  uint B;
+  uint T;
+  uint Hq;
+  uint Hkv;
+  uint D;
+  uint L;
+  uint n_past;
+  float scale;
+  uint q_base;
+  uint k_base;
+  uint v_base;
+  uint o_base;
+} p;
+
+layout(std430, binding = 0) readonly buffer QBuf { float Q[]; };
+layout(std430, binding = 1) readonly buffer KBuf { float Kc[]; };
+layout(std430, binding = 2) readonly buffer VBuf { float Vc[]; };
+layout(std430, binding = 3) writeonly buffer OBuf { float O[]; };
+
+#include "ops_common.glsl"
+
+const uint MAX_D = 512u;
+const uint DPT = 4u;  // output dims per thread
+shared float qs[MAX_D];
+shared float ps[gl_WorkGroupSize.x];
+shared float red[gl_WorkGroupSize.x];
+
+void main() {
+  const uint WG = gl_WorkGroupSize.x;
+  uint tid = gl_LocalInvocationID.x;
+  uint g = flat_group();
+  if (g >= p.B * p.T * p.Hq) return;  // uniform per workgroup
+  uint h = g % p.Hq;
+  uint bt = g / p.Hq;
+  uint t = bt % p.T, b = bt / p.T;
+  uint hk = h / (p.Hq / p.Hkv);
+  uint n_keys = p.n_past + t + 1u;
+
+  uint qo = p.q_base + g * p.D;  // q is [B, T, Hq, D] so (b, t, h) is row g
+  for (uint d = tid; d < p.D; d += WG) qs[d] = Q[qo + d] * p.scale;
+  barrier();
+
+  float run_max = -1.0 / 0.0;
+  float run_sum = 0.0;
+  float acc[DPT];
+  for (uint j = 0u; j < DPT; ++j) acc[j] = 0.0;
+  uint kv_row_stride = p.Hkv * p.D;
+  uint kv_off = (b * p.L) * kv_row_stride + hk * p.D;
+
+  for (uint c0 = 0u; c0 < n_keys; c0 += WG) {
+    uint key = c0 + tid;
+    float s = -1.0 / 0.0;
+    if (key < n_keys) {
+      uint ko = p.k_base + kv_off + key * kv_row_stride;
+      s = 0.0;
+      for (uint d = 0u; d < p.D; ++d) s += qs[d] * Kc[ko + d];
+    }
+    red[tid] = s;
+    barrier();
+    for (uint hh = WG / 2u; hh > 0u; hh >>= 1) {
+      if (tid < hh) red[tid] = max(red[tid], red[tid + hh]);
+      barrier();
+    }
+    float new_max = max(run_max, red[0]);
+    barrier();
+    float e = key < n_keys ? exp(s - new_max) : 0.0;
+    ps[tid] = e;
+    red[tid] = e;
+    barrier();
+    for (uint hh = WG / 2u; hh > 0u; hh >>= 1) {
+      if (tid < hh) red[tid] += red[tid + hh];
+      barrier();
+    }
+    float corr = exp(run_max - new_max);  // 0 on the first chunk (run_max = -inf)
+    run_sum = run_sum * corr + red[0];
+    run_max = new_max;
+    uint nk = min(WG, n_keys - c0);
+    for (uint j = 0u; j < DPT; ++j) {
+      uint d = tid + j * WG;
+      if (d < p.D) {
+        float a = acc[j] * corr;
+        uint vo = p.v_base + kv_off + c0 * kv_row_stride + d;
+        for (uint i = 0u; i < nk; ++i) a += ps[i] * Vc[vo + i * kv_row_stride];
+        acc[j] = a;
+      }
+    }
+    barrier();  // ps/red are rewritten by the next chunk
+  }
+
+  float inv = 1.0 / run_sum;
+  for (uint j = 0u; j < DPT; ++j) {
+    uint d = tid + j * WG;
+    if (d < p.D) O[p.o_base + g * p.D + d] = acc[j] * inv;
+  }
+}

@@ -1,0 +1,50 @@
+#version 450
+// Rotate-half RoPE in place on x[T, H, D]: the pair (i, i + D/2) of every head of token t is
+// rotated by positions[t] * inv_freq[i]. The host computes inv_freq (theta power and the
+// Llama-3 frequency scaling) in double precision once per configuration (INV_FREQ holds
+// [hi, lo] float pairs), so the angles match the CPU path's double angles closely.
+#extension GL_GOOGLE_include_directive : require
+
+layout(local_size_x_id = 0) in;
+
+layout(push_constant) uniform Params {
+  uint T;
+  uint H;
+  uint D;
+  uint x_base;
+  uint pos_base;
+  uint f_base;
+} p;
+
+layout(std430, binding = 0) buffer XBuf { float X[]; };
+layout(std430, binding = 1) readonly buffer PBuf { int POS[]; };
+layout(std430, binding = 2) readonly buffer FBuf { float INV_FREQ[]; };
+
+#include "ops_common.glsl"
+
+void main() {
+  uint half_d = p.D / 2u;
+  uint idx = flat_index();
+  if (idx >= p.T * p.H * half_d) return;
+  uint i = idx % half_d;
+  uint th = idx / half_d;  // t * H + h
+  uint t = th / p.H;
+  // The host stores each inverse frequency as an unevaluated sum hi + lo of two floats
+  // (from double), and the angle pos * (hi + lo) is reduced to [-pi, pi] with an fma-exact
+  // product and a three-part 2*pi, so positions up to ~1e5 keep ~1e-6 rad accuracy without
+  // shaderFloat64 (GLSL sin/cos are only specified to 2^-11 inside [-pi, pi]).
+  float pos = float(POS[p.pos_base + t]);
+  float hi = INV_FREQ[p.f_base + 2u * i], lo = INV_FREQ[p.f_base + 2u * i + 1u];
+  precise float prod = pos * hi;
+  precise float err = fma(pos, hi, -prod);
+  precise float n = round(prod * 0.15915494309189535);
+  precise float r = fma(-n, 6.28125, prod);  // exact: n * 6.28125 needs few mantissa bits
+  r = fma(-n, 1.9353071693331003e-3, r);
+  r = fma(-n, 1.0253131677018246e-11, r);  // tail of 2*pi not in the two parts above
+  r = r + (err + pos * lo);
+  float c = cos(r), s = sin(r);
+  uint o = p.x_base + th * p.D + i;
+  float a = X[o], b = X[o + half_d];
+  X[o] = a * c - b * s;
+  X[o + half_d] = b * c + a * s;
+}
