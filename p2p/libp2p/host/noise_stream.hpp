@@ -1,0 +1,58 @@
+// A Noise transport channel as a ByteStream, and the connection upgrade that produces one:
+// multistream `/noise` over TCP, the XX handshake, then the muxer (early data or mss).
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "p2p/libp2p/host/byte_stream.hpp"
+#include "p2p/libp2p/host/yamux_session.hpp"
+#include "p2p/libp2p/noise.hpp"
+#include "p2p/libp2p/peer_id.hpp"
+
+namespace kwaai::p2p::libp2p {
+
+class NoiseStream final : public ByteStream {
+ public:
+  // `reader` may hold bytes read from `raw` past the handshake; it is kept.
+  NoiseStream(std::unique_ptr<ByteStream> raw, std::unique_ptr<BufferedReader> reader,
+              noise::NoiseSession session);
+  asio::awaitable<Result<std::size_t>> read_some(std::span<std::uint8_t> buf) override;
+  asio::awaitable<Status> write(ByteView data) override;
+  void close() override { raw_->close(); }
+  asio::any_io_executor executor() const override { return raw_->executor(); }
+  std::string describe() const override { return "noise/" + raw_->describe(); }
+
+ private:
+  std::unique_ptr<ByteStream> raw_;
+  std::unique_ptr<BufferedReader> reader_;
+  noise::NoiseSession session_;
+  Bytes plain_;
+  std::size_t pos_ = 0;
+  Bytes frame_;
+};
+
+struct UpgradeOptions {
+  YamuxConfig yamux;
+  bool early_muxer = true;                   // offer /yamux/1.0.0 in the Noise payload
+  std::chrono::milliseconds timeout{15000};  // go's inbound upgrade limit
+};
+
+struct Upgraded {
+  std::shared_ptr<YamuxSession> session;
+  PeerId peer;
+  PublicKey remote_key;
+  bool early_muxer = false;  // muxer came from the Noise extensions, not multistream
+};
+
+// Runs the whole upgrade on a fresh TCP connection. The dialer passes the peer id it expects
+// (the handshake fails with kPeerIdMismatch on another identity). On timeout the socket is
+// closed and kTimeout returned. The session is created but not started.
+asio::awaitable<Result<Upgraded>> upgrade_connection(std::unique_ptr<ByteStream> tcp, bool dialer,
+                                                     const PrivateKey& identity,
+                                                     std::optional<PeerId> expected,
+                                                     UpgradeOptions options);
+
+}  // namespace kwaai::p2p::libp2p

@@ -1,0 +1,344 @@
+// Yamux session: frame reader/dispatcher, the serialized writer, keep-alive, open/close.
+#include "p2p/libp2p/host/yamux_session.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "p2p/libp2p/host/asio.hpp"
+
+#include "p2p/libp2p/yamux_frame.hpp"
+
+namespace kwaai::p2p::libp2p {
+
+using Clock = std::chrono::steady_clock;
+using yamux::FrameType;
+namespace yflags = yamux::flags;
+
+std::shared_ptr<YamuxSession> YamuxSession::create(std::unique_ptr<ByteStream> conn, Role role,
+                                                   YamuxConfig config) {
+  return std::shared_ptr<YamuxSession>(new YamuxSession(std::move(conn), role, config));
+}
+
+YamuxSession::YamuxSession(std::unique_ptr<ByteStream> conn, Role role, YamuxConfig config)
+    : executor_(conn->executor()),
+      conn_(std::move(conn)),
+      role_(role),
+      config_(config),
+      description_("yamux/" + conn_->describe()),
+      next_id_(role == Role::kClient ? 1 : 2),
+      queue_nonempty_(executor_),
+      queue_space_(executor_),
+      queue_drained_(executor_),
+      last_activity_(Clock::now()) {}
+
+YamuxSession::~YamuxSession() {
+  if (conn_) conn_->close();
+}
+
+void YamuxSession::start(InboundHandler on_inbound) {
+  if (started_) return;
+  started_ = true;
+  on_inbound_ = std::move(on_inbound);
+  auto self = shared_from_this();
+  asio::co_spawn(
+      executor_, [self]() { return self->read_loop(); }, asio::detached);
+  asio::co_spawn(
+      executor_, [self]() { return self->write_loop(); }, asio::detached);
+  // Measure the RTT once at start (js does the same); window auto-tuning uses it.
+  asio::co_spawn(
+      executor_,
+      [self]() -> asio::awaitable<void> {
+        auto r = co_await self->ping(self->config_.ping_timeout);
+        if (r) self->rtt_ = *r;
+      },
+      asio::detached);
+  if (config_.keepalive_interval.count() > 0)
+    asio::co_spawn(
+        executor_, [self]() { return self->keepalive_loop(); }, asio::detached);
+}
+
+void YamuxSession::enqueue(std::uint8_t type, std::uint16_t flags, std::uint32_t id,
+                           std::uint32_t length, ByteView payload) {
+  if (closed_) return;
+  Bytes frame;
+  frame.reserve(yamux::kHeaderSize + payload.size());
+  yamux::Header h{static_cast<FrameType>(type), flags, id, length};
+  yamux::append_header(h, frame);
+  append(frame, payload);
+  if (payload.empty()) {
+    // Control frames skip the byte budget (they free the peer's resources) but a peer that
+    // makes us queue thousands of them (ping floods) is cut off.
+    if (++queued_control_ > config_.max_queued_control) {
+      close("peer made us queue more than " + std::to_string(config_.max_queued_control) +
+            " control frames");
+      return;
+    }
+  }
+  queued_bytes_ += frame.size();
+  queue_.push_back(std::move(frame));
+  queue_nonempty_.notify();
+}
+
+asio::awaitable<void> YamuxSession::write_loop() {
+  auto self = shared_from_this();
+  Bytes batch;
+  while (!closed_) {
+    if (queue_.empty()) {
+      queue_drained_.notify();
+      co_await queue_nonempty_.wait();
+      continue;
+    }
+    // Coalesce queued frames into one write (one Noise frame run, one syscall).
+    batch.clear();
+    while (!queue_.empty() && batch.size() < 1024 * 1024) {
+      Bytes& f = queue_.front();
+      if (f.size() == yamux::kHeaderSize && queued_control_ > 0) --queued_control_;
+      queued_bytes_ -= f.size();
+      append(batch, f);
+      queue_.pop_front();
+    }
+    queue_space_.notify();
+    auto st = co_await conn_->write(batch);
+    if (!st) {
+      close("write failed: " + st.error().to_string());
+      co_return;
+    }
+  }
+  queue_drained_.notify();
+}
+
+asio::awaitable<void> YamuxSession::read_loop() {
+  auto self = shared_from_this();
+  BufferedReader reader(*conn_);
+  std::array<std::uint8_t, yamux::kHeaderSize> hdr{};
+  Bytes payload;
+  while (!closed_) {
+    auto st = co_await reader.read_exact(hdr);
+    if (!st) {
+      close(st.error().code == Errc::kClosed && reader.buffered() == 0
+                ? std::string("connection closed by peer")
+                : "read failed: " + st.error().to_string());
+      co_return;
+    }
+    last_activity_ = Clock::now();
+    auto h = yamux::decode_header(hdr);
+    if (!h) {
+      enqueue(static_cast<std::uint8_t>(FrameType::kGoAway), 0, 0,
+              static_cast<std::uint32_t>(yamux::GoAwayCode::kProtocolError));
+      co_await shutdown_after_error("bad frame header: " + h.error().to_string());
+      co_return;
+    }
+    payload.clear();
+    if (h->type == FrameType::kData && h->length > 0) {
+      // js sends DATA frames as large as the window it was granted; the cap is the largest
+      // window we ever grant.
+      if (h->length > config_.max_window) {
+        enqueue(static_cast<std::uint8_t>(FrameType::kGoAway), 0, 0,
+                static_cast<std::uint32_t>(yamux::GoAwayCode::kProtocolError));
+        co_await shutdown_after_error("DATA frame of " + std::to_string(h->length) +
+                                      " bytes exceeds max window");
+        co_return;
+      }
+      payload.resize(h->length);
+      auto rs = co_await reader.read_exact(payload);
+      if (!rs) {
+        close("read failed mid-frame: " + rs.error().to_string());
+        co_return;
+      }
+    }
+    auto hs = handle_frame(static_cast<std::uint8_t>(h->type), h->flags, h->stream_id, h->length,
+                           payload);
+    if (!hs) {
+      enqueue(static_cast<std::uint8_t>(FrameType::kGoAway), 0, 0,
+              static_cast<std::uint32_t>(yamux::GoAwayCode::kProtocolError));
+      co_await shutdown_after_error(hs.error().to_string());
+      co_return;
+    }
+  }
+}
+
+asio::awaitable<void> YamuxSession::shutdown_after_error(std::string reason) {
+  // Give the queued go-away a moment to leave, then drop the connection.
+  spdlog::warn("{}: protocol error, closing: {}", description_, reason);
+  if (!queue_.empty())
+    co_await queue_drained_.wait_until(Clock::now() + config_.close_flush_timeout);
+  close("protocol error: " + reason);
+}
+
+Status YamuxSession::handle_stream_flags(std::uint16_t flags, std::uint32_t id,
+                                         YamuxStreamPtr& stream) {
+  auto it = streams_.find(id);
+  if (it != streams_.end()) stream = it->second;
+  if (flags & yflags::kSyn) {
+    const bool remote_parity = yamux::is_client_stream(id) == (role_ == Role::kServer);
+    if (!remote_parity)
+      return make_error(Errc::kProtocol, "SYN for stream " + std::to_string(id) +
+                                             " with our own parity (both endpoints same role)");
+    if (stream)
+      return make_error(Errc::kProtocol, "duplicate SYN for stream " + std::to_string(id));
+    if (goaway_sent_ || inbound_count_ >= config_.max_inbound_streams) {
+      spdlog::debug("{}: refusing stream {} ({} inbound)", description_, id, inbound_count_);
+      enqueue(static_cast<std::uint8_t>(FrameType::kWindowUpdate), yflags::kRst, id, 0);
+      return Status{};  // stream stays unknown: its data is drained
+    }
+    stream = std::make_shared<YamuxStream>(shared_from_this(), id, true);
+    streams_.emplace(id, stream);
+    ++inbound_count_;
+    // ACK at once: go blocks OpenStream once 256 of its streams are un-ACKed.
+    enqueue(static_cast<std::uint8_t>(FrameType::kWindowUpdate), yflags::kAck, id, 0);
+    if (on_inbound_) on_inbound_(stream);
+  }
+  return Status{};
+}
+
+Status YamuxSession::handle_frame(std::uint8_t type, std::uint16_t flags, std::uint32_t id,
+                                  std::uint32_t length, ByteView payload) {
+  switch (static_cast<FrameType>(type)) {
+    case FrameType::kPing:
+      if (flags & yflags::kSyn) {
+        enqueue(static_cast<std::uint8_t>(FrameType::kPing), yflags::kAck, 0, length);
+      } else if (flags & yflags::kAck) {
+        auto it = pings_.find(length);
+        if (it != pings_.end()) {
+          it->second->answered = true;
+          it->second->done.notify();
+          pings_.erase(it);
+        }
+      }
+      return Status{};
+    case FrameType::kGoAway:
+      remote_goaway_ = true;
+      if (length != static_cast<std::uint32_t>(yamux::GoAwayCode::kNormal)) {
+        // go-yamux v5 sends application codes too: anything non-zero ends the session.
+        close("peer sent go-away code " + std::to_string(length));
+      } else {
+        spdlog::debug("{}: peer sent go-away (normal)", description_);
+      }
+      return Status{};
+    case FrameType::kData:
+    case FrameType::kWindowUpdate: {
+      YamuxStreamPtr stream;
+      if (auto st = handle_stream_flags(flags, id, stream); !st) return st;
+      if (!stream) return Status{};  // unknown or refused stream: frame dropped
+      if (static_cast<FrameType>(type) == FrameType::kData) {
+        if (auto st = stream->on_data(payload); !st) return st;
+      } else if (!(flags & yflags::kRst)) {
+        // go-yamux v5 puts an error code in `length` of RST frames: not a window delta.
+        stream->on_window_update(length);
+      }
+      if (flags & yflags::kRst) {
+        stream->on_remote_reset();
+        stream_finished(id);
+      } else if (flags & yflags::kFin) {
+        stream->on_remote_fin();
+        if (stream->local_fin_) stream_finished(id);
+      }
+      return Status{};
+    }
+  }
+  return make_error(Errc::kProtocol, "unknown frame type " + std::to_string(type));
+}
+
+void YamuxSession::stream_finished(std::uint32_t id) {
+  auto it = streams_.find(id);
+  if (it == streams_.end()) return;
+  if (it->second->inbound_)
+    --inbound_count_;
+  else
+    --outbound_count_;
+  streams_.erase(it);
+}
+
+asio::awaitable<Result<YamuxStreamPtr>> YamuxSession::open_stream() {
+  auto self = shared_from_this();
+  if (closed_) co_return make_error(Errc::kClosed, description_ + ": closed: " + close_reason_);
+  if (remote_goaway_ || goaway_sent_)
+    co_return make_error(Errc::kClosed, description_ + ": go-away received or sent");
+  if (outbound_count_ >= config_.max_outbound_streams)
+    co_return make_error(Errc::kResourceLimit,
+                         description_ + ": " + std::to_string(outbound_count_) +
+                             " outbound streams open (limit " +
+                             std::to_string(config_.max_outbound_streams) + ")");
+  if (next_id_ > 0xFFFFFFF0u) co_return make_error(Errc::kResourceLimit, "stream ids exhausted");
+  const std::uint32_t id = next_id_;
+  next_id_ += 2;
+  auto stream = std::make_shared<YamuxStream>(self, id, false);
+  streams_.emplace(id, stream);
+  ++outbound_count_;
+  // SYN on a zero-delta window update, as go does; data may follow before the ACK.
+  enqueue(static_cast<std::uint8_t>(FrameType::kWindowUpdate), yflags::kSyn, id, 0);
+  co_return stream;
+}
+
+asio::awaitable<Result<std::chrono::nanoseconds>> YamuxSession::ping(
+    std::chrono::milliseconds timeout) {
+  auto self = shared_from_this();
+  if (closed_) co_return make_error(Errc::kClosed, description_ + ": closed: " + close_reason_);
+  const std::uint32_t value = next_ping_++;
+  auto pending = std::make_shared<PendingPing>(executor_);
+  pings_[value] = pending;
+  const auto start = Clock::now();
+  enqueue(static_cast<std::uint8_t>(FrameType::kPing), yflags::kSyn, 0, value);
+  co_await pending->done.wait_until(start + timeout);
+  pings_.erase(value);
+  if (pending->answered)
+    co_return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - start);
+  if (closed_) co_return make_error(Errc::kClosed, description_ + ": closed: " + close_reason_);
+  co_return make_error(Errc::kTimeout, description_ + ": no ping reply within " +
+                                           std::to_string(timeout.count()) + " ms");
+}
+
+asio::awaitable<void> YamuxSession::keepalive_loop() {
+  auto self = shared_from_this();
+  asio::steady_timer timer(executor_);
+  while (!closed_) {
+    timer.expires_after(config_.keepalive_interval);
+    boost::system::error_code ec;
+    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    if (closed_) co_return;
+    auto r = co_await ping(config_.ping_timeout);
+    if (!r) {
+      if (!closed_) close("keep-alive failed: " + r.error().to_string());
+      co_return;
+    }
+    rtt_ = *r;
+  }
+}
+
+asio::awaitable<void> YamuxSession::shutdown() {
+  auto self = shared_from_this();
+  if (closed_) co_return;
+  if (!goaway_sent_) {
+    goaway_sent_ = true;
+    enqueue(static_cast<std::uint8_t>(FrameType::kGoAway), 0, 0,
+            static_cast<std::uint32_t>(yamux::GoAwayCode::kNormal));
+  }
+  if (!queue_.empty())
+    co_await queue_drained_.wait_until(Clock::now() + config_.close_flush_timeout);
+  close("local shutdown");
+}
+
+void YamuxSession::close(const std::string& reason) {
+  if (closed_) return;
+  closed_ = true;
+  close_reason_ = reason;
+  spdlog::debug("{}: closed: {}", description_, reason);
+  conn_->close();
+  auto streams = std::move(streams_);
+  streams_.clear();
+  inbound_count_ = outbound_count_ = 0;
+  for (auto& [id, s] : streams) s->on_remote_reset();
+  queue_.clear();
+  queued_bytes_ = queued_control_ = 0;
+  queue_nonempty_.notify();
+  queue_space_.notify();
+  queue_drained_.notify();
+  for (auto& [v, p] : pings_) p->done.notify();
+  pings_.clear();
+  if (on_close_) {
+    auto fn = std::move(on_close_);
+    on_close_ = nullptr;
+    fn(reason);
+  }
+}
+
+}  // namespace kwaai::p2p::libp2p
