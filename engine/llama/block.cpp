@@ -1,0 +1,81 @@
+#include "engine/llama/block.hpp"
+
+#include <cmath>
+#include <string>
+
+#include "engine/llama/weights.hpp"
+
+namespace kwaai::engine::llama {
+
+std::uint64_t DeviceBlock::bytes() const {
+  std::uint64_t n = 0;
+  for (const Tensor* t : {&input_norm, &post_norm, &wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down})
+    n += t->nbytes();
+  return n;
+}
+
+DeviceBlock upload_block(Backend& be, const ModelSource& src, std::int64_t layer, Quant quant) {
+  // Loaded as stored; quantization happens per matrix in upload_matrix, which can skip the
+  // matrices whose row length is not a multiple of the 32-value block.
+  const BlockWeights host = load_block(src, layer, Quant::None);
+  DeviceBlock w;
+  w.input_norm = upload_f32(be, host.input_norm);
+  w.post_norm = upload_f32(be, host.post_norm);
+  w.wq = upload_matrix(be, host.q, quant);
+  w.wk = upload_matrix(be, host.k, quant);
+  w.wv = upload_matrix(be, host.v, quant);
+  w.wo = upload_matrix(be, host.o, quant);
+  w.w_gate = upload_matrix(be, host.gate, quant);
+  w.w_up = upload_matrix(be, host.up, quant);
+  w.w_down = upload_matrix(be, host.down, quant);
+  return w;
+}
+
+void BlockScratch::ensure(Backend& be, const ModelConfig& cfg, std::int64_t m) {
+  if (rows == m) return;
+  const std::int64_t h = cfg.hidden, i = cfg.intermediate;
+  normed = be.alloc(DType::F32, {m, h});
+  q = be.alloc(DType::F32, {m, q_dim(cfg)});
+  k = be.alloc(DType::F32, {m, kv_dim(cfg)});
+  v = be.alloc(DType::F32, {m, kv_dim(cfg)});
+  attn = be.alloc(DType::F32, {m, q_dim(cfg)});
+  proj = be.alloc(DType::F32, {m, h});
+  gate = be.alloc(DType::F32, {m, i});
+  up = be.alloc(DType::F32, {m, i});
+  act = be.alloc(DType::F32, {m, i});
+  rows = m;
+}
+
+void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const Tensor& x,
+                  std::int64_t batch, std::int64_t tokens, const Tensor& positions,
+                  const Tensor& k_cache, const Tensor& v_cache, std::int64_t n_past,
+                  BlockScratch& s) {
+  const std::int64_t m = batch * tokens;
+  const std::int64_t hq = cfg.heads, hkv = cfg.kv_heads, d = cfg.head_dim;
+  s.ensure(be, cfg, m);
+
+  // Attention half: x += o_proj(attention(rope(q), rope(k) -> cache, v -> cache)).
+  be.rms_norm(x, w.input_norm, s.normed, cfg.rms_eps);
+  be.matmul(s.normed, w.wq, s.q);
+  be.matmul(s.normed, w.wk, s.k);
+  be.matmul(s.normed, w.wv, s.v);
+  be.rope(s.q.reshaped({m, hq, d}), positions, cfg.rope);
+  be.rope(s.k.reshaped({m, hkv, d}), positions, cfg.rope);
+  be.kv_write(s.k.reshaped({batch, tokens, hkv, d}), k_cache, n_past);
+  be.kv_write(s.v.reshaped({batch, tokens, hkv, d}), v_cache, n_past);
+  be.attention(s.q.reshaped({batch, tokens, hq, d}), k_cache, v_cache,
+               s.attn.reshaped({batch, tokens, hq, d}), n_past,
+               1.0f / std::sqrt(static_cast<float>(d)));
+  be.matmul(s.attn, w.wo, s.proj);
+  be.add(x, s.proj, x);
+
+  // MLP half: x += down(silu(gate(n)) * up(n)), n = RMSNorm(x).
+  be.rms_norm(x, w.post_norm, s.normed, cfg.rms_eps);
+  be.matmul(s.normed, w.w_gate, s.gate);
+  be.matmul(s.normed, w.w_up, s.up);
+  be.silu_mul(s.gate, s.up, s.act);
+  be.matmul(s.act, w.w_down, s.proj);
+  be.add(x, s.proj, x);
+}
+
+}  // namespace kwaai::engine::llama

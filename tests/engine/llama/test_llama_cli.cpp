@@ -1,0 +1,70 @@
+// Runs the built `kwaainet generate` on stories260K and checks its JSON summary against the
+// reference greedy ids.
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "tests/engine/llama/llama_test_util.hpp"
+
+namespace kwaai::engine::llama {
+namespace {
+
+struct Run {
+  int status = -1;
+  std::string out;
+};
+
+Run run(const std::string& args) {
+  const std::string cmd = std::string(KWAAINET_BIN) + " " + args + " 2>/dev/null";
+  Run r;
+  std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
+  if (!p) return r;
+  std::array<char, 4096> buf{};
+  std::size_t n = 0;
+  while ((n = fread(buf.data(), 1, buf.size(), p.get())) > 0) r.out.append(buf.data(), n);
+  r.status = pclose(p.release());
+  return r;
+}
+
+std::string last_line(const std::string& s) {
+  std::istringstream in(s);
+  std::string line, last;
+  while (std::getline(in, line))
+    if (!line.empty()) last = line;
+  return last;
+}
+
+TEST(KwaainetGenerate, GreedyIdsFromBosMatchTheReference) {
+  const Run r = run("generate --model " + test::stories_dir() +
+                    " --prompt-ids 1 --max-new-tokens 128 --device cpu --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(last_line(r.out));
+  EXPECT_EQ(j.at("ids").get<std::vector<std::int32_t>>(), test::Reference().i32("greedy_from_bos"));
+  EXPECT_EQ(j.at("prompt_tokens").get<int>(), 1);
+  EXPECT_GT(j.at("tokens_per_s").get<double>(), 0.0);
+}
+
+TEST(KwaainetGenerate, SeededSamplingIsReproducibleAndBadInputFails) {
+  const std::string args = "generate --model " + test::stories_dir() +
+                           " --prompt-ids 1,461 --max-new-tokens 24 --temperature 0.9 --top-k "
+                           "40 --top-p 0.95 --seed 7 --device cpu --json";
+  const Run a = run(args), b = run(args);
+  ASSERT_EQ(a.status, 0);
+  const auto ja = nlohmann::json::parse(last_line(a.out));
+  EXPECT_EQ(ja.at("ids"), nlohmann::json::parse(last_line(b.out)).at("ids"));
+  EXPECT_EQ(ja.at("ids").size(), 24u);
+  EXPECT_NE(
+      run("generate --model " + test::stories_dir() + " --prompt-ids 1,x --device cpu").status, 0);
+  EXPECT_NE(
+      run("generate --model " + test::stories_dir() + " --prompt-ids 9999 --device cpu").status, 0);
+  EXPECT_NE(run("generate --model /nonexistent --prompt-ids 1 --device cpu").status, 0);
+}
+
+}  // namespace
+}  // namespace kwaai::engine::llama
