@@ -53,8 +53,9 @@ class Tokenizer {
   std::string id_to_token(std::int32_t id) const;  // raw vocab string; throws on bad id
   bool is_special(std::int32_t id) const;
 
+  struct Impl;  // opaque; defined in engine/model/tokenizer_impl.hpp
+
  private:
-  struct Impl;
   explicit Tokenizer(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

@@ -1,0 +1,224 @@
+// ModelSource over a llama.cpp GGUF file: llama.* metadata -> ModelConfig, GGUF tensor names ->
+// HF names, and the Q/K row un-permutation.
+//
+// Why un-permute: llama.cpp's HF->GGUF converter reorders the rows of q_proj/k_proj inside each
+// head so that its interleaved RoPE (pairs (2i, 2i+1)) computes what HF's rotate-half RoPE
+// (pairs (i, i + d/2)) computes on the original rows. Within head h (head_dim d):
+//   gguf_row[h*d + 2*i + j] = hf_row[h*d + j*d/2 + i]      (i < d/2, j in {0, 1})
+// Our RoPE op is rotate-half, so the rows are moved back at load. The move is a pure row
+// permutation, so it works on raw row bytes of any dtype (quantized blocks never span rows).
+#include <cstring>
+#include <map>
+#include <mutex>
+#include <stdexcept>
+
+#include "engine/model/gguf.hpp"
+#include "engine/model/model_source_impl.hpp"
+
+namespace kwaai::engine::detail {
+namespace {
+
+// HF name suffix (after "model.layers.N.") <- GGUF suffix (after "blk.N.").
+const std::map<std::string, std::string>& block_names() {
+  static const std::map<std::string, std::string> m = {
+      {"attn_norm.weight", "input_layernorm.weight"},
+      {"attn_q.weight", "self_attn.q_proj.weight"},
+      {"attn_k.weight", "self_attn.k_proj.weight"},
+      {"attn_v.weight", "self_attn.v_proj.weight"},
+      {"attn_output.weight", "self_attn.o_proj.weight"},
+      {"ffn_norm.weight", "post_attention_layernorm.weight"},
+      {"ffn_gate.weight", "mlp.gate_proj.weight"},
+      {"ffn_up.weight", "mlp.up_proj.weight"},
+      {"ffn_down.weight", "mlp.down_proj.weight"},
+  };
+  return m;
+}
+
+// GGUF name -> HF name; empty when the tensor has no HF counterpart we use.
+std::string hf_name(const std::string& g) {
+  if (g == "token_embd.weight") return kEmbedName;
+  if (g == "output_norm.weight") return kFinalNormName;
+  if (g == "output.weight") return kLmHeadName;
+  if (!g.starts_with("blk.")) return {};
+  auto dot = g.find('.', 4);
+  if (dot == std::string::npos || dot == 4) return {};
+  std::string idx = g.substr(4, dot - 4);
+  if (idx.size() > 6 || idx.find_first_not_of("0123456789") != std::string::npos) return {};
+  auto it = block_names().find(g.substr(dot + 1));
+  if (it == block_names().end()) return {};
+  return "model.layers." + idx + "." + it->second;
+}
+
+class GgufSource final : public ModelSource {
+ public:
+  explicit GgufSource(const std::string& path) : path_(path), file_(path) {
+    const GgufHeader& h = file_.header();
+    for (const auto& t : h.tensors) {
+      std::string n = hf_name(t.name);
+      if (!n.empty()) names_[n] = t.name;
+    }
+    read_config();
+  }
+
+  const ModelConfig& config() const override { return config_; }
+  std::string format() const override { return "gguf"; }
+  const std::string& path() const override { return path_; }
+  std::vector<std::string> names() const override {
+    std::vector<std::string> out;
+    for (const auto& [n, g] : names_) out.push_back(n);
+    return out;
+  }
+  bool has(const std::string& name) const override { return names_.count(name) != 0; }
+
+  TensorInfo info(const std::string& name) const override {
+    const GgufTensorInfo* t = file_.find(gguf_name(name));
+    return {t->dtype, t->shape};
+  }
+
+  HostTensor load(const std::string& name) const override {
+    TensorView v = file_.view(gguf_name(name));
+    {
+      std::lock_guard lock(mu_);
+      bytes_read_ += v.data.size();
+    }
+    HostTensor t;
+    t.name = name;
+    t.dtype = v.dtype;
+    t.shape = v.shape;
+    std::int64_t heads = 0;
+    if (name.ends_with("self_attn.q_proj.weight")) heads = config_.heads;
+    if (name.ends_with("self_attn.k_proj.weight")) heads = config_.kv_heads;
+    if (heads == 0) {
+      t.data.assign(v.data.begin(), v.data.end());
+      return t;
+    }
+    const std::int64_t rows = v.shape.front();
+    if (v.shape.size() != 2 || rows != heads * config_.head_dim) {
+      throw std::runtime_error("gguf '" + path_ + "': tensor '" + name + "' has shape " +
+                               shape_str(v.shape) + ", expected " +
+                               std::to_string(heads * config_.head_dim) + " rows to un-permute");
+    }
+    const std::size_t row_bytes = v.data.size() / static_cast<std::size_t>(rows);
+    const std::int64_t d = config_.head_dim;
+    t.data.resize(v.data.size());
+    for (std::int64_t h = 0; h < heads; ++h) {
+      for (std::int64_t i = 0; i < d / 2; ++i) {
+        for (std::int64_t j = 0; j < 2; ++j) {
+          const std::int64_t src = h * d + 2 * i + j;
+          const std::int64_t dst = h * d + j * (d / 2) + i;
+          std::memcpy(t.data.data() + dst * row_bytes, v.data.data() + src * row_bytes, row_bytes);
+        }
+      }
+    }
+    return t;
+  }
+
+  std::uint64_t bytes_read() const override {
+    std::lock_guard lock(mu_);
+    return bytes_read_;
+  }
+
+ private:
+  const std::string& gguf_name(const std::string& name) const {
+    auto it = names_.find(name);
+    if (it == names_.end())
+      throw std::out_of_range("gguf '" + path_ + "': no tensor '" + name + "'");
+    return it->second;
+  }
+
+  const GgufValue& need(const std::string& key) const {
+    const GgufValue* v = file_.header().find(key);
+    if (v == nullptr)
+      throw std::runtime_error("gguf '" + path_ + "': missing metadata '" + key + "'");
+    return *v;
+  }
+  std::int64_t get_int(const std::string& key) const {
+    try {
+      return need(key).as_int();
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error("gguf '" + path_ + "': '" + key + "': " + e.what());
+    }
+  }
+  double get_float(const std::string& key, double dflt) const {
+    const GgufValue* v = file_.header().find(key);
+    if (v == nullptr) return dflt;
+    try {
+      return v->as_float();
+    } catch (const std::runtime_error& e) {
+      throw std::runtime_error("gguf '" + path_ + "': '" + key + "': " + e.what());
+    }
+  }
+  bool has_key(const std::string& key) const { return file_.header().find(key) != nullptr; }
+
+  void read_config() {
+    const GgufHeader& h = file_.header();
+    std::string arch = "llama";
+    if (const GgufValue* a = h.find("general.architecture")) arch = a->as_string();
+    if (arch != "llama") {
+      throw std::runtime_error("gguf '" + path_ + "': architecture '" + arch +
+                               "' is not supported (llama)");
+    }
+    ModelConfig& c = config_;
+    c.architecture = arch;
+    c.layers = get_int("llama.block_count");
+    c.hidden = get_int("llama.embedding_length");
+    c.intermediate = get_int("llama.feed_forward_length");
+    c.heads = get_int("llama.attention.head_count");
+    c.kv_heads = has_key("llama.attention.head_count_kv") ? get_int("llama.attention.head_count_kv")
+                                                          : c.heads;
+    c.head_dim = c.heads > 0 ? c.hidden / c.heads : 0;
+    if (has_key("llama.attention.key_length")) c.head_dim = get_int("llama.attention.key_length");
+    if (has_key("llama.rope.dimension_count") &&
+        get_int("llama.rope.dimension_count") != c.head_dim) {
+      // Partial rotary embeddings are not something the RoPE op does.
+      throw std::runtime_error("gguf '" + path_ + "': llama.rope.dimension_count " +
+                               std::to_string(get_int("llama.rope.dimension_count")) +
+                               " differs from head_dim " + std::to_string(c.head_dim));
+    }
+    if (has_key("llama.context_length")) c.max_position = get_int("llama.context_length");
+    c.rms_eps = static_cast<float>(get_float("llama.attention.layer_norm_rms_epsilon", 1e-5));
+    c.rope.theta = static_cast<float>(get_float("llama.rope.freq_base", 10000.0));
+    if (has_key("llama.vocab_size")) {
+      c.vocab = get_int("llama.vocab_size");
+    } else if (const GgufValue* t = h.find("tokenizer.ggml.tokens");
+               t && t->type == GgufType::ARRAY) {
+      c.vocab = static_cast<std::int64_t>(t->items.size());
+    } else if (const GgufTensorInfo* e = file_.find("token_embd.weight")) {
+      c.vocab = e->shape.front();
+    }
+    if (file_.find("rope_freqs.weight") != nullptr) {
+      // Llama 3.1+ GGUFs carry the llama3 frequency scaling as a per-frequency factor tensor
+      // instead of the four parameters RopeConfig takes; rather than guess, refuse.
+      throw std::runtime_error("gguf '" + path_ +
+                               "': rope_freqs.weight (Llama 3.1 frequency scaling) is not "
+                               "supported; load the HF checkpoint instead");
+    }
+    c.bos_id = has_key("tokenizer.ggml.bos_token_id") ? get_int("tokenizer.ggml.bos_token_id") : -1;
+    if (has_key("tokenizer.ggml.eos_token_id"))
+      c.eos_ids = {get_int("tokenizer.ggml.eos_token_id")};
+    c.tied_embeddings = file_.find("output.weight") == nullptr;
+    if (const GgufValue* ft = h.find("general.file_type"); ft && ft->is_integer()) {
+      c.torch_dtype = "gguf file_type " + std::to_string(ft->as_int());
+    }
+    try {
+      c.validate();
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error("gguf '" + path_ + "': " + e.what());
+    }
+  }
+
+  std::string path_;
+  GgufFile file_;
+  ModelConfig config_;
+  std::map<std::string, std::string> names_;  // HF -> GGUF
+  mutable std::mutex mu_;
+  mutable std::uint64_t bytes_read_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<ModelSource> open_gguf_source(const std::string& file) {
+  return std::make_unique<GgufSource>(file);
+}
+
+}  // namespace kwaai::engine::detail

@@ -1,0 +1,147 @@
+#include "engine/model/model_source.hpp"
+
+#include <filesystem>
+#include <stdexcept>
+
+#include "engine/model/model_source_impl.hpp"
+
+namespace kwaai::engine {
+
+HostTensor ModelSource::load(const std::string& name, DType target) const {
+  HostTensor t = load(name);
+  if (t.dtype == target) return t;
+  TensorView v{t.name, t.dtype, t.shape, t.bytes()};
+  return convert_tensor(v, target);
+}
+
+std::unique_ptr<ModelSource> open_model(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) return detail::open_hf_source(path);
+  if (fs::is_regular_file(path, ec)) {
+    if (path.ends_with(".gguf")) return detail::open_gguf_source(path);
+    // A config.json or a .safetensors inside a HF folder: open the folder.
+    if (path.ends_with("config.json") || path.ends_with(".safetensors")) {
+      return detail::open_hf_source(fs::path(path).parent_path().string());
+    }
+    throw std::runtime_error("model '" + path + "': not a HF checkpoint folder or a .gguf file");
+  }
+  throw std::runtime_error("model '" + path + "' does not exist");
+}
+
+std::string block_tensor_name(std::int64_t block, BlockTensor which) {
+  const std::string p = "model.layers." + std::to_string(block) + ".";
+  switch (which) {
+    case BlockTensor::InputNorm:
+      return p + "input_layernorm.weight";
+    case BlockTensor::Q:
+      return p + "self_attn.q_proj.weight";
+    case BlockTensor::K:
+      return p + "self_attn.k_proj.weight";
+    case BlockTensor::V:
+      return p + "self_attn.v_proj.weight";
+    case BlockTensor::O:
+      return p + "self_attn.o_proj.weight";
+    case BlockTensor::PostNorm:
+      return p + "post_attention_layernorm.weight";
+    case BlockTensor::Gate:
+      return p + "mlp.gate_proj.weight";
+    case BlockTensor::Up:
+      return p + "mlp.up_proj.weight";
+    case BlockTensor::Down:
+      return p + "mlp.down_proj.weight";
+  }
+  throw std::invalid_argument("block_tensor_name: bad tensor kind");
+}
+
+DType weight_target_dtype(DType stored, bool is_matrix, Quant quant) {
+  if (!is_matrix) return DType::F32;
+  switch (quant) {
+    case Quant::None:
+      return stored;
+    case Quant::Q8_0:
+      return DType::Q8_0;
+    case Quant::Q4_0:
+      return DType::Q4_0;
+  }
+  return stored;
+}
+
+namespace {
+
+HostTensor load_checked(const ModelSource& src, const std::string& name, const Shape& want,
+                        bool is_matrix, Quant quant) {
+  TensorInfo info = src.info(name);
+  if (info.shape != want) {
+    throw std::runtime_error("model '" + src.path() + "': tensor '" + name + "' has shape " +
+                             shape_str(info.shape) + ", expected " + shape_str(want) +
+                             " from the config (" + src.config().describe() + ")");
+  }
+  DType target = weight_target_dtype(info.dtype, is_matrix, quant);
+  // A row that cannot be split into 32-value blocks stays in its stored dtype rather than
+  // failing the whole load (e.g. down_proj of a toy model with intermediate 172).
+  if (is_quantized(target) && !is_quantized(info.dtype) && want.back() % kQuantBlock != 0) {
+    target = info.dtype;
+  }
+  return src.load(name, target);
+}
+
+}  // namespace
+
+BlockWeights load_block(const ModelSource& src, std::int64_t i, Quant quant) {
+  const ModelConfig& c = src.config();
+  if (i < 0 || i >= c.layers) {
+    throw std::out_of_range("load_block: block " + std::to_string(i) + " outside [0, " +
+                            std::to_string(c.layers) + ")");
+  }
+  const std::int64_t q_out = c.heads * c.head_dim;
+  const std::int64_t kv_out = c.kv_heads * c.head_dim;
+  BlockWeights b;
+  b.index = i;
+  auto get = [&](BlockTensor t, Shape s, bool m) {
+    return load_checked(src, block_tensor_name(i, t), s, m, quant);
+  };
+  b.input_norm = get(BlockTensor::InputNorm, {c.hidden}, false);
+  b.q = get(BlockTensor::Q, {q_out, c.hidden}, true);
+  b.k = get(BlockTensor::K, {kv_out, c.hidden}, true);
+  b.v = get(BlockTensor::V, {kv_out, c.hidden}, true);
+  b.o = get(BlockTensor::O, {c.hidden, q_out}, true);
+  b.post_norm = get(BlockTensor::PostNorm, {c.hidden}, false);
+  b.gate = get(BlockTensor::Gate, {c.intermediate, c.hidden}, true);
+  b.up = get(BlockTensor::Up, {c.intermediate, c.hidden}, true);
+  b.down = get(BlockTensor::Down, {c.hidden, c.intermediate}, true);
+  return b;
+}
+
+std::vector<BlockWeights> load_blocks(const ModelSource& src, std::int64_t start, std::int64_t end,
+                                      Quant quant) {
+  const std::int64_t layers = src.config().layers;
+  if (start < 0 || end > layers || start >= end) {
+    throw std::out_of_range("load_blocks: range [" + std::to_string(start) + ", " +
+                            std::to_string(end) + ") is not a non-empty part of [0, " +
+                            std::to_string(layers) + ")");
+  }
+  std::vector<BlockWeights> out;
+  out.reserve(static_cast<std::size_t>(end - start));
+  for (std::int64_t i = start; i < end; ++i) out.push_back(load_block(src, i, quant));
+  return out;
+}
+
+HostTensor load_embeddings(const ModelSource& src, Quant quant) {
+  const ModelConfig& c = src.config();
+  return load_checked(src, kEmbedName, {c.vocab, c.hidden}, true, quant);
+}
+
+HostTensor load_final_norm(const ModelSource& src) {
+  return load_checked(src, kFinalNormName, {src.config().hidden}, false, Quant::None);
+}
+
+HostTensor load_lm_head(const ModelSource& src, Quant quant) {
+  const ModelConfig& c = src.config();
+  if (!c.tied_embeddings && src.has(kLmHeadName)) {
+    return load_checked(src, kLmHeadName, {c.vocab, c.hidden}, true, quant);
+  }
+  return load_embeddings(src, quant);
+}
+
+}  // namespace kwaai::engine
