@@ -47,8 +47,8 @@ class Backend {
   virtual ~Backend() = default;
 
   virtual BackendKind kind() const = 0;
-  virtual std::string name() const = 0;          // "cpu" or "vulkan:0"
-  virtual std::string description() const = 0;   // human-readable device name
+  virtual std::string name() const = 0;               // "cpu" or "vulkan:0"
+  virtual std::string description() const = 0;        // human-readable device name
   virtual std::uint64_t memory_capacity() const = 0;  // bytes usable for tensors
 
   // ---- memory and ordering ----

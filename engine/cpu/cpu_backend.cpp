@@ -1,0 +1,279 @@
+// The CPU Backend: 64-byte-aligned host storage, ops run immediately on the calling thread
+// plus a small persistent pool, flush() has nothing to wait for.
+#include "engine/cpu/cpu_backend.hpp"
+
+#include <sys/sysinfo.h>
+
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+#include <fstream>
+#include <mutex>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "engine/core/op_checks.hpp"
+#include "engine/cpu/cpu_ops.hpp"
+
+namespace kwaai::engine {
+
+namespace {
+
+using cpu::Ctx;
+
+class HostStorage final : public Storage {
+ public:
+  explicit HostStorage(std::size_t bytes) : bytes_(bytes) {
+    // Round up so AVX-512 loads of a whole last cache line stay inside the allocation.
+    const std::size_t alloc = (bytes + 63) / 64 * 64 + 64;
+    ptr_ = std::aligned_alloc(64, alloc);
+    if (!ptr_) throw std::bad_alloc();
+  }
+  ~HostStorage() override { std::free(ptr_); }
+  HostStorage(const HostStorage&) = delete;
+  HostStorage& operator=(const HostStorage&) = delete;
+  std::size_t bytes() const override { return bytes_; }
+  std::byte* data() const { return static_cast<std::byte*>(ptr_); }
+
+ private:
+  void* ptr_ = nullptr;
+  std::size_t bytes_;
+};
+
+std::string cpu_model_name() {
+  std::ifstream f("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const auto colon = line.find(':');
+      if (colon != std::string::npos) return line.substr(colon + 2);
+    }
+  }
+  return "unknown CPU";
+}
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(int threads)
+      : pool_(threads > 0 ? threads : cpu::physical_core_count()),
+        kernels_(cpu::best_kernels()),
+        ctx_{pool_, kernels_} {
+    // OpenBLAS runs its own threads for sgemm; match them to ours so the two pools do not
+    // oversubscribe the cores.
+    openblas_threads(pool_.size());
+  }
+
+  BackendKind kind() const override { return BackendKind::Cpu; }
+  std::string name() const override { return "cpu"; }
+  std::string description() const override {
+    return cpu_model_name() + " (" + std::to_string(pool_.size()) + " threads, " + kernels_.name +
+           ")";
+  }
+  std::uint64_t memory_capacity() const override {
+    struct sysinfo si {};
+    if (sysinfo(&si) != 0) return 0;
+    return static_cast<std::uint64_t>(si.totalram) * si.mem_unit;
+  }
+
+  Tensor alloc(DType dtype, Shape shape) override {
+    for (auto d : shape)
+      if (d < 0) checks::fail("alloc", "negative dimension in " + shape_str(shape));
+    const std::size_t bytes = dtype_bytes(dtype, shape_numel(shape));
+    return Tensor(std::make_shared<HostStorage>(bytes), dtype, std::move(shape));
+  }
+
+  void upload(const Tensor& dst, std::span<const std::byte> src) override {
+    checks::host_transfer("upload", dst, src.size());
+    if (!src.empty()) std::memcpy(ptr(dst, "upload"), src.data(), src.size());
+  }
+  void download(const Tensor& src, std::span<std::byte> dst) override {
+    checks::host_transfer("download", src, dst.size());
+    if (!dst.empty()) std::memcpy(dst.data(), ptr(src, "download"), dst.size());
+  }
+  void copy(const Tensor& src, const Tensor& dst) override {
+    Timer t(this, [&] { return "copy " + src.describe(); });
+    checks::copy(src, dst);
+    const std::size_t n = src.nbytes();
+    std::byte* d = ptr(dst, "copy");
+    const std::byte* s = ptr(src, "copy");
+    pool_.parallel_for(
+        static_cast<std::int64_t>(n),
+        [&](std::int64_t b, std::int64_t e) {
+          std::memmove(d + b, s + b, static_cast<std::size_t>(e - b));
+        },
+        1 << 20);
+  }
+  void flush() override {}
+
+  void set_profiling(bool on) override {
+    std::lock_guard lock(profile_mutex_);
+    profiling_ = on;
+  }
+  std::vector<OpTiming> take_profile() override {
+    std::lock_guard lock(profile_mutex_);
+    return std::exchange(profile_, {});
+  }
+
+  void matmul(const Tensor& x, const Tensor& w, const Tensor& y) override {
+    const auto d = checks::matmul(x, w, y);
+    Timer t(this, [&] {
+      return "matmul " + std::string(dtype_name(w.dtype())) + " " + shape_str({d.M, d.K}) + "x" +
+             shape_str(w.shape());
+    });
+    cpu::matmul(ctx_, f32(x, "matmul"), w.dtype(), ptr(w, "matmul"), f32(y, "matmul"), d.M, d.N,
+                d.K);
+  }
+  void rms_norm(const Tensor& x, const Tensor& weight, const Tensor& y, float eps) override {
+    const auto d = checks::rms_norm(x, weight, y);
+    Timer t(this, [&] { return "rms_norm " + x.describe(); });
+    cpu::rms_norm(ctx_, f32(x, "rms_norm"), f32(weight, "rms_norm"), f32(y, "rms_norm"), d.rows,
+                  d.cols, eps);
+  }
+  void rope(const Tensor& x, const Tensor& positions, const RopeConfig& cfg) override {
+    const auto d = checks::rope(x, positions);
+    Timer t(this, [&] { return "rope " + x.describe(); });
+    cpu::rope(ctx_, f32(x, "rope"), i32(positions, "rope"), d.T, d.H, d.D, cfg);
+  }
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                 std::int64_t n_past, float scale) override {
+    const auto d = checks::attention(q, k, v, out, n_past);
+    Timer t(this, [&] { return "attention " + q.describe() + " past " + std::to_string(n_past); });
+    cpu::attention(ctx_, f32(q, "attention"), f32(k, "attention"), f32(v, "attention"),
+                   f32(out, "attention"), d.B, d.T, d.Hq, d.Hkv, d.D, d.L, n_past, scale);
+  }
+  void kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) override {
+    const auto d = checks::kv_write(src, dst, pos);
+    Timer t(this, [&] { return "kv_write " + src.describe(); });
+    const std::size_t row = dtype_bytes(src.dtype(), d.row_elems);
+    const std::byte* s = ptr(src, "kv_write");
+    std::byte* o = ptr(dst, "kv_write");
+    for (std::int64_t b = 0; b < d.B; ++b)
+      std::memmove(o + static_cast<std::size_t>(b * d.L + pos) * row,
+                   s + static_cast<std::size_t>(b * d.T) * row,
+                   static_cast<std::size_t>(d.T) * row);
+  }
+  void silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out) override {
+    const auto n = checks::silu_mul(gate, up, out);
+    Timer t(this, [&] { return "silu_mul " + gate.describe(); });
+    cpu::silu_mul(ctx_, f32(gate, "silu_mul"), f32(up, "silu_mul"), f32(out, "silu_mul"), n);
+  }
+  void add(const Tensor& a, const Tensor& b, const Tensor& out) override {
+    const auto n = checks::add(a, b, out);
+    Timer t(this, [&] { return "add " + a.describe(); });
+    cpu::add(ctx_, f32(a, "add"), f32(b, "add"), f32(out, "add"), n);
+  }
+  void embedding(const Tensor& ids, const Tensor& table, const Tensor& out) override {
+    const auto d = checks::embedding(ids, table, out);
+    Timer t(this, [&] { return "embedding " + table.describe(); });
+    const std::int32_t* id = i32(ids, "embedding");
+    // Check every id before writing anything, so a bad request leaves `out` untouched.
+    for (std::int64_t i = 0; i < d.T; ++i)
+      if (id[i] < 0 || id[i] >= d.V)
+        throw std::out_of_range("embedding: token id " + std::to_string(id[i]) + " at position " +
+                                std::to_string(i) + " is outside [0, " + std::to_string(d.V) +
+                                ") of table " + table.describe());
+    const std::byte* tab = ptr(table, "embedding");
+    float* o = f32(out, "embedding");
+    const std::size_t row = dtype_bytes(table.dtype(), d.K);
+    for (std::int64_t i = 0; i < d.T; ++i)
+      to_f32(table.dtype(), tab + static_cast<std::size_t>(id[i]) * row, o + i * d.K, d.K);
+  }
+  void softmax(const Tensor& x, const Tensor& out) override {
+    const auto d = checks::softmax(x, out);
+    Timer t(this, [&] { return "softmax " + x.describe(); });
+    cpu::softmax(ctx_, f32(x, "softmax"), f32(out, "softmax"), d.rows, d.cols);
+  }
+  void argmax(const Tensor& x, const Tensor& out) override {
+    const auto d = checks::argmax(x, out);
+    Timer t(this, [&] { return "argmax " + x.describe(); });
+    cpu::argmax(ctx_, f32(x, "argmax"), i32(out, "argmax"), d.rows, d.cols);
+  }
+  void blockwise8_quantize(const Tensor& x, const Tensor& codebook, const Tensor& absmax,
+                           const Tensor& codes) override {
+    const auto n = checks::blockwise8_quantize(x, codebook, absmax, codes);
+    Timer t(this, [&] { return "blockwise8_quantize " + x.describe(); });
+    const char* op = "blockwise8_quantize";
+    cpu::blockwise8_quantize(ctx_, f32(x, op), f32(codebook, op), f32(absmax, op),
+                             reinterpret_cast<std::uint8_t*>(ptr(codes, op)), n);
+  }
+  void blockwise8_dequantize(const Tensor& codes, const Tensor& absmax, const Tensor& codebook,
+                             const Tensor& out) override {
+    const auto n = checks::blockwise8_dequantize(codes, absmax, codebook, out);
+    Timer t(this, [&] { return "blockwise8_dequantize " + out.describe(); });
+    const char* op = "blockwise8_dequantize";
+    cpu::blockwise8_dequantize(ctx_, reinterpret_cast<const std::uint8_t*>(ptr(codes, op)),
+                               f32(absmax, op), f32(codebook, op), f32(out, op), n);
+  }
+  void topk(const Tensor& x, std::int64_t k, const Tensor& indices, const Tensor& values) override {
+    const auto d = checks::topk(x, k, indices, values);
+    Timer t(this, [&] { return "topk " + x.describe() + " k " + std::to_string(k); });
+    cpu::topk(ctx_, f32(x, "topk"), d.rows, d.cols, k, i32(indices, "topk"), f32(values, "topk"));
+  }
+
+ private:
+  // Wall time of one op, recorded when profiling is on (the label is built only then).
+  class Timer {
+   public:
+    template <class Label>
+    Timer(CpuBackend* b, Label&& label) : b_(b) {
+      if (b_->profiling_) {
+        label_ = label();
+        start_ = std::chrono::steady_clock::now();
+      }
+    }
+    ~Timer() {
+      if (label_.empty()) return;
+      const double s =
+          std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+      std::lock_guard lock(b_->profile_mutex_);
+      b_->profile_.push_back({std::move(label_), s});
+    }
+    Timer(const Timer&) = delete;
+    Timer& operator=(const Timer&) = delete;
+
+   private:
+    CpuBackend* b_;
+    std::string label_;
+    std::chrono::steady_clock::time_point start_;
+  };
+
+  static std::byte* ptr(const Tensor& t, const char* op) {
+    auto* s = dynamic_cast<HostStorage*>(t.storage());
+    if (!s) checks::fail(op, "tensor " + t.describe() + " was not allocated by the CPU backend");
+    return s->data() + t.offset();
+  }
+  static float* f32(const Tensor& t, const char* op) {
+    return reinterpret_cast<float*>(ptr(t, op));
+  }
+  static std::int32_t* i32(const Tensor& t, const char* op) {
+    return reinterpret_cast<std::int32_t*>(ptr(t, op));
+  }
+  static void openblas_threads(int n);
+
+  cpu::ThreadPool pool_;
+  const cpu::KernelTable& kernels_;
+  Ctx ctx_;
+  std::mutex profile_mutex_;
+  bool profiling_ = false;
+  std::vector<OpTiming> profile_;
+};
+
+}  // namespace
+}  // namespace kwaai::engine
+
+#include <cblas.h>
+
+namespace kwaai::engine {
+namespace {
+void CpuBackend::openblas_threads(int n) {
+  openblas_set_num_threads(n);
+}
+}  // namespace
+
+std::unique_ptr<Backend> make_cpu_backend(int threads) {
+  return std::make_unique<CpuBackend>(threads);
+}
+
+}  // namespace kwaai::engine

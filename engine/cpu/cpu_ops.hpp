@@ -1,0 +1,43 @@
+// The CPU backend's op implementations over raw host pointers. cpu_backend.cpp checks the
+// arguments (engine/core/op_checks.hpp), resolves tensors to pointers and calls these.
+#pragma once
+
+#include <cstdint>
+
+#include "engine/core/backend.hpp"
+#include "engine/cpu/kernels.hpp"
+#include "engine/cpu/thread_pool.hpp"
+
+namespace kwaai::engine::cpu {
+
+struct Ctx {
+  ThreadPool& pool;
+  const KernelTable& k;
+};
+
+// y[M,N] = x[M,K] · w[N,K]^T; decode path for M <= 8, sgemm path otherwise.
+inline constexpr std::int64_t kDecodeMaxRows = 8;
+void matmul(const Ctx& c, const float* x, DType wt, const void* w, float* y, std::int64_t M,
+            std::int64_t N, std::int64_t K);
+
+void rms_norm(const Ctx& c, const float* x, const float* w, float* y, std::int64_t rows,
+              std::int64_t cols, float eps);
+void rope(const Ctx& c, float* x, const std::int32_t* pos, std::int64_t T, std::int64_t H,
+          std::int64_t D, const RopeConfig& cfg);
+// Inverse frequencies (D/2 values) including Llama-3 scaling; exposed for tests/bench.
+void rope_inv_freq(const RopeConfig& cfg, std::int64_t D, double* out);
+void attention(const Ctx& c, const float* q, const float* k, const float* v, float* out,
+               std::int64_t B, std::int64_t T, std::int64_t Hq, std::int64_t Hkv, std::int64_t D,
+               std::int64_t L, std::int64_t n_past, float scale);
+void silu_mul(const Ctx& c, const float* g, const float* u, float* out, std::int64_t n);
+void add(const Ctx& c, const float* a, const float* b, float* out, std::int64_t n);
+void softmax(const Ctx& c, const float* x, float* out, std::int64_t rows, std::int64_t cols);
+void argmax(const Ctx& c, const float* x, std::int32_t* out, std::int64_t rows, std::int64_t cols);
+void blockwise8_quantize(const Ctx& c, const float* x, const float* code, float* absmax,
+                         std::uint8_t* codes, std::int64_t n);
+void blockwise8_dequantize(const Ctx& c, const std::uint8_t* codes, const float* absmax,
+                           const float* code, float* out, std::int64_t n);
+void topk(const Ctx& c, const float* x, std::int64_t rows, std::int64_t cols, std::int64_t k,
+          std::int32_t* indices, float* values);
+
+}  // namespace kwaai::engine::cpu
