@@ -3,8 +3,8 @@
 // Own identities: Ed25519 (libsodium) and RSA (OpenSSL; for reusing a hivemind identity
 // file, whose PrivateKey.Data is a PKCS#1 DER RSAPrivateKey). Remote keys that can be
 // verified: Ed25519, RSA (PKIX SubjectPublicKeyInfo DER, PKCS#1 v1.5 over SHA-256, 2048..8192
-// bits as go enforces) and Secp256k1 (33-byte compressed point, DER ECDSA over SHA-256).
-// ECDSA (P-256) keys parse but verification returns kUnsupported.
+// bits as go enforces), Secp256k1 (33-byte compressed point, DER ECDSA over SHA-256) and ECDSA
+// (PKIX SubjectPublicKeyInfo DER, DER ECDSA over SHA-256), the last two through OpenSSL.
 #pragma once
 
 #include <array>
