@@ -86,6 +86,11 @@ void Tokenizer::Impl::encode_sp(std::string_view text, bool first,
   }
   auto word = [&](std::size_t b, std::size_t e) {
     std::vector<std::int32_t> sym;
+    auto push_unk = [&] {
+      if (unk < 0) return;
+      if (fuse_unk && !sym.empty() && sym.back() == unk) return;
+      sym.push_back(unk);
+    };
     for (std::size_t i = b; i < e; ++i) {
       std::string ch;
       tok::utf8_append(ch, cps[i]);
@@ -97,11 +102,11 @@ void Tokenizer::Impl::encode_sp(std::string_view text, bool first,
         for (unsigned char byte : ch) all = all && byte_tokens[byte] >= 0;
         if (all) {
           for (unsigned char byte : ch) sym.push_back(byte_tokens[byte]);
-        } else if (unk >= 0) {
-          sym.push_back(unk);
+        } else {
+          push_unk();
         }
-      } else if (unk >= 0) {
-        sym.push_back(unk);
+      } else {
+        push_unk();
       }
     }
     bpe(std::move(sym), out);

@@ -33,6 +33,7 @@ struct Tokenizer::Impl {
   std::vector<bool> is_added;  // by id
   bool byte_fallback = false;
   bool ignore_merges = false;
+  bool fuse_unk = false;  // consecutive unknowns become one <unk>
   std::int32_t unk = -1;
   std::array<std::int32_t, 256> byte_tokens{};  // <0xNN> ids, -1 when absent
   // SentencePiece normalisation: prepend "▁" to each segment / only the first / never.

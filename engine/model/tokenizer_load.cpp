@@ -54,6 +54,10 @@ void add_token(Tokenizer::Impl& m, const std::string& origin, const std::string&
     fail(origin, "token '" + s.substr(0, 64) + "' has two ids (" + std::to_string(it->second) +
                      ", " + std::to_string(id) + ")");
   }
+  if (!m.id_to_tok[id].empty() && m.id_to_tok[id] != s) {
+    fail(origin, "id " + std::to_string(id) + " is used by two tokens ('" +
+                     m.id_to_tok[id].substr(0, 64) + "', '" + s.substr(0, 64) + "')");
+  }
   m.id_to_tok[id] = s;
 }
 
@@ -102,6 +106,7 @@ Tokenizer::Impl build(const json& j, const std::string& origin) {
 
   m.byte_fallback = model.value("byte_fallback", false);
   m.ignore_merges = model.value("ignore_merges", false);
+  m.fuse_unk = model.value("fuse_unk", false);
   if (auto u = model.find("unk_token"); u != model.end() && u->is_string()) {
     m.unk = m.find(u->get<std::string>());
   }
