@@ -1,0 +1,129 @@
+// Row-wise and element-wise ops: rms_norm, rope, kv_write, silu_mul, add, softmax, argmax.
+// Operands must fit one storage-buffer binding each (std::length_error otherwise); at Llama
+// sizes activations are far below that limit.
+#include <string>
+
+#include "engine/core/op_checks.hpp"
+#include "engine/vulkan/vulkan_backend_impl.hpp"
+
+namespace kwaai::engine::vulkan {
+
+namespace {
+constexpr std::uint32_t kThreads = 256;
+std::uint32_t u32(std::int64_t v) {
+  return static_cast<std::uint32_t>(v);
+}
+std::uint64_t groups_for(std::int64_t n) {
+  return (static_cast<std::uint64_t>(n) + kThreads - 1) / kThreads;
+}
+}  // namespace
+
+void VulkanBackend::rms_norm(const Tensor& x, const Tensor& weight, const Tensor& y, float eps) {
+  const auto d = checks::rms_norm(x, weight, y);
+  if (d.rows == 0 || d.cols == 0) return;
+  const View xv = whole("rms_norm", x, 4), wv = whole("rms_norm", weight, 4),
+             yv = whole("rms_norm", y, 4);
+  struct {
+    std::uint32_t M, K;
+    float eps;
+    std::uint32_t x_base, w_base, y_base;
+  } pc{u32(d.rows), u32(d.cols), eps, xv.base, wv.base, yv.base};
+  dispatch(pipeline("rms_norm_f32", kThreads),
+           {{xv.ref, runtime::Access::Read},
+            {wv.ref, runtime::Access::Read},
+            {yv.ref, runtime::Access::Write}},
+           runtime::push_bytes(pc), grid("rms_norm", static_cast<std::uint64_t>(d.rows)),
+           "rms_norm " + x.describe());
+}
+
+void VulkanBackend::rope(const Tensor& x, const Tensor& positions, const RopeConfig& cfg) {
+  const auto d = checks::rope(x, positions);
+  if (d.T == 0 || d.H == 0 || d.D == 0) return;
+  const Tensor& freq = rope_inv_freq(cfg, d.D);
+  const View xv = whole("rope", x, 4), pv = whole("rope", positions, 4),
+             fv = whole("rope", freq, 4);
+  struct {
+    std::uint32_t T, H, D, x_base, pos_base, f_base;
+  } pc{u32(d.T), u32(d.H), u32(d.D), xv.base, pv.base, fv.base};
+  dispatch(pipeline("rope_f32", kThreads),
+           {{xv.ref, runtime::Access::ReadWrite},
+            {pv.ref, runtime::Access::Read},
+            {fv.ref, runtime::Access::Read}},
+           runtime::push_bytes(pc), grid("rope", groups_for(d.T * d.H * (d.D / 2))),
+           "rope " + x.describe());
+}
+
+void VulkanBackend::kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) {
+  const auto d = checks::kv_write(src, dst, pos);
+  const std::int64_t n = d.B * d.T * d.row_elems;
+  if (n == 0) return;
+  const View sv = whole("kv_write", src, 4), dv = whole("kv_write", dst, 4);
+  struct {
+    std::uint32_t B, T, L, R, pos, src_base, dst_base;
+  } pc{u32(d.B), u32(d.T), u32(d.L), u32(d.row_elems), u32(pos), sv.base, dv.base};
+  dispatch(pipeline("kv_write_f32", kThreads),
+           {{sv.ref, runtime::Access::Read}, {dv.ref, runtime::Access::Write}},
+           runtime::push_bytes(pc), grid("kv_write", groups_for(n)),
+           "kv_write " + src.describe() + "->" + dst.describe());
+}
+
+namespace {
+struct EltPush {
+  std::uint32_t n, a_base, b_base, o_base;
+};
+}  // namespace
+
+void VulkanBackend::silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out) {
+  const std::int64_t n = checks::silu_mul(gate, up, out);
+  if (n == 0) return;
+  const View a = whole("silu_mul", gate, 4), b = whole("silu_mul", up, 4),
+             o = whole("silu_mul", out, 4);
+  EltPush pc{u32(n), a.base, b.base, o.base};
+  dispatch(pipeline("silu_mul_f32", kThreads),
+           {{a.ref, runtime::Access::Read},
+            {b.ref, runtime::Access::Read},
+            {o.ref, runtime::Access::Write}},
+           runtime::push_bytes(pc), grid("silu_mul", groups_for(n)), "silu_mul " + gate.describe());
+}
+
+void VulkanBackend::add(const Tensor& a, const Tensor& b, const Tensor& out) {
+  const std::int64_t n = checks::add(a, b, out);
+  if (n == 0) return;
+  const View av = whole("add", a, 4), bv = whole("add", b, 4), ov = whole("add", out, 4);
+  EltPush pc{u32(n), av.base, bv.base, ov.base};
+  dispatch(pipeline("add_f32", kThreads),
+           {{av.ref, runtime::Access::Read},
+            {bv.ref, runtime::Access::Read},
+            {ov.ref, runtime::Access::Write}},
+           runtime::push_bytes(pc), grid("add", groups_for(n)), "add " + a.describe());
+}
+
+namespace {
+struct RowPush {
+  std::uint32_t M, N, x_base, o_base;
+};
+}  // namespace
+
+void VulkanBackend::softmax(const Tensor& x, const Tensor& out) {
+  const auto d = checks::softmax(x, out);
+  if (d.rows == 0 || d.cols == 0) return;
+  const View xv = whole("softmax", x, 4), ov = whole("softmax", out, 4);
+  RowPush pc{u32(d.rows), u32(d.cols), xv.base, ov.base};
+  dispatch(pipeline("softmax_f32", kThreads),
+           {{xv.ref, runtime::Access::Read}, {ov.ref, runtime::Access::Write}},
+           runtime::push_bytes(pc), grid("softmax", static_cast<std::uint64_t>(d.rows)),
+           "softmax " + x.describe());
+}
+
+void VulkanBackend::argmax(const Tensor& x, const Tensor& out) {
+  const auto d = checks::argmax(x, out);
+  if (d.rows == 0) return;
+  const View xv = whole("argmax", x, 4), ov = whole("argmax", out, 4);
+  RowPush pc{u32(d.rows), u32(d.cols), xv.base, ov.base};
+  dispatch(pipeline("argmax_f32", kThreads),
+           {{xv.ref, runtime::Access::Read}, {ov.ref, runtime::Access::Write}},
+           runtime::push_bytes(pc), grid("argmax", static_cast<std::uint64_t>(d.rows)),
+           "argmax " + x.describe());
+}
+
+}  // namespace kwaai::engine::vulkan

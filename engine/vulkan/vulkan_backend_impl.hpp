@@ -1,0 +1,146 @@
+// Internal declaration of the Vulkan Backend (not part of the engine's public face). The op
+// implementations are split by concern over several .cpp files; this header is what they
+// share: tensor storage, buffer views with their in-shader base offsets, dispatch grids.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "engine/core/backend.hpp"
+#include "runtime/context.hpp"
+#include "runtime/stream.hpp"
+
+namespace kwaai::engine::vulkan {
+
+// Allocations whose tensors died while recorded work may still use them. They are released
+// after the next completed submission, never earlier (freeing a block under a pending
+// command buffer would be a use-after-free on the device). Shared between the backend and
+// every storage so either may go first.
+struct Graveyard {
+  std::mutex mu;
+  std::vector<runtime::Allocation> pending;
+  void bury(runtime::Allocation a) {
+    std::lock_guard lock(mu);
+    pending.push_back(std::move(a));
+  }
+  void release() {
+    std::vector<runtime::Allocation> dead;
+    {
+      std::lock_guard lock(mu);
+      dead.swap(pending);
+    }
+  }
+};
+
+class VulkanStorage final : public Storage {
+ public:
+  VulkanStorage(runtime::Allocation a, std::size_t bytes, std::shared_ptr<Graveyard> g)
+      : alloc_(std::move(a)), bytes_(bytes), graveyard_(std::move(g)) {}
+  ~VulkanStorage() override { graveyard_->bury(std::move(alloc_)); }
+  std::size_t bytes() const override { return bytes_; }
+  const runtime::Allocation& allocation() const { return alloc_; }
+  // Identifies the owning backend (each has its own graveyard): tensors of another backend
+  // live on another VkDevice and must not be bound here.
+  const Graveyard* owner() const { return graveyard_.get(); }
+
+ private:
+  runtime::Allocation alloc_;
+  std::size_t bytes_;
+  std::shared_ptr<Graveyard> graveyard_;
+};
+
+// A bindable window over (part of) a tensor: `ref` starts at an offset aligned for storage
+// buffer descriptors, and `base` is where the wanted bytes start inside it, in the shader's
+// unit (words, halves or bytes).
+struct View {
+  runtime::BufferRef ref;
+  std::uint32_t base = 0;
+};
+
+struct Grid {
+  std::uint32_t x = 1, y = 1;
+};
+
+// Knobs for tests and benchmarks; make_vulkan_backend() uses the defaults.
+struct VulkanBackendOptions {
+  // Use the subgroup kernel variants where the device supports them. Off forces the
+  // shared-memory variants (so tests cover both on a device that has subgroups).
+  bool use_subgroups = true;
+};
+
+class VulkanBackend final : public Backend {
+ public:
+  explicit VulkanBackend(runtime::ContextOptions opts, VulkanBackendOptions vopts = {});
+  ~VulkanBackend() override;
+
+  BackendKind kind() const override { return BackendKind::Vulkan; }
+  std::string name() const override;
+  std::string description() const override;
+  std::uint64_t memory_capacity() const override;
+
+  Tensor alloc(DType dtype, Shape shape) override;
+  void upload(const Tensor& dst, std::span<const std::byte> src) override;
+  void download(const Tensor& src, std::span<std::byte> dst) override;
+  void copy(const Tensor& src, const Tensor& dst) override;
+  void flush() override;
+
+  void set_profiling(bool on) override;
+  std::vector<OpTiming> take_profile() override;
+
+  void matmul(const Tensor& x, const Tensor& w, const Tensor& y) override;
+  void rms_norm(const Tensor& x, const Tensor& weight, const Tensor& y, float eps) override;
+  void rope(const Tensor& x, const Tensor& positions, const RopeConfig& cfg) override;
+  void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
+                 std::int64_t n_past, float scale) override;
+  void kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) override;
+  void silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out) override;
+  void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
+  void embedding(const Tensor& ids, const Tensor& table, const Tensor& out) override;
+  void softmax(const Tensor& x, const Tensor& out) override;
+  void argmax(const Tensor& x, const Tensor& out) override;
+  void blockwise8_quantize(const Tensor& x, const Tensor& codebook, const Tensor& absmax,
+                           const Tensor& codes) override;
+  void blockwise8_dequantize(const Tensor& codes, const Tensor& absmax, const Tensor& codebook,
+                             const Tensor& out) override;
+  void topk(const Tensor& x, std::int64_t k, const Tensor& indices, const Tensor& values) override;
+
+  runtime::Context& context() { return ctx_; }
+
+ private:
+  // Window over bytes [begin, begin + len) of tensor t, base in units of `unit` bytes.
+  // Throws std::length_error (naming `op` and maxStorageBufferRange) if it cannot be bound.
+  View view(const char* op, const Tensor& t, std::size_t begin, std::size_t len,
+            std::size_t unit) const;
+  View whole(const char* op, const Tensor& t, std::size_t unit) const {
+    return view(op, t, 0, t.nbytes(), unit);
+  }
+  // Largest byte window one binding may take after alignment slack (also kept below 1 GiB so
+  // byte offsets inside kernels fit 32 bits).
+  std::size_t max_window() const;
+  // Rows of `row_bytes` per dispatch window for ops that split big weights by rows.
+  std::int64_t rows_per_window(const char* op, std::size_t row_bytes) const;
+  // Spreads `groups` workgroups over x and y within maxComputeWorkGroupCount.
+  Grid grid(const char* op, std::uint64_t groups) const;
+  runtime::Pipeline& pipeline(const std::string& name, std::uint32_t wg = 0,
+                              std::uint32_t spec1 = 0, bool has_spec1 = false);
+  void dispatch(runtime::Pipeline& p, std::initializer_list<runtime::Binding> b,
+                std::span<const std::byte> push, Grid g, const std::string& label);
+  // Device buffer of Llama-3-scaled RoPE inverse frequencies for (cfg, D), computed once.
+  const Tensor& rope_inv_freq(const RopeConfig& cfg, std::int64_t D);
+  void finish_submission();
+
+  runtime::Context ctx_;
+  std::unique_ptr<runtime::Stream> stream_;
+  std::shared_ptr<Graveyard> graveyard_ = std::make_shared<Graveyard>();
+  bool profiling_ = false;
+  bool subgroup_matvec_ = false;
+  std::vector<OpTiming> profile_;
+  std::map<std::tuple<float, float, float, float, std::int64_t, std::int64_t>, Tensor> rope_cache_;
+};
+
+}  // namespace kwaai::engine::vulkan
