@@ -27,7 +27,8 @@ std::shared_ptr<Host> Host::create(asio::any_io_executor ex, PrivateKey identity
   auto h = std::shared_ptr<Host>(new Host(std::move(ex), std::move(identity), config));
   if (h->config_.idle_timeout.count() > 0) {
     asio::co_spawn(
-        h->executor_, [w = std::weak_ptr<Host>(h)]() -> asio::awaitable<void> {
+        h->executor_,
+        [w = std::weak_ptr<Host>(h)]() -> asio::awaitable<void> {
           if (auto self = w.lock()) co_await self->idle_loop();
         },
         asio::detached);
@@ -54,9 +55,11 @@ Host::~Host() {
 
 Status Host::listen(const Multiaddr& addr) {
   auto hp = addr.tcp_endpoint();
-  if (!hp) return make_error(hp.error().code, "listen " + addr.to_string() + ": " + hp.error().message);
+  if (!hp)
+    return make_error(hp.error().code, "listen " + addr.to_string() + ": " + hp.error().message);
   if (hp->kind != HostPort::Kind::kIp4 && hp->kind != HostPort::Kind::kIp6)
-    return make_error(Errc::kUnsupported, "listen " + addr.to_string() + ": need an ip4/ip6 address");
+    return make_error(Errc::kUnsupported,
+                      "listen " + addr.to_string() + ": need an ip4/ip6 address");
   boost::system::error_code ec;
   auto ip = asio::ip::make_address(hp->host, ec);
   if (ec) return make_error(Errc::kMalformed, "listen " + addr.to_string() + ": " + ec.message());
@@ -75,7 +78,8 @@ Status Host::listen(const Multiaddr& addr) {
         if (auto self = w.lock()) co_await self->accept_loop(acc);
       },
       asio::detached);
-  spdlog::debug("host {}: listening on {}", id_.to_string(), endpoint_to_multiaddr(acc->local_endpoint(ec)).to_string());
+  spdlog::debug("host {}: listening on {}", id_.to_string(),
+                endpoint_to_multiaddr(acc->local_endpoint(ec)).to_string());
   return Status{};
 }
 
@@ -99,7 +103,7 @@ std::vector<Multiaddr> Host::announce_addrs() const {
     if (ec) continue;
     if (ep.address().is_unspecified())
       ep.address(ep.address().is_v4() ? asio::ip::address(asio::ip::address_v4::loopback())
-                                       : asio::ip::address(asio::ip::address_v6::loopback()));
+                                      : asio::ip::address(asio::ip::address_v6::loopback()));
     out.push_back(endpoint_to_multiaddr(ep));
   }
   return out;
@@ -150,7 +154,8 @@ asio::awaitable<void> Host::accept_loop(std::shared_ptr<tcp::acceptor> acc) {
       spdlog::warn("host: accept failed: {}", ec.message());
       continue;
     }
-    if (pending_upgrades_ >= config_.max_pending_upgrades || conns_.size() >= config_.max_connections) {
+    if (pending_upgrades_ >= config_.max_pending_upgrades ||
+        conns_.size() >= config_.max_connections) {
       spdlog::warn("host: refusing inbound connection: {} handshakes pending, {} connections",
                    pending_upgrades_, conns_.size());
       sock.close(ec);
@@ -184,9 +189,9 @@ Result<ConnectionPtr> Host::admit(Upgraded up, Multiaddr remote, Multiaddr local
   if (closed_ || conns_.size() >= config_.max_connections ||
       to_peer >= config_.max_connections_per_peer) {
     up.session->close("connection limit");
-    return make_error(Errc::kResourceLimit,
-                      up.peer.to_string() + ": " + std::to_string(to_peer) +
-                          " connections to peer, " + std::to_string(conns_.size()) + " in total");
+    return make_error(Errc::kResourceLimit, up.peer.to_string() + ": " + std::to_string(to_peer) +
+                                                " connections to peer, " +
+                                                std::to_string(conns_.size()) + " in total");
   }
   auto c = std::make_shared<Connection>(up.peer, up.remote_key);
   c->id = next_conn_id_++;
@@ -268,7 +273,8 @@ asio::awaitable<Result<ConnectionPtr>> Host::connect(const Multiaddr& addr) {
       if (!c->session->remote_went_away()) co_return c;
   }
   auto hp = addr.tcp_endpoint();
-  if (!hp) co_return make_error(hp.error().code, "dial " + addr.to_string() + ": " + hp.error().message);
+  if (!hp)
+    co_return make_error(hp.error().code, "dial " + addr.to_string() + ": " + hp.error().message);
   tcp::endpoint ep;
   boost::system::error_code ec;
   if (hp->kind == HostPort::Kind::kIp4 || hp->kind == HostPort::Kind::kIp6) {
@@ -305,7 +311,8 @@ asio::awaitable<Result<ConnectionPtr>> Host::connect(const Multiaddr& addr) {
   UpgradeOptions opts{config_.yamux, config_.early_muxer, config_.handshake_timeout};
   auto up = co_await upgrade_connection(std::make_unique<TcpStream>(std::move(sock)), true,
                                         identity_, expected, opts);
-  if (!up) co_return make_error(up.error().code, "dial " + addr.to_string() + ": " + up.error().message);
+  if (!up)
+    co_return make_error(up.error().code, "dial " + addr.to_string() + ": " + up.error().message);
   auto remote = addr.without_peer_id();
   const PeerId peer = up->peer;
   auto c = admit(std::move(*up), remote, local, false);
@@ -361,7 +368,8 @@ asio::awaitable<Result<NegotiatedStream>> Host::new_stream(const ConnectionPtr& 
 
 asio::awaitable<void> Host::idle_loop() {
   asio::steady_timer timer(executor_);
-  const auto period = std::max<Clock::duration>(config_.idle_timeout / 4, std::chrono::milliseconds(50));
+  const auto period =
+      std::max<Clock::duration>(config_.idle_timeout / 4, std::chrono::milliseconds(50));
   std::weak_ptr<Host> w = weak_from_this();
   for (;;) {
     timer.expires_after(period);

@@ -88,7 +88,9 @@ class Host : public std::enable_shared_from_this<Host> {
   // Called for every new (upgraded, started) connection, e.g. to run identify.
   void add_connection_hook(ConnectionHook hook) { hooks_.push_back(std::move(hook)); }
   // Called when the set of protocols changes (identify-push).
-  void add_protocols_changed_hook(std::function<void()> fn) { proto_hooks_.push_back(std::move(fn)); }
+  void add_protocols_changed_hook(std::function<void()> fn) {
+    proto_hooks_.push_back(std::move(fn));
+  }
 
   // Dials a multiaddr; a /p2p/<id> suffix is verified against the Noise identity.
   asio::awaitable<Result<ConnectionPtr>> connect(const Multiaddr& addr);

@@ -76,9 +76,12 @@ asio::awaitable<Result<Upgraded>> upgrade_steps(std::unique_ptr<ByteStream> tcp,
   std::function<bool(std::string_view)> sec_ok = [](std::string_view p) {
     return p == noise::kProtocolId;
   };
-  Result<std::string> sec =
-      dialer ? co_await negotiate_outbound(*reader, *tcp, sec_list, unread)
-             : co_await negotiate_inbound(*reader, *tcp, sec_ok, sec_list, unread);
+  // (No co_await inside ?: either: GCC 12 destroys the temporaries twice.)
+  Result<std::string> sec = make_error(Errc::kState, "unset");
+  if (dialer)
+    sec = co_await negotiate_outbound(*reader, *tcp, sec_list, unread);
+  else
+    sec = co_await negotiate_inbound(*reader, *tcp, sec_ok, sec_list, unread);
   if (!sec) co_return make_error(sec.error().code, "security negotiation: " + sec.error().message);
 
   // 2. Noise XX.
@@ -119,9 +122,11 @@ asio::awaitable<Result<Upgraded>> upgrade_steps(std::unique_ptr<ByteStream> tcp,
     std::function<bool(std::string_view)> mux_ok = [](std::string_view p) {
       return p == yamux::kProtocolId;
     };
-    Result<std::string> mux =
-        dialer ? co_await negotiate_outbound(*secure, *secure, mux_list, keep)
-               : co_await negotiate_inbound(*secure, *secure, mux_ok, mux_list, keep);
+    Result<std::string> mux = make_error(Errc::kState, "unset");
+    if (dialer)
+      mux = co_await negotiate_outbound(*secure, *secure, mux_list, keep);
+    else
+      mux = co_await negotiate_inbound(*secure, *secure, mux_ok, mux_list, keep);
     if (!mux) co_return make_error(mux.error().code, "muxer negotiation: " + mux.error().message);
     if (!leftover.empty()) {
       class Prefixed final : public ByteStream {

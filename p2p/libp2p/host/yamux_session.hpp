@@ -26,8 +26,8 @@ struct YamuxConfig {
   std::uint32_t initial_window = 256 * 1024;    // the protocol's fixed starting window
   std::uint32_t max_window = 16 * 1024 * 1024;  // auto-tuning cap (go-libp2p, js)
   std::uint32_t max_send_frame = 256 * 1024;    // DATA payload per frame we send
-  std::size_t max_inbound_streams = 1000;       // js default; more get RST
-  std::size_t max_outbound_streams = 1000;
+  std::size_t max_inbound_streams = 1024;       // js allows 1000; headroom for identify etc.
+  std::size_t max_outbound_streams = 1024;
   std::size_t max_queued_bytes = 4 * 1024 * 1024;  // writer queue: stream writers wait above it
   std::size_t max_queued_control = 4096;           // pongs/updates/RSTs a peer can make us queue
   std::chrono::milliseconds keepalive_interval{30000};  // 0 = off

@@ -80,7 +80,8 @@ asio::awaitable<Status> IdentifyService::read_messages(YamuxStream& s, const Con
     if (auto ps = parse(**body, msg, kIdentifyMaxMessage); !ps) co_return ps;
     if (msg.has_publickey()) {
       const std::string& k = msg.publickey();
-      auto key = PublicKey::from_protobuf(ByteView(reinterpret_cast<const std::uint8_t*>(k.data()), k.size()));
+      auto key = PublicKey::from_protobuf(
+          ByteView(reinterpret_cast<const std::uint8_t*>(k.data()), k.size()));
       if (!key) co_return std::move(key).error();
       if (!conn.peer.matches(*key))
         co_return make_error(Errc::kPeerIdMismatch, "identify public key is not the peer's");
@@ -93,12 +94,14 @@ asio::awaitable<Status> IdentifyService::read_messages(YamuxStream& s, const Con
     }
     for (const auto& a : msg.listenaddrs()) {
       // One unparseable address (an unknown transport) drops only that address.
-      auto m = Multiaddr::from_bytes(ByteView(reinterpret_cast<const std::uint8_t*>(a.data()), a.size()));
+      auto m = Multiaddr::from_bytes(
+          ByteView(reinterpret_cast<const std::uint8_t*>(a.data()), a.size()));
       if (m) info.addrs.push_back(std::move(*m));
     }
     if (msg.has_observedaddr()) {
       const std::string& o = msg.observedaddr();
-      auto m = Multiaddr::from_bytes(ByteView(reinterpret_cast<const std::uint8_t*>(o.data()), o.size()));
+      auto m = Multiaddr::from_bytes(
+          ByteView(reinterpret_cast<const std::uint8_t*>(o.data()), o.size()));
       if (m) info.observed_addr = std::move(*m);
     }
   }

@@ -16,7 +16,9 @@ namespace {
 ByteView view(const std::string& s) {
   return {reinterpret_cast<const std::uint8_t*>(s.data()), s.size()};
 }
-std::string str(const Bytes& b) { return std::string(b.begin(), b.end()); }
+std::string str(const Bytes& b) {
+  return std::string(b.begin(), b.end());
+}
 }  // namespace
 
 KadKey kad_key_of_bytes(ByteView key) {
@@ -25,7 +27,9 @@ KadKey kad_key_of_bytes(ByteView key) {
   return k;
 }
 
-KadKey kad_key(const PeerId& id) { return kad_key_of_bytes(id.bytes()); }
+KadKey kad_key(const PeerId& id) {
+  return kad_key_of_bytes(id.bytes());
+}
 
 int common_prefix_length(const KadKey& a, const KadKey& b) {
   for (std::size_t i = 0; i < a.size(); ++i) {
@@ -62,7 +66,8 @@ bool RoutingTable::add(const PeerId& peer, const std::vector<Multiaddr>& addrs) 
     }
   }
   if (bucket.size() >= kBucketSize) return false;
-  std::vector<Multiaddr> kept(addrs.begin(), addrs.begin() + std::min<std::size_t>(addrs.size(), 16));
+  std::vector<Multiaddr> kept(addrs.begin(),
+                              addrs.begin() + std::min<std::size_t>(addrs.size(), 16));
   bucket.push_back(Entry{KadPeer{peer, std::move(kept)}, key});
   return true;
 }
@@ -78,8 +83,9 @@ std::vector<KadPeer> RoutingTable::closest(const KadKey& target, std::size_t cou
   for (const auto& b : buckets_)
     for (const auto& e : b) all.push_back(&e);
   const std::size_t n = std::min(count, all.size());
-  std::partial_sort(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n), all.end(),
-                    [&](const Entry* a, const Entry* b) { return kad_closer(target, a->key, b->key); });
+  std::partial_sort(
+      all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n), all.end(),
+      [&](const Entry* a, const Entry* b) { return kad_closer(target, a->key, b->key); });
   std::vector<KadPeer> out;
   for (std::size_t i = 0; i < n; ++i) out.push_back(all[i]->peer);
   return out;
@@ -111,7 +117,8 @@ std::shared_ptr<KadService> KadService::attach(const std::shared_ptr<Host>& host
     auto self = w.lock();
     if (!self) return;
     // Only peers that serve the DHT belong in routing tables (go's validRTPeer).
-    if (std::find(info.protocols.begin(), info.protocols.end(), kKadProtocol) != info.protocols.end())
+    if (std::find(info.protocols.begin(), info.protocols.end(), kKadProtocol) !=
+        info.protocols.end())
       self->table_.add(c->peer, info.addrs);
     else
       self->table_.remove(c->peer);
@@ -178,7 +185,8 @@ asio::awaitable<Result<std::vector<KadPeer>>> KadService::find_node(const PeerId
   pb::Message req;
   req.set_type(pb::Message::FIND_NODE);
   req.set_key(std::string(key.begin(), key.end()));
-  if (auto st = co_await write_delimited(*stream, serialize(req)); !st) co_return std::move(st).error();
+  if (auto st = co_await write_delimited(*stream, serialize(req)); !st)
+    co_return std::move(st).error();
   auto body = co_await read_delimited(*stream, kKadMaxMessage);
   (void)stream->close_write();
   if (!body) co_return std::move(body).error();

@@ -25,15 +25,15 @@ class PingService : public std::enable_shared_from_this<PingService> {
   static std::shared_ptr<PingService> attach(const std::shared_ptr<Host>& host);
   // One round trip on a fresh stream to `peer` (dialing it if needed).
   asio::awaitable<Result<std::chrono::nanoseconds>> ping(const PeerId& peer,
-                                                          std::chrono::milliseconds timeout);
+                                                         std::chrono::milliseconds timeout);
   asio::awaitable<Result<std::chrono::nanoseconds>> ping(const ConnectionPtr& conn,
-                                                          std::chrono::milliseconds timeout);
+                                                         std::chrono::milliseconds timeout);
 
  private:
   explicit PingService(std::weak_ptr<Host> host) : host_(std::move(host)) {}
   asio::awaitable<void> serve(YamuxStreamPtr s, ConnectionPtr conn);
   asio::awaitable<Result<std::chrono::nanoseconds>> round_trip(NegotiatedStream ns,
-                                                                std::chrono::milliseconds timeout);
+                                                               std::chrono::milliseconds timeout);
 
   std::weak_ptr<Host> host_;
   std::unordered_map<PeerId, int> inbound_;

@@ -6,6 +6,7 @@
 #include <boost/asio/write.hpp>
 
 #include "p2p/libp2p/host/host.hpp"
+#include "p2p/libp2p/multistream.hpp"
 #include "p2p/libp2p/protocols/identify.hpp"
 #include "p2p/libp2p/protocols/kad.hpp"
 #include "p2p/libp2p/protocols/ping.hpp"
@@ -150,15 +151,16 @@ TEST(Host, IdentifyRecordsProtocolsAgentKeyAndAddresses) {
     CO_ASSERT_TRUE(seen_by_b.has_value() && seen_by_b->identified);
     EXPECT_EQ(seen_by_b->agent_version, "kwaainet/0.1.0");
     EXPECT_EQ(seen_by_b->protocol_version, "ipfs/0.1.0");
-    for (const char* p : {kEcho, "/ipfs/id/1.0.0", "/ipfs/id/push/1.0.0", "/ipfs/ping/1.0.0",
-                          "/ipfs/kad/1.0.0"})
+    for (const char* p :
+         {kEcho, "/ipfs/id/1.0.0", "/ipfs/id/push/1.0.0", "/ipfs/ping/1.0.0", "/ipfs/kad/1.0.0"})
       EXPECT_NE(std::find(seen_by_b->protocols.begin(), seen_by_b->protocols.end(), p),
                 seen_by_b->protocols.end())
           << p;
     CO_ASSERT_TRUE(seen_by_b->public_key.has_value());
     EXPECT_EQ(*seen_by_b->public_key, a.host->identity().public_key());
-    EXPECT_NE(std::find(seen_by_b->addrs.begin(), seen_by_b->addrs.end(), a.host->listen_addrs()[0]),
-              seen_by_b->addrs.end());
+    EXPECT_NE(
+        std::find(seen_by_b->addrs.begin(), seen_by_b->addrs.end(), a.host->listen_addrs()[0]),
+        seen_by_b->addrs.end());
     // b's observed address as a saw it is b's side of the TCP connection.
     CO_ASSERT_TRUE(seen_by_b->observed_addr.has_value());
     EXPECT_EQ(seen_by_b->observed_addr->tcp_endpoint()->host, "127.0.0.1");
@@ -231,7 +233,8 @@ TEST(Host, SilentPeerIsCutOffByHandshakeTimeoutAndHostKeepsServing) {
     boost::system::error_code ec;
     const auto start = std::chrono::steady_clock::now();
     for (;;) {
-      co_await raw.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+      co_await raw.async_read_some(asio::buffer(buf),
+                                   asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
     }
     EXPECT_LT(std::chrono::steady_clock::now() - start, 5s);
@@ -255,7 +258,8 @@ TEST(Host, GarbageInsteadOfHandshakeIsRejectedAndHostKeepsServing) {
     std::uint8_t buf[256];
     boost::system::error_code ec;
     for (;;) {
-      co_await raw.async_read_some(asio::buffer(buf), asio::redirect_error(asio::use_awaitable, ec));
+      co_await raw.async_read_some(asio::buffer(buf),
+                                   asio::redirect_error(asio::use_awaitable, ec));
       if (ec) break;
     }
     EXPECT_TRUE(a.host->connections().empty());
