@@ -61,7 +61,9 @@ Status parse(ByteView bytes, google::protobuf::MessageLite& msg, std::size_t max
   if (bytes.size() > max_body)
     return make_error(Errc::kTooLarge, msg.GetTypeName() + " of " + std::to_string(bytes.size()) +
                                            " bytes (max " + std::to_string(max_body) + ")");
-  if (!msg.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+  // ParsePartial + IsInitialized avoids libprotobuf's error log line per malformed message.
+  if (!msg.ParsePartialFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
+      !msg.IsInitialized())
     return make_error(Errc::kMalformed, msg.GetTypeName() + " does not parse");
   return {};
 }

@@ -40,7 +40,7 @@ Result<HandshakePayload> HandshakePayload::decode(ByteView bytes) {
     return make_error(Errc::kTooLarge,
                       "noise payload of " + std::to_string(bytes.size()) + " bytes");
   pb::NoiseHandshakePayload msg;
-  if (!msg.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+  if (!msg.ParsePartialFromArray(bytes.data(), static_cast<int>(bytes.size())))
     return make_error(Errc::kMalformed, "noise payload does not parse");
   HandshakePayload p;
   p.identity_key.assign(msg.identity_key().begin(), msg.identity_key().end());

@@ -132,7 +132,10 @@ Result<PublicKey> PublicKey::from_protobuf(ByteView bytes) {
                                            " bytes (max " + std::to_string(kMaxKeyProtobufSize) +
                                            ")");
   pb::PublicKey msg;
-  if (!msg.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+  // ParsePartial + IsInitialized: same check as ParseFromArray without libprotobuf logging
+  // an error line for every malformed key a peer sends.
+  if (!msg.ParsePartialFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
+      !msg.IsInitialized())
     return make_error(Errc::kMalformed, "public key protobuf does not parse");
   const auto type = static_cast<KeyType>(msg.type());
   const ByteView data(reinterpret_cast<const std::uint8_t*>(msg.data().data()), msg.data().size());
@@ -214,7 +217,8 @@ PrivateKey PrivateKey::ed25519_from_seed(const std::array<std::uint8_t, 32>& see
 Result<PrivateKey> PrivateKey::from_protobuf(ByteView bytes) {
   if (bytes.size() > 16 * 1024) return make_error(Errc::kTooLarge, "private key protobuf > 16 KiB");
   pb::PrivateKey msg;
-  if (!msg.ParseFromArray(bytes.data(), static_cast<int>(bytes.size())))
+  if (!msg.ParsePartialFromArray(bytes.data(), static_cast<int>(bytes.size())) ||
+      !msg.IsInitialized())
     return make_error(Errc::kMalformed, "private key protobuf does not parse");
   const ByteView data(reinterpret_cast<const std::uint8_t*>(msg.data().data()), msg.data().size());
   switch (static_cast<KeyType>(msg.type())) {
