@@ -11,8 +11,10 @@ namespace kwaai::p2p::libp2p::noise {
 namespace {
 
 Bytes signed_message(const Key32& static_public) {
-  Bytes msg(kSignaturePrefix.begin(), kSignaturePrefix.end());
-  append(msg, static_public);
+  Bytes msg(kSignaturePrefix.size() + static_public.size());
+  std::copy(kSignaturePrefix.begin(), kSignaturePrefix.end(), msg.begin());
+  std::copy(static_public.begin(), static_public.end(),
+            msg.begin() + static_cast<std::ptrdiff_t>(kSignaturePrefix.size()));
   return msg;
 }
 

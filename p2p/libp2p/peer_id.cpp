@@ -58,7 +58,9 @@ std::string PeerId::to_cid_string() const {
   encode_uvarint(kCidV1, cid);
   encode_uvarint(kMulticodecLibp2pKey, cid);
   append(cid, multihash_);
-  return "b" + base32_lower_encode(cid);
+  std::string out = "b";  // multibase prefix of base32 lower, no padding
+  out += base32_lower_encode(cid);
+  return out;
 }
 
 std::optional<PublicKey> PeerId::inline_public_key() const {
