@@ -1,7 +1,7 @@
 #version 450
 // partial[g] = sum of x[g*chunk, min((g+1)*chunk, n)) with chunk = per_group elements; the
 // per-workgroup sum goes through common.glsl's kwaai_wg_sum (subgroup or shared-memory tree).
-layout(local_size_x_id = 0) in;
+layout(local_size_x = 64, local_size_x_id = 0) in;
 #define KWAAI_REDUCE_SIZE gl_WorkGroupSize.x
 #include "common.glsl"
 

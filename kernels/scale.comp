@@ -8,8 +8,8 @@
 #endif
 #include "common.glsl"
 
-layout(local_size_x_id = 0) in;
-layout(constant_id = 0) const uint kLocalSize = 64;
+// Local size 64 unless specialised through constant 0.
+layout(local_size_x = 64, local_size_x_id = 0) in;
 
 #if IN_F16
 layout(std430, set = 0, binding = 0) readonly buffer X { float16_t x[]; };

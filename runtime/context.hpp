@@ -32,6 +32,7 @@
 #include "runtime/error.hpp"
 #include "runtime/memory.hpp"
 #include "runtime/pipeline.hpp"
+#include "runtime/validation_log.hpp"
 #include "runtime/vk.hpp"
 
 namespace kwaai::runtime {
@@ -108,6 +109,8 @@ class Context {
   std::size_t validation_message_count() const;
   std::vector<std::string> validation_messages() const;
   void clear_validation_messages();
+  // The log itself; stays readable after the Context is gone (teardown messages included).
+  std::shared_ptr<const ValidationLog> validation_log() const;
 
   // Internal: serialises vkQueueSubmit across Streams.
   struct Impl;

@@ -9,7 +9,7 @@
 
 namespace kwaai::runtime {
 
-// "VK_ERROR_OUT_OF_DEVICE_MEMORY" etc.; "VkResult(<n>)" for values this build does not know.
+// "VK_ERROR_OUT_OF_DEVICE_MEMORY" etc.; nullptr for values this build does not know.
 const char* vk_result_name(VkResult r);
 
 class VulkanError : public std::runtime_error {
