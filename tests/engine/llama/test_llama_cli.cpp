@@ -15,14 +15,14 @@
 namespace kwaai::engine::llama {
 namespace {
 
-struct Run {
+struct CliRun {
   int status = -1;
   std::string out;
 };
 
-Run run(const std::string& args) {
+CliRun run(const std::string& args) {
   const std::string cmd = std::string(KWAAINET_BIN) + " " + args + " 2>/dev/null";
-  Run r;
+  CliRun r;
   std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
   if (!p) return r;
   std::array<char, 4096> buf{};
@@ -41,8 +41,8 @@ std::string last_line(const std::string& s) {
 }
 
 TEST(KwaainetGenerate, GreedyIdsFromBosMatchTheReference) {
-  const Run r = run("generate --model " + test::stories_dir() +
-                    " --prompt-ids 1 --max-new-tokens 128 --device cpu --json");
+  const CliRun r = run("generate --model " + test::stories_dir() +
+                       " --prompt-ids 1 --max-new-tokens 128 --device cpu --json");
   ASSERT_EQ(r.status, 0) << r.out;
   const auto j = nlohmann::json::parse(last_line(r.out));
   EXPECT_EQ(j.at("ids").get<std::vector<std::int32_t>>(), test::Reference().i32("greedy_from_bos"));
@@ -54,7 +54,7 @@ TEST(KwaainetGenerate, SeededSamplingIsReproducibleAndBadInputFails) {
   const std::string args = "generate --model " + test::stories_dir() +
                            " --prompt-ids 1,461 --max-new-tokens 24 --temperature 0.9 --top-k "
                            "40 --top-p 0.95 --seed 7 --device cpu --json";
-  const Run a = run(args), b = run(args);
+  const CliRun a = run(args), b = run(args);
   ASSERT_EQ(a.status, 0);
   const auto ja = nlohmann::json::parse(last_line(a.out));
   EXPECT_EQ(ja.at("ids"), nlohmann::json::parse(last_line(b.out)).at("ids"));
