@@ -15,6 +15,7 @@ struct GlobalOptions {
 
 // Registration functions, one per cmd_*.cpp, called from main.cpp in this order.
 void register_devices(CLI::App& app, GlobalOptions& global);
+void register_bench(CLI::App& app, GlobalOptions& global);
 void register_generate(CLI::App& app, GlobalOptions& global);
 
 }  // namespace kwaai::cli

@@ -36,6 +36,7 @@ int main(int argc, char** argv) {
   });
 
   kwaai::cli::register_devices(app, global);
+  kwaai::cli::register_bench(app, global);
   kwaai::cli::register_generate(app, global);
 
   try {

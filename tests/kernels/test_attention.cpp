@@ -1,0 +1,95 @@
+// Causal GQA attention over a KV cache: decode (T = 1) at KV length 1 and 2048, prefill,
+// prefill continuing after a past, batches, and MHA/MQA head layouts.
+#include <cmath>
+
+#include "tests/kernels/op_test_util.hpp"
+#include "tests/kernels/reference.hpp"
+
+namespace kwaai::test {
+namespace {
+
+using engine::DType;
+
+struct AttnCase {
+  std::int64_t B, T, Hq, Hkv, D, L, n_past;
+};
+
+void run_attention(engine::Backend& be, Rng& rng, const AttnCase& c, float logit_range = 1.0f) {
+  SCOPED_TRACE("B " + std::to_string(c.B) + " T " + std::to_string(c.T) + " Hq " +
+               std::to_string(c.Hq) + " Hkv " + std::to_string(c.Hkv) + " D " +
+               std::to_string(c.D) + " L " + std::to_string(c.L) + " n_past " +
+               std::to_string(c.n_past));
+  const auto q = rng.vec(c.B * c.T * c.Hq * c.D, -logit_range, logit_range);
+  auto k = rng.vec(c.B * c.L * c.Hkv * c.D);
+  const auto v = rng.vec(c.B * c.L * c.Hkv * c.D);
+  // Rows past n_past + T are outside the causal window: make them huge so attending to
+  // them by mistake cannot go unnoticed.
+  for (std::int64_t b = 0; b < c.B; ++b)
+    for (std::int64_t j = c.n_past + c.T; j < c.L; ++j)
+      for (std::int64_t i = 0; i < c.Hkv * c.D; ++i)
+        k[static_cast<std::size_t>((b * c.L + j) * c.Hkv * c.D + i)] = 1e3f;
+  const float scale = 1.0f / std::sqrt(static_cast<float>(c.D));
+  const auto out = poisoned(be, DType::F32, {c.B, c.T, c.Hq, c.D});
+  be.attention(upload(be, DType::F32, {c.B, c.T, c.Hq, c.D}, q),
+               upload(be, DType::F32, {c.B, c.L, c.Hkv, c.D}, k),
+               upload(be, DType::F32, {c.B, c.L, c.Hkv, c.D}, v), out, c.n_past, scale);
+  EXPECT_TRUE(all_close(download<float>(be, out),
+                        ref::attention(q, k, v, c.B, c.T, c.Hq, c.Hkv, c.D, c.L, c.n_past, scale),
+                        2e-5, 1e-4));
+}
+
+class AttentionTest : public OpTest {};
+
+TEST_P(AttentionTest, gqa_decode_kv_length_1) {
+  KWAAI_SEEDED_RNG();
+  run_attention(be(), rng, {1, 1, 32, 8, 128, 16, 0});
+}
+
+TEST_P(AttentionTest, gqa_decode_kv_length_2048) {
+  KWAAI_SEEDED_RNG();
+  run_attention(be(), rng, {1, 1, 32, 8, 128, 2048, 2047});
+}
+
+TEST_P(AttentionTest, gqa_prefill_33_tokens_from_empty_cache) {
+  KWAAI_SEEDED_RNG();
+  run_attention(be(), rng, {1, 33, 32, 8, 128, 64, 0});
+}
+
+TEST_P(AttentionTest, prefill_after_past_batched) {
+  KWAAI_SEEDED_RNG();
+  run_attention(be(), rng, {2, 7, 4, 2, 64, 128, 100});
+}
+
+TEST_P(AttentionTest, odd_head_layouts_mha_mqa_and_small_dims) {
+  KWAAI_SEEDED_RNG();
+  run_attention(be(), rng, {1, 3, 1, 1, 1, 5, 2});
+  run_attention(be(), rng, {1, 5, 7, 7, 33, 9, 1});  // MHA, odd D
+  run_attention(be(), rng, {3, 2, 6, 1, 16, 7, 4});  // MQA
+}
+
+TEST_P(AttentionTest, large_logits_stay_finite) {
+  KWAAI_SEEDED_RNG();
+  run_attention(be(), rng, {1, 4, 8, 2, 64, 32, 20}, 40.0f);
+}
+
+TEST_P(AttentionTest, rejects_bad_shapes_and_cache_overflow) {
+  auto& b = be();
+  const auto q = b.alloc(DType::F32, {1, 2, 4, 8});
+  const auto k = b.alloc(DType::F32, {1, 10, 2, 8});
+  EXPECT_TRUE(throws_invalid("attention", [&] { b.attention(q, k, k, q, 9, 1.0f); }));
+  EXPECT_TRUE(throws_invalid("attention", [&] {
+    b.attention(q, b.alloc(DType::F32, {1, 10, 3, 8}), b.alloc(DType::F32, {1, 10, 3, 8}), q, 0,
+                1.0f);
+  }));
+  EXPECT_TRUE(throws_invalid("attention", [&] {
+    b.attention(q, k, b.alloc(DType::F32, {1, 10, 2, 4}), q, 0, 1.0f);
+  }));
+  EXPECT_TRUE(throws_invalid("attention", [&] {
+    b.attention(q, k, k, b.alloc(DType::F32, {1, 2, 4, 4}), 0, 1.0f);
+  }));
+}
+
+KWAAI_INSTANTIATE_OPS(AttentionTest);
+
+}  // namespace
+}  // namespace kwaai::test
