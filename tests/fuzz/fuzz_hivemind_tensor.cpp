@@ -1,0 +1,26 @@
+// Fuzzes Tensor protobuf parsing and deserialize_tensor for every compression type, then
+// streaming split/group of whatever parsed.
+#include <cstddef>
+#include <cstdint>
+
+#include "p2p/hivemind/tensor.hpp"
+
+using namespace kwaai::p2p::hivemind;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  pb::Tensor t;
+  if (!t.ParseFromArray(data, static_cast<int>(size))) return 0;
+  DeserializeLimits lim;
+  lim.max_elements = 1u << 20;
+  auto host = deserialize_tensor(t, lim);
+  if (host.ok()) {
+    if (host->data.size() != host->numel() * dtype_size(host->dtype)) __builtin_trap();
+    (void)serialize_tensor(*host, pb::NONE);
+  }
+  auto parts = split_for_streaming(t, 64);
+  auto grouped = group_streamed_parts(parts);
+  if (t.dtype().empty()) return 0;  // a first part without dtype cannot start a group
+  if (!grouped.ok() || grouped->size() != 1 || (*grouped)[0].buffer() != t.buffer())
+    __builtin_trap();
+  return 0;
+}
