@@ -1,0 +1,73 @@
+// The CPU backend's per-ISA inner loops (scalar, AVX2, AVX-512 VNNI) must compute the same
+// dot products: the backend only ever runs the fastest table the CPU has, so the others are
+// exercised here, against the scalar table and a double reference.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "engine/cpu/kernels.hpp"
+#include "tests/kernels/op_test_util.hpp"
+
+namespace kwaai::engine::cpu {
+namespace {
+
+std::vector<const KernelTable*> tables() {
+  std::vector<const KernelTable*> t{&scalar_kernels()};
+  if (auto* k = avx2_kernels()) t.push_back(k);
+  if (auto* k = avx512_kernels()) t.push_back(k);
+  return t;
+}
+
+TEST(CpuKernels, every_isa_table_agrees_on_float_and_quantized_dots) {
+  KWAAI_SEEDED_RNG();
+  for (std::int64_t n : {1, 7, 15, 16, 17, 31, 33, 64, 4097}) {
+    const auto a = rng.vec(n), b = rng.vec(n);
+    std::vector<std::uint16_t> h(a.size()), bf(a.size());
+    double ref = 0, ref_h = 0, ref_bf = 0, abs_sum = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+      h[i] = f32_to_f16(a[i]);
+      bf[i] = f32_to_bf16(a[i]);
+      ref += static_cast<double>(a[i]) * b[i];
+      ref_h += static_cast<double>(f16_to_f32(h[i])) * b[i];
+      ref_bf += static_cast<double>(bf16_to_f32(bf[i])) * b[i];
+      abs_sum += std::fabs(static_cast<double>(a[i]) * b[i]);
+    }
+    const double tol = 1e-6 * std::sqrt(static_cast<double>(n)) * abs_sum + 1e-6;
+    for (const auto* k : tables()) {
+      SCOPED_TRACE(std::string(k->name) + " n " + std::to_string(n));
+      EXPECT_NEAR(k->dot_f32(a.data(), b.data(), n), ref, tol);
+      EXPECT_NEAR(k->dot_f16(h.data(), b.data(), n), ref_h, tol);
+      EXPECT_NEAR(k->dot_bf16(bf.data(), b.data(), n), ref_bf, tol);
+      std::vector<float> row(a.size());
+      k->f16_to_f32_row(h.data(), row.data(), n);
+      for (std::size_t i = 0; i < row.size(); ++i) ASSERT_EQ(row[i], f16_to_f32(h[i]));
+      k->bf16_to_f32_row(bf.data(), row.data(), n);
+      for (std::size_t i = 0; i < row.size(); ++i) ASSERT_EQ(row[i], bf16_to_f32(bf[i]));
+    }
+  }
+  for (std::int64_t nb : {1, 2, 3, 4, 5, 7, 128, 129}) {
+    const auto w = rng.vec(nb * 32, -2, 2), x = rng.vec(nb * 32, -3, 3);
+    std::vector<BlockQ8_0> w8(static_cast<std::size_t>(nb));
+    std::vector<BlockQ4_0> w4(static_cast<std::size_t>(nb));
+    std::vector<BlockQ8Act> xa(static_cast<std::size_t>(nb));
+    quantize_row_q8_0(w.data(), w8.data(), nb * 32);
+    quantize_row_q4_0(w.data(), w4.data(), nb * 32);
+    // Extreme codes too: -128 is a legal Q8_0 weight code in a GGUF file.
+    w8[0].qs[0] = -128;
+    w8[0].qs[1] = 127;
+    quantize_act_q8(x.data(), xa.data(), nb);
+    // Integer products are exact, so tables differ only in float summation of block terms.
+    const float s8 = scalar_kernels().dot_q8_0(w8.data(), xa.data(), nb);
+    const float s4 = scalar_kernels().dot_q4_0(w4.data(), xa.data(), nb);
+    const double tol = 1e-5 * (std::fabs(s8) + std::fabs(s4) + static_cast<double>(nb));
+    for (const auto* k : tables()) {
+      SCOPED_TRACE(std::string(k->name) + " blocks " + std::to_string(nb));
+      EXPECT_NEAR(k->dot_q8_0(w8.data(), xa.data(), nb), s8, tol);
+      EXPECT_NEAR(k->dot_q4_0(w4.data(), xa.data(), nb), s4, tol);
+    }
+  }
+}
+
+}  // namespace
+}  // namespace kwaai::engine::cpu
