@@ -207,7 +207,8 @@ class NoiseHandshake {
   Result<Bytes> next_message();
   // A received handshake message (unframed frame body).
   Status on_message(ByteView message);
-  // Valid once done(); kState before.
+  // Valid once done(); kState before. Single use: a second call fails with kState, because
+  // two sessions with the same keys would reuse nonces.
   Result<HandshakeResult> result() const;
 
  private:
@@ -218,6 +219,7 @@ class NoiseHandshake {
   std::optional<PublicKey> remote_key_;
   std::optional<std::vector<std::string>> remote_muxers_;
   bool failed_ = false;
+  mutable bool result_taken_ = false;
 };
 
 // ---- framing ---------------------------------------------------------------------------

@@ -178,12 +178,14 @@ Result<HandshakeResult> NoiseHandshake::result() const {
   if (failed_) return make_error(Errc::kState, "noise handshake failed");
   if (!hs_.complete() || !remote_key_)
     return make_error(Errc::kState, "noise handshake not complete");
+  if (result_taken_) return make_error(Errc::kState, "noise handshake result already taken");
   auto split = hs_.split();
   if (!split) return std::move(split).error();
   const auto& ours = options_.stream_muxers;
   auto early = role_ == Role::kInitiator ? select_early_muxer(ours, remote_muxers_)
                                          : select_early_muxer(remote_muxers_, ours);
   if (!early) return std::move(early).error();
+  result_taken_ = true;
   return HandshakeResult{NoiseSession(split->first, split->second),
                          *remote_key_,
                          PeerId::from_public_key(*remote_key_),

@@ -262,8 +262,12 @@ TEST(NoiseHandshake, EarlyMuxerSelection) {
   NoiseHandshake resp(Role::kResponder, PrivateKey::generate_ed25519());
   ASSERT_TRUE(run(ini, resp).ok());
   EXPECT_EQ(ini.result()->early_muxer, std::nullopt);
-  EXPECT_EQ(resp.result()->early_muxer, std::nullopt);
-  EXPECT_EQ(resp.result()->remote_muxers, std::nullopt);
+  auto rr = resp.result();
+  ASSERT_TRUE(rr.ok());
+  EXPECT_EQ(rr->early_muxer, std::nullopt);
+  EXPECT_EQ(rr->remote_muxers, std::nullopt);
+  // Single use: a second session with the same keys would reuse nonces.
+  EXPECT_EQ(resp.result().error().code, Errc::kState);
 }
 
 TEST(NoiseHandshake, OutOfTurnCallsAndShortMessagesFailCleanly) {
