@@ -8,6 +8,8 @@
 // or written (WAW) there, first gets one pipeline barrier whose source stages/accesses are
 // everything recorded since the last barrier (compute and/or transfer) and whose destination
 // is the new command's stage. Non-overlapping commands run without barriers between them.
+// Each command buffer also starts with one barrier that orders it after the writes of earlier
+// submissions (submission order alone is not a memory dependency).
 //
 // Host data: upload() copies the bytes into a staging buffer at call time (the host span may
 // be freed on return); download() records a copy into a readback buffer and copies to the

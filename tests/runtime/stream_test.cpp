@@ -214,12 +214,42 @@ TEST_F(VulkanTest, DispatchContractViolationsThrowBeforeRecording) {
                std::length_error);  // misaligned binding offset
   EXPECT_THROW(s.upload(a.ref(), 1020, std::as_bytes(std::span(short_push)).subspan(0, 8)),
                std::out_of_range);
+  EXPECT_THROW(s.fill(a.ref().slice(0, 10), 0), std::invalid_argument);  // not whole words
+  EXPECT_THROW(s.copy(a.ref().slice(0, 512), a.ref().slice(256, 512), 512),
+               std::invalid_argument);  // overlapping copy
+  EXPECT_THROW(s.copy(a.ref(), b.ref().slice(0, 16), 1024), std::out_of_range);
   EXPECT_TRUE(s.empty());
   EXPECT_THROW(ctx().pipeline("no_such_kernel"), std::out_of_range);
   const SpecConstant bad_id[] = {SpecConstant::u32(7, 1)};
   EXPECT_THROW(ctx().pipeline("scale_f32", bad_id), std::invalid_argument);
   const SpecConstant too_wide[] = {SpecConstant::u32(0, 1u << 20)};
   EXPECT_THROW(ctx().pipeline("scale_f32", too_wide), std::length_error);
+}
+
+TEST_F(VulkanTest, StreamDestroyedWithUnsubmittedOrPendingWorkIsClean) {
+  Pipeline& p = ctx().pipeline("scale_f32");
+  Allocation a = ctx().alloc_device(4096), b = ctx().alloc_device(4096);
+  const ScalePush push{1024, 1.0f, 0.0f};
+  {
+    Stream s(ctx());  // recorded, never submitted
+    s.fill(a.ref(), 0);
+    s.dispatch(p, {{a.ref(), Access::Read}, {b.ref(), Access::Write}}, push_bytes(push), 4, 1, 1);
+  }
+  {
+    Stream s(ctx());  // submitted, never waited for: the destructor waits
+    s.fill(a.ref(), 0);
+    s.dispatch(p, {{a.ref(), Access::Read}, {b.ref(), Access::Write}}, push_bytes(push), 4, 1, 1);
+    s.submit();
+    EXPECT_FALSE(s.empty());
+  }
+  Stream s(ctx());
+  s.fill(a.ref(), std::bit_cast<std::uint32_t>(5.0f));
+  s.submit();
+  // Recording after a submit waits for it first, so the data dependency still holds.
+  s.dispatch(p, {{a.ref(), Access::Read}, {b.ref(), Access::Write}}, push_bytes(push), 4, 1, 1);
+  const auto y = download_floats(s, b.ref(), 1024);
+  EXPECT_EQ(y[0], 5.0f);
+  EXPECT_EQ(y[1023], 5.0f);
 }
 
 TEST_F(VulkanTest, PipelinesAreCachedPerSpecConstants) {
