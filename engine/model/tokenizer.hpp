@@ -19,6 +19,8 @@
 
 namespace kwaai::engine {
 
+struct GgufHeader;
+
 class Tokenizer {
  public:
   enum class Kind { SentencePieceBpe, ByteLevelBpe };
@@ -27,6 +29,12 @@ class Tokenizer {
   static Tokenizer from_json(std::string_view json_text,
                              const std::string& origin = "tokenizer.json");
   static Tokenizer from_file(const std::string& path);
+  // From the tokenizer.ggml.* metadata of a GGUF file: llama.cpp's "llama" vocabulary
+  // (SentencePiece; merges derived from the token scores) or "gpt2" with pre-tokenizer
+  // "llama-bpe" (Llama 3 byte-level, explicit merges). nullopt when the file has no tokenizer.
+  static std::optional<Tokenizer> from_gguf(const std::string& path);
+  static std::optional<Tokenizer> from_gguf_metadata(const GgufHeader& header,
+                                                     const std::string& origin);
   // `dir/tokenizer.json` if it exists, else nullopt.
   static std::optional<Tokenizer> from_model_dir(const std::string& dir);
 

@@ -51,4 +51,16 @@ struct Tokenizer::Impl {
   void encode_bl(std::string_view text, std::vector<std::int32_t>& out) const;
 };
 
+// Building blocks shared by the tokenizer.json and GGUF loaders.
+namespace tokbuild {
+// Registers `s` under `id` (limits on id and length; duplicate ids/strings are errors).
+void add_token(Tokenizer::Impl& m, const std::string& origin, const std::string& s,
+               std::int64_t id);
+// Sorts added tokens longest first and fills the per-id special/added flags.
+void index_added(Tokenizer::Impl& m);
+void find_byte_tokens(Tokenizer::Impl& m);  // <0xNN> ids
+void guess_bos_eos(Tokenizer::Impl& m);     // from added-token names
+[[noreturn]] void throw_at(const std::string& origin, const std::string& what);
+}  // namespace tokbuild
+
 }  // namespace kwaai::engine

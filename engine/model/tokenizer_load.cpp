@@ -37,30 +37,6 @@ std::string type_of(const json& j) {
   return it != j.end() && it->is_string() ? it->get<std::string>() : std::string();
 }
 
-void add_token(Tokenizer::Impl& m, const std::string& origin, const std::string& s,
-               std::int64_t id) {
-  if (id < 0 || static_cast<std::uint64_t>(id) >= kTokMaxVocab) {
-    fail(origin, "token '" + s.substr(0, 64) + "' has id " + std::to_string(id) + " outside [0, " +
-                     std::to_string(kTokMaxVocab) + ")");
-  }
-  if (s.size() > kTokMaxTokenBytes) {
-    fail(origin, "token with id " + std::to_string(id) + " is " + std::to_string(s.size()) +
-                     " bytes, over the limit of " + std::to_string(kTokMaxTokenBytes));
-  }
-  if (m.id_to_tok.size() <= static_cast<std::size_t>(id)) m.id_to_tok.resize(id + 1);
-  auto [it, fresh] = m.vocab.emplace(s, static_cast<std::int32_t>(id));
-  if (!fresh && it->second != id) {
-    // Added tokens repeat vocab entries with the same id; a different id is a broken file.
-    fail(origin, "token '" + s.substr(0, 64) + "' has two ids (" + std::to_string(it->second) +
-                     ", " + std::to_string(id) + ")");
-  }
-  if (!m.id_to_tok[id].empty() && m.id_to_tok[id] != s) {
-    fail(origin, "id " + std::to_string(id) + " is used by two tokens ('" +
-                     m.id_to_tok[id].substr(0, 64) + "', '" + s.substr(0, 64) + "')");
-  }
-  m.id_to_tok[id] = s;
-}
-
 Tokenizer::Impl build(const json& j, const std::string& origin) {
   if (!j.is_object()) fail(origin, "top level is not an object");
   auto mit = j.find("model");
@@ -78,7 +54,7 @@ Tokenizer::Impl build(const json& j, const std::string& origin) {
   for (auto it = vit->begin(); it != vit->end(); ++it) {
     if (!it.value().is_number_integer())
       fail(origin, "vocab['" + it.key().substr(0, 64) + "'] is not an integer");
-    add_token(m, origin, it.key(), it.value().get<std::int64_t>());
+    tokbuild::add_token(m, origin, it.key(), it.value().get<std::int64_t>());
   }
   if (auto ait = j.find("added_tokens"); ait != j.end() && !ait->is_null()) {
     if (!ait->is_array()) fail(origin, "added_tokens is not an array");
@@ -89,20 +65,12 @@ Tokenizer::Impl build(const json& j, const std::string& origin) {
       }
       const std::string content = a["content"].get<std::string>();
       const std::int64_t id = a["id"].get<std::int64_t>();
-      add_token(m, origin, content, id);
+      tokbuild::add_token(m, origin, content, id);
       const bool special = a.value("special", false);
       m.added.push_back({content, static_cast<std::int32_t>(id), special});
     }
   }
-  std::stable_sort(m.added.begin(), m.added.end(), [](const auto& a, const auto& b) {
-    return a.content.size() > b.content.size();
-  });
-  m.special.assign(m.id_to_tok.size(), false);
-  m.is_added.assign(m.id_to_tok.size(), false);
-  for (const auto& a : m.added) {
-    m.special[a.id] = a.special;
-    m.is_added[a.id] = true;
-  }
+  tokbuild::index_added(m);
 
   m.byte_fallback = model.value("byte_fallback", false);
   m.ignore_merges = model.value("ignore_merges", false);
@@ -110,11 +78,7 @@ Tokenizer::Impl build(const json& j, const std::string& origin) {
   if (auto u = model.find("unk_token"); u != model.end() && u->is_string()) {
     m.unk = m.find(u->get<std::string>());
   }
-  for (int b = 0; b < 256; ++b) {
-    static const char* hex = "0123456789ABCDEF";
-    std::string t = std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">";
-    m.byte_tokens[b] = m.find(t);
-  }
+  tokbuild::find_byte_tokens(m);
 
   auto mg = model.find("merges");
   if (mg != model.end() && !mg->is_null()) {
@@ -224,6 +188,59 @@ Tokenizer::Impl build(const json& j, const std::string& origin) {
     m.strip_leading_space = m.prepend != Tokenizer::Impl::Prepend::Never;
   }
 
+  tokbuild::guess_bos_eos(m);
+  return m;
+}
+
+}  // namespace
+
+namespace tokbuild {
+
+void add_token(Tokenizer::Impl& m, const std::string& origin, const std::string& s,
+               std::int64_t id) {
+  if (id < 0 || static_cast<std::uint64_t>(id) >= kTokMaxVocab) {
+    throw_at(origin, "token '" + s.substr(0, 64) + "' has id " + std::to_string(id) +
+                         " outside [0, " + std::to_string(kTokMaxVocab) + ")");
+  }
+  if (s.size() > kTokMaxTokenBytes) {
+    throw_at(origin, "token with id " + std::to_string(id) + " is " + std::to_string(s.size()) +
+                         " bytes, over the limit of " + std::to_string(kTokMaxTokenBytes));
+  }
+  if (m.id_to_tok.size() <= static_cast<std::size_t>(id)) m.id_to_tok.resize(id + 1);
+  auto [it, fresh] = m.vocab.emplace(s, static_cast<std::int32_t>(id));
+  if (!fresh && it->second != id) {
+    // Added tokens repeat vocab entries with the same id; a different id is a broken file.
+    throw_at(origin, "token '" + s.substr(0, 64) + "' has two ids (" + std::to_string(it->second) +
+                         ", " + std::to_string(id) + ")");
+  }
+  if (!m.id_to_tok[id].empty() && m.id_to_tok[id] != s) {
+    throw_at(origin, "id " + std::to_string(id) + " is used by two tokens ('" +
+                         m.id_to_tok[id].substr(0, 64) + "', '" + s.substr(0, 64) + "')");
+  }
+  m.id_to_tok[id] = s;
+}
+
+void index_added(Tokenizer::Impl& m) {
+  std::stable_sort(m.added.begin(), m.added.end(), [](const auto& a, const auto& b) {
+    return a.content.size() > b.content.size();
+  });
+  m.special.assign(m.id_to_tok.size(), false);
+  m.is_added.assign(m.id_to_tok.size(), false);
+  for (const auto& a : m.added) {
+    m.special[a.id] = a.special;
+    m.is_added[a.id] = true;
+  }
+}
+
+void find_byte_tokens(Tokenizer::Impl& m) {
+  static const char* hex = "0123456789ABCDEF";
+  for (int b = 0; b < 256; ++b) {
+    std::string t = std::string("<0x") + hex[b >> 4] + hex[b & 15] + ">";
+    m.byte_tokens[b] = m.find(t);
+  }
+}
+
+void guess_bos_eos(Tokenizer::Impl& m) {
   auto pick = [&](std::initializer_list<const char*> names) {
     for (const char* n : names) {
       for (const auto& a : m.added) {
@@ -234,10 +251,13 @@ Tokenizer::Impl build(const json& j, const std::string& origin) {
   };
   m.bos = pick({"<|begin_of_text|>", "<s>"});
   m.eos = pick({"<|end_of_text|>", "</s>", "<|eot_id|>"});
-  return m;
 }
 
-}  // namespace
+void throw_at(const std::string& origin, const std::string& what) {
+  fail(origin, what);
+}
+
+}  // namespace tokbuild
 
 Tokenizer Tokenizer::from_json(std::string_view json_text, const std::string& origin) {
   json j;

@@ -1,5 +1,5 @@
 // Fuzz target: the GGUF v3 parser over arbitrary file bytes (tight limits so a run stays small),
-// then typed metadata access and a full read of every accepted tensor's bytes.
+// then typed metadata access, a full read of every accepted tensor's bytes and the GGUF tokenizer.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -7,6 +7,7 @@
 #include <stdexcept>
 
 #include "engine/model/gguf.hpp"
+#include "engine/model/tokenizer.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   std::span<const std::byte> file(reinterpret_cast<const std::byte*>(data), size);
@@ -28,6 +29,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     }
     volatile unsigned sink = sum;
     (void)sink;
+    // A tokenizer carried in the metadata, if any, must load or fail cleanly.
+    if (auto t = kwaai::engine::Tokenizer::from_gguf_metadata(h, "fuzz")) {
+      auto ids = t->encode("hello world 123", true);
+      (void)t->decode(ids);
+    }
   } catch (const std::runtime_error&) {
   }
   return 0;

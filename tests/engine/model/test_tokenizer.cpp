@@ -4,8 +4,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include "engine/model/gguf.hpp"
 #include "engine/model/tokenizer.hpp"
 #include "engine/model/tokenizer_text.hpp"
+#include "tests/engine/model/gguf_writer.hpp"
 #include "tests/engine/model/test_util.hpp"
 
 namespace kwaai::engine {
@@ -194,6 +196,109 @@ TEST(Llama3Split, MatchesRegexModuleVectors) {
     for (auto [b, e] : tok::llama3_split(cps)) got.push_back(tok::utf8_encode(cps, b, e));
     EXPECT_EQ(got, c["pieces"].get<std::vector<std::string>>());
   }
+}
+
+// ---- GGUF-embedded vocabularies (tokenizer.ggml.*) built from the same two files ----
+
+std::vector<std::string> tokens_by_id(const nlohmann::json& vocab) {
+  std::vector<std::string> t(vocab.size());
+  for (auto it = vocab.begin(); it != vocab.end(); ++it)
+    t.at(it.value().get<std::size_t>()) = it.key();
+  return t;
+}
+
+std::string i32_array(const std::vector<std::int32_t>& v) {
+  std::string b = test::GgufWriter::raw<std::uint32_t>(test::GgufWriter::I32) +
+                  test::GgufWriter::raw<std::uint64_t>(v.size());
+  for (auto x : v) b += test::GgufWriter::raw(x);
+  return b;
+}
+
+std::string f32_array(const std::vector<float>& v) {
+  std::string b = test::GgufWriter::raw<std::uint32_t>(test::GgufWriter::F32) +
+                  test::GgufWriter::raw<std::uint64_t>(v.size());
+  for (auto x : v) b += test::GgufWriter::raw(x);
+  return b;
+}
+
+// llama.cpp's "llama" vocabulary has scores instead of merges: give merge rank r's result the
+// score -r (and single characters a low score), so score-ordered merging must reproduce the
+// tokenizer.json encodings.
+TEST(TokenizerGguf, SentencePieceScoresReproduceMergeOrder) {
+  auto j = nlohmann::json::parse(test::read_file(test::data_dir() + "/sp_tokenizer.json"));
+  auto toks = tokens_by_id(j["model"]["vocab"]);
+  std::vector<float> scores(toks.size(), -1000.0f);
+  std::vector<std::int32_t> types(toks.size(), 1);
+  types[0] = 2;
+  types[1] = types[2] = 3;
+  for (int i = 3; i <= 7; ++i) types[i] = 6;
+  int rank = 0;
+  for (const auto& m : j["model"]["merges"]) {
+    std::string s = m.get<std::string>();
+    std::string merged = s.substr(0, s.find(' ')) + s.substr(s.find(' ') + 1);
+    scores[j["model"]["vocab"][merged].get<std::size_t>()] = -static_cast<float>(rank++);
+  }
+  test::GgufWriter w;
+  w.kv_str("tokenizer.ggml.model", "llama");
+  w.kv_str_array("tokenizer.ggml.tokens", toks);
+  w.kv_raw("tokenizer.ggml.scores", test::GgufWriter::ARRAY, f32_array(scores));
+  w.kv_raw("tokenizer.ggml.token_type", test::GgufWriter::ARRAY, i32_array(types));
+  w.kv_u32("tokenizer.ggml.bos_token_id", 1);
+  w.kv_u32("tokenizer.ggml.eos_token_id", 2);
+  w.kv_u32("tokenizer.ggml.unknown_token_id", 0);
+  test::TempDir dir;
+  test::write_file(dir.file("sp.gguf"), w.finish());
+  auto t = Tokenizer::from_gguf(dir.file("sp.gguf"));
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->kind(), Tokenizer::Kind::SentencePieceBpe);
+  EXPECT_EQ(t->bos_id(), 1);
+  EXPECT_EQ(t->eos_id(), 2);
+  for (const char* s : {"hello", "hell", "hello world", "ll", " hello", "h\xF0\x9F\x98\x80", "h\nh",
+                        "<s>hello</s>", "\xC3\xA9"}) {
+    SCOPED_TRACE(s);
+    EXPECT_EQ(t->encode(s), sp().encode(s));
+    EXPECT_EQ(t->decode(t->encode(s), true), sp().decode(sp().encode(s), true));
+  }
+}
+
+TEST(TokenizerGguf, Gpt2LlamaBpeReproducesByteLevelEncodings) {
+  auto j = nlohmann::json::parse(test::read_file(test::data_dir() + "/bl_tokenizer.json"));
+  auto toks = tokens_by_id(j["model"]["vocab"]);
+  std::vector<std::int32_t> types(toks.size(), 1);
+  types[268] = types[269] = types[270] = 3;
+  std::vector<std::string> merges;
+  for (const auto& m : j["model"]["merges"])
+    merges.push_back(m[0].get<std::string>() + " " + m[1].get<std::string>());
+  test::GgufWriter w;
+  w.kv_str("tokenizer.ggml.model", "gpt2");
+  w.kv_str("tokenizer.ggml.pre", "llama-bpe");
+  w.kv_str_array("tokenizer.ggml.tokens", toks);
+  w.kv_raw("tokenizer.ggml.token_type", test::GgufWriter::ARRAY, i32_array(types));
+  w.kv_str_array("tokenizer.ggml.merges", merges);
+  w.kv_u32("tokenizer.ggml.bos_token_id", 268);
+  w.kv_u32("tokenizer.ggml.eos_token_id", 269);
+  const std::string bytes = w.finish();
+  auto h = parse_gguf({reinterpret_cast<const std::byte*>(bytes.data()), bytes.size()}, "bl.gguf");
+  auto t = Tokenizer::from_gguf_metadata(h, "bl.gguf");
+  ASSERT_TRUE(t.has_value());
+  EXPECT_EQ(t->kind(), Tokenizer::Kind::ByteLevelBpe);
+  EXPECT_EQ(t->bos_id(), 268);
+  for (const char* s :
+       {"hello world", "he's", "I'LL", "12345", "  hello", "hi  \n\nyo", "h\xC3\xA9llo",
+        "hi\xF0\x9F\x98\x80", "<|begin_of_text|>hello<|eot_id|>", "lol"}) {
+    SCOPED_TRACE(s);
+    EXPECT_EQ(t->encode(s), bl().encode(s));
+  }
+  // Other pre-tokenizers and tokenizer models are refused; no tokenizer metadata -> nullopt.
+  test::GgufWriter other;
+  other.kv_str("tokenizer.ggml.model", "gpt2");
+  other.kv_str("tokenizer.ggml.pre", "qwen2");
+  other.kv_str_array("tokenizer.ggml.tokens", toks);
+  const std::string ob = other.finish();
+  auto oh = parse_gguf({reinterpret_cast<const std::byte*>(ob.data()), ob.size()}, "o.gguf");
+  EXPECT_THROW(Tokenizer::from_gguf_metadata(oh, "o.gguf"), std::runtime_error);
+  GgufHeader empty;
+  EXPECT_FALSE(Tokenizer::from_gguf_metadata(empty, "e.gguf").has_value());
 }
 
 TEST(Tokenizer, MalformedFilesGiveClearErrors) {
