@@ -232,7 +232,6 @@ std::vector<std::int32_t> Tokenizer::encode(std::string_view text, bool add_bos)
 std::string Tokenizer::decode(std::span<const std::int32_t> ids, bool skip_special) const {
   const Impl& m = *impl_;
   std::string bytes;
-  bool at_start = true;
   for (std::int32_t id : ids) {
     const std::string tok = id_to_token(id);
     if (is_special(id)) {
@@ -254,17 +253,18 @@ std::string Tokenizer::decode(std::span<const std::int32_t> ids, bool skip_speci
       }
       continue;
     }
-    // SentencePiece: <0xNN> byte pieces, "▁" -> space, the first piece's leading space dropped.
+    // SentencePiece: <0xNN> byte pieces, "▁" -> space.
     if (int b = byte_token_value(tok); b >= 0 && m.byte_tokens[b] == id) {
       bytes.push_back(static_cast<char>(b));
-      at_start = false;
       continue;
     }
-    std::string piece;
-    for (char32_t cp : tok::utf8_decode(tok)) tok::utf8_append(piece, cp == kSpaceMark ? U' ' : cp);
-    if (at_start && m.strip_leading_space && !piece.empty() && piece[0] == ' ') piece.erase(0, 1);
-    at_start = false;
-    bytes += piece;
+    for (char32_t cp : tok::utf8_decode(tok)) tok::utf8_append(bytes, cp == kSpaceMark ? U' ' : cp);
+  }
+  // Like HF's Strip decoder: one leading space of the whole text (the one the normalizer
+  // prepended) goes; a special token written first keeps the space after it ("<s> Hello").
+  if (m.kind == Kind::SentencePieceBpe && m.strip_leading_space && !bytes.empty() &&
+      bytes[0] == ' ') {
+    bytes.erase(0, 1);
   }
   return tok::utf8_sanitize(bytes);
 }
