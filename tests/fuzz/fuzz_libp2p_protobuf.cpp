@@ -1,11 +1,13 @@
-// libp2p protobufs (keys, identify, kad) and delimited framing. The first byte picks the
-// message; parsed messages must re-serialize to bytes that parse to the same serialization.
+// libp2p protobufs (keys, identify, kad, signed peer records) and delimited framing. The first byte
+// picks the message; parsed messages must re-serialize to bytes that parse to the same
+// serialization.
 #include <cstddef>
 #include <cstdint>
 
 #include "p2p/libp2p/crypto/keys.hpp"
 #include "p2p/libp2p/delimited.hpp"
 #include "p2p/libp2p/peer_id.hpp"
+#include "p2p/libp2p/peer_record.hpp"
 #include "p2p/libp2p/proto/dht.pb.h"
 #include "p2p/libp2p/proto/identify.pb.h"
 #include "tests/fuzz/libp2p_fuzz_check.hpp"
@@ -29,7 +31,7 @@ void stable(ByteView in, std::size_t max) {
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   if (size == 0) return 0;
   const ByteView in(data + 1, size - 1);
-  switch (data[0] % 5) {
+  switch (data[0] % 7) {
     case 0: {
       auto k = PublicKey::from_protobuf(in);
       if (!k.ok()) break;
@@ -52,6 +54,18 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     case 3:
       stable<pb::Message>(in, kKadMaxMessage);
       break;
+    case 5: {  // signed peer record (identify field 8)
+      (void)open_peer_record(in);
+      break;
+    }
+    case 6: {  // peer record payload: decode → encode → decode keeps the fields
+      auto r = PeerRecord::decode(in);
+      if (!r.ok()) break;
+      auto again = PeerRecord::decode(r->encode());
+      LIBP2P_FUZZ_CHECK(again.ok() && again->peer_id == r->peer_id && again->seq == r->seq &&
+                        again->addresses == r->addresses);
+      break;
+    }
     case 4: {  // a stream of delimited kad messages
       DelimitedReader reader(kKadMaxMessage);
       reader.feed(in);
