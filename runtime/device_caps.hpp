@@ -70,8 +70,9 @@ struct DeviceCaps {
   std::uint32_t max_push_constants_size = 0;
   std::uint64_t min_storage_buffer_offset_alignment = 0;
   std::uint64_t non_coherent_atom_size = 0;
-  float timestamp_period_ns = 0;      // nanoseconds per timestamp tick
-  bool timestamps_supported = false;  // timestampComputeAndGraphics or queue valid bits > 0
+  float timestamp_period_ns = 0;           // nanoseconds per timestamp tick
+  bool timestamps_supported = false;       // the compute queue family reports valid bits > 0
+  std::uint32_t timestamp_valid_bits = 0;  // of that queue family (64 = no wrap-around)
 
   // Driver quirks.
   bool is_cpu_device = false;  // lavapipe/SwiftShader: "device" memory is host memory

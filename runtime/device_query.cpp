@@ -158,6 +158,7 @@ DeviceCaps query_caps(VkPhysicalDevice pd, std::uint32_t index, std::uint32_t in
   for (const auto& q : qf)
     if ((q.queueFlags & VK_QUEUE_COMPUTE_BIT) && q.timestampValidBits > 0) {
       c.timestamps_supported = l.timestampPeriod > 0;
+      c.timestamp_valid_bits = q.timestampValidBits;
       break;
     }
 

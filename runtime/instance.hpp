@@ -13,7 +13,6 @@
 
 namespace kwaai::runtime::detail {
 
-
 class Instance {
  public:
   // Throws NoVulkanDevice when the loader is missing or no driver accepts the instance;

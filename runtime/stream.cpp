@@ -242,8 +242,11 @@ struct Stream::Impl {
               sizeof(std::uint64_t), VK_QUERY_RESULT_64_BIT | VK_QUERY_RESULT_WAIT_BIT));
         }
         const std::size_t q = (2 * i) % kQueriesPerPool;
-        const std::uint64_t t0 = ticks[q], t1 = ticks[q + 1];
-        timings.push_back({labels[i], t1 > t0 ? double(t1 - t0) * ns_per_tick * 1e-9 : 0.0});
+        // Counters narrower than 64 bits wrap: the difference modulo 2^bits is the duration.
+        const std::uint32_t bits = caps.timestamp_valid_bits;
+        const std::uint64_t mask = bits >= 64 ? ~0ull : (1ull << bits) - 1;
+        const std::uint64_t dt = (ticks[q + 1] - ticks[q]) & mask;
+        timings.push_back({labels[i], double(dt) * ns_per_tick * 1e-9});
       }
       labels.clear();
     }
