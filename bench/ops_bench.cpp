@@ -78,6 +78,11 @@ void register_backend(const std::string& spec) {
   for (DType wt : {DType::Q8_0, DType::Q4_0})
     add(spec, "matvec_" + std::string(kwaai::engine::dtype_name(wt)) + "/8x4096*14336x4096",
         [wt](auto& be) { return make_matmul_case(be, wt, 8, 14336, 4096); });
+  // Cache-resident weights (256 rows, ~1.1 MB q8_0, half per thread in L2): the kernels'
+  // compute ceiling, separate from DRAM bandwidth.
+  for (DType wt : {DType::F16, DType::Q8_0, DType::Q4_0})
+    add(spec, "matvec_" + std::string(kwaai::engine::dtype_name(wt)) + "/1x4096*256x4096_cached",
+        [wt](auto& be) { return make_matmul_case(be, wt, 1, 256, 4096); });
   for (DType wt : all)
     add(spec, "matmul_" + std::string(kwaai::engine::dtype_name(wt)) + "/512x4096*4096x4096",
         [wt](auto& be) { return make_matmul_case(be, wt, 512, 4096, 4096); });

@@ -16,7 +16,7 @@ void attention(const Ctx& c, const float* q, const float* k, const float* v, flo
   const std::int64_t items = B * T * Hq;
   c.pool.parallel_for(items, [&](std::int64_t i0, std::int64_t i1) {
     std::vector<float> scores(static_cast<std::size_t>(n_past + T));
-    std::vector<double> acc(static_cast<std::size_t>(D));
+    std::vector<float> acc(static_cast<std::size_t>(D));
     for (std::int64_t it = i0; it < i1; ++it) {
       const std::int64_t h = it % Hq;
       const std::int64_t t = (it / Hq) % T;
@@ -31,17 +31,17 @@ void attention(const Ctx& c, const float* q, const float* k, const float* v, flo
         mx = std::max(mx, s);
       }
       double sum = 0.0;
-      std::fill(acc.begin(), acc.end(), 0.0);
+      std::fill(acc.begin(), acc.end(), 0.0f);
       for (std::int64_t j = 0; j < n; ++j) {
         const float p = std::exp(scores[static_cast<std::size_t>(j)] - mx);
         sum += p;
         const float* vr = v + ((b * L + j) * Hkv + g) * D;
-        for (std::int64_t d = 0; d < D; ++d) acc[static_cast<std::size_t>(d)] += p * vr[d];
+        float* a = acc.data();  // plain float axpy: the compiler vectorises it
+        for (std::int64_t d = 0; d < D; ++d) a[d] += p * vr[d];
       }
       float* o = out + ((b * T + t) * Hq + h) * D;
-      const double inv = 1.0 / sum;
-      for (std::int64_t d = 0; d < D; ++d)
-        o[d] = static_cast<float>(acc[static_cast<std::size_t>(d)] * inv);
+      const float inv = static_cast<float>(1.0 / sum);
+      for (std::int64_t d = 0; d < D; ++d) o[d] = acc[static_cast<std::size_t>(d)] * inv;
     }
   });
 }

@@ -98,10 +98,16 @@ class CpuBackend final : public Backend {
     const std::size_t n = src.nbytes();
     std::byte* d = ptr(dst, "copy");
     const std::byte* s = ptr(src, "copy");
+    // Overlapping ranges (views of one storage) must be moved in one piece; disjoint ones
+    // are split across the pool.
+    if (d < s + n && s < d + n) {
+      std::memmove(d, s, n);
+      return;
+    }
     pool_.parallel_for(
         static_cast<std::int64_t>(n),
         [&](std::int64_t b, std::int64_t e) {
-          std::memmove(d + b, s + b, static_cast<std::size_t>(e - b));
+          std::memcpy(d + b, s + b, static_cast<std::size_t>(e - b));
         },
         1 << 20);
   }
