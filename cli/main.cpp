@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   kwaai::cli::register_devices(app, global);
   kwaai::cli::register_bench(app, global);
   kwaai::cli::register_generate(app, global);
+  kwaai::cli::register_dht(app, global);
 
   try {
     app.parse(argc, argv);

@@ -5,7 +5,12 @@
 
 #include <boost/asio/ip/v6_only.hpp>
 
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netinet/in.h>
+
 #include <algorithm>
+#include <cstring>
 
 #include "p2p/libp2p/host/negotiate.hpp"
 
@@ -94,17 +99,42 @@ std::vector<Multiaddr> Host::listen_addrs() const {
 }
 
 std::vector<Multiaddr> Host::announce_addrs() const {
-  // Unspecified binds (0.0.0.0, ::) are announced as loopback: enumerating interfaces is left
-  // to the operator, who passes concrete --host-maddr values for public nodes.
+  // Unspecified binds (0.0.0.0, ::) are announced on every configured interface address of
+  // that family (loopback included, as go does; link-local IPv6 is skipped: unusable without
+  // a zone).
+  std::vector<asio::ip::address> v4s, v6s;
+  ifaddrs* ifs = nullptr;
+  if (getifaddrs(&ifs) == 0) {
+    for (ifaddrs* i = ifs; i; i = i->ifa_next) {
+      if (!i->ifa_addr || !(i->ifa_flags & IFF_UP)) continue;
+      if (i->ifa_addr->sa_family == AF_INET) {
+        const auto* sin = reinterpret_cast<const sockaddr_in*>(i->ifa_addr);
+        v4s.push_back(asio::ip::address_v4(ntohl(sin->sin_addr.s_addr)));
+      } else if (i->ifa_addr->sa_family == AF_INET6) {
+        const auto* sin6 = reinterpret_cast<const sockaddr_in6*>(i->ifa_addr);
+        asio::ip::address_v6::bytes_type b;
+        std::memcpy(b.data(), sin6->sin6_addr.s6_addr, b.size());
+        asio::ip::address_v6 a(b);
+        if (!a.is_link_local()) v6s.push_back(a);
+      }
+    }
+    freeifaddrs(ifs);
+  }
+  if (v4s.empty()) v4s.push_back(asio::ip::address_v4::loopback());
+  if (v6s.empty()) v6s.push_back(asio::ip::address_v6::loopback());
   std::vector<Multiaddr> out;
   for (const auto& a : acceptors_) {
     boost::system::error_code ec;
     auto ep = a->local_endpoint(ec);
     if (ec) continue;
-    if (ep.address().is_unspecified())
-      ep.address(ep.address().is_v4() ? asio::ip::address(asio::ip::address_v4::loopback())
-                                      : asio::ip::address(asio::ip::address_v6::loopback()));
-    out.push_back(endpoint_to_multiaddr(ep));
+    if (!ep.address().is_unspecified()) {
+      out.push_back(endpoint_to_multiaddr(ep));
+      continue;
+    }
+    for (const auto& ip : ep.address().is_v4() ? v4s : v6s) {
+      auto m = endpoint_to_multiaddr(tcp::endpoint(ip, ep.port()));
+      if (std::find(out.begin(), out.end(), m) == out.end()) out.push_back(m);
+    }
   }
   return out;
 }
