@@ -136,10 +136,21 @@ bool operator==(const Value& a, const Value& b) {
   return false;
 }
 
+// Appends instead of operator+ chains, which trip GCC 12's -Wrestrict false positive.
+static std::string wrap(const char* open, const std::string& body, const char* close) {
+  std::string s(open);
+  s += body;
+  s += close;
+  return s;
+}
+
 std::string Value::debug_string() const {
   auto join = [](const Array& xs) {
     std::string s;
-    for (std::size_t i = 0; i < xs.size(); ++i) s += (i ? ", " : "") + xs[i].debug_string();
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+      if (i) s += ", ";
+      s += xs[i].debug_string();
+    }
     return s;
   };
   char buf[64];
@@ -156,25 +167,29 @@ std::string Value::debug_string() const {
       std::snprintf(buf, sizeof buf, "%.17g", u_.d);
       return buf;
     case Kind::str:
-      return "'" + text_ + "'";
+      return wrap("'", text_, "'");
     case Kind::bin:
-      return "b'" + to_hex(blob_) + "'";
+      return wrap("b'", to_hex(blob_), "'");
     case Kind::array:
-      return "[" + join(items_) + "]";
+      return wrap("[", join(items_), "]");
     case Kind::tuple:
-      return "(" + join(items_) + ")";
+      return wrap("(", join(items_), ")");
     case Kind::dictionary:
-      return "DictionaryDHTValue(" + join(items_) + ")";
+      return wrap("DictionaryDHTValue(", join(items_), ")");
     case Kind::tensor_descriptor:
-      return "BatchTensorDescriptor(" + join(items_) + ")";
+      return wrap("BatchTensorDescriptor(", join(items_), ")");
     case Kind::ext:
       return "ExtType(" + std::to_string(ext_type_) + ", " + to_hex(blob_) + ")";
     case Kind::map: {
       std::string s = "{";
-      for (std::size_t i = 0; i < entries_.size(); ++i)
-        s += (i ? ", " : "") + entries_[i].first.debug_string() + ": " +
-             entries_[i].second.debug_string();
-      return s + "}";
+      for (std::size_t i = 0; i < entries_.size(); ++i) {
+        if (i) s += ", ";
+        s += entries_[i].first.debug_string();
+        s += ": ";
+        s += entries_[i].second.debug_string();
+      }
+      s += "}";
+      return s;
     }
   }
   return "?";

@@ -55,8 +55,10 @@ Bytes codebook_buffer(const std::vector<float>& codebook, const std::vector<std:
   buf.reserve(8 + codebook.size() * 4 + q.size());
   append_le<std::int64_t>(buf, static_cast<std::int64_t>(codebook.size()));
   for (float c : codebook) append_le(buf, c);
-  buf.insert(buf.end(), q.begin(), q.end());
-  return buf;
+  const std::size_t head = buf.size();
+  buf.resize(head + q.size());
+  if (!q.empty()) std::memcpy(buf.data() + head, q.data(), q.size());  // (insert trips GCC 12's
+  return buf;                                                          // -Wstringop-overflow)
 }
 
 // numpy.quantile (method "linear") of sorted float32 data at float32 probabilities, with
