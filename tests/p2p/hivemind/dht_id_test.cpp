@@ -2,6 +2,7 @@
 #include <random>
 
 #include "p2p/hivemind/dht_id.hpp"
+#include "p2p/hivemind/msgpack_codec.hpp"
 #include "vectors.hpp"
 
 namespace kwaai::p2p::hivemind {
@@ -22,8 +23,11 @@ TEST(HivemindDhtId, EveryVectorKeyHashesToTheSameId) {
     EXPECT_EQ(id->hex(), e["bytes_hex"].get<std::string>());
     EXPECT_EQ(id->decimal(), e["int_decimal"].get<std::string>());
     // the bytes hivemind hashed are exactly what we hash
-    if (key->kind() == Value::Kind::bin)
+    if (key->kind() == Value::Kind::bin) {
       EXPECT_EQ(to_hex(key->as_bin()), e["hash_input_hex"].get<std::string>());
+    } else {
+      EXPECT_EQ(to_hex(*msgpack_encode(*key)), e["hash_input_hex"].get<std::string>());
+    }
   }
 }
 

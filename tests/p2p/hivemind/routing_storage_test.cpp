@@ -62,10 +62,11 @@ TEST(HivemindRoutingTable, SplitsOnlyOwnBucketOrDepthNotMultipleOfModulo) {
   for (const auto& b : t.buckets()) {
     EXPECT_LE(b.nodes.size(), 4u);
     EXPECT_LE(b.replacements.size(), 3u);
-    if (b.covers(own))
+    if (b.covers(own)) {
       ++own_buckets;
-    else if (b.nodes.size() == 4 && !b.replacements.empty())
+    } else if (b.nodes.size() == 4 && !b.replacements.empty()) {
       EXPECT_EQ(b.depth % 5, 0);
+    }
     for (const auto& e : b.nodes) EXPECT_TRUE(b.covers(e.node_id));
   }
   EXPECT_EQ(own_buckets, 1);
