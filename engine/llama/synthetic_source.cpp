@@ -81,7 +81,15 @@ bool SyntheticSource::has(const std::string& name) const {
 
 TensorInfo SyntheticSource::info(const std::string& name) const {
   Shape s = shape_of(cfg_, name);
-  return {s.size() == 1 ? DType::F32 : dtype_, s};
+  return {dtype_for(s), s};
+}
+
+DType SyntheticSource::dtype_for(const Shape& s) const {
+  if (s.size() == 1) return DType::F32;
+  // A row that is not a whole number of 32-value blocks cannot be block-quantized (stories260K's
+  // down_proj, K = 172): such a matrix is f16, as upload_matrix would leave it unquantized.
+  if (is_quantized(dtype_) && s.back() % kQuantBlock != 0) return DType::F16;
+  return dtype_;
 }
 
 HostTensor SyntheticSource::load(const std::string& name) const {
@@ -98,14 +106,14 @@ HostTensor SyntheticSource::load(const std::string& name) const {
     t.data.resize(v.size() * sizeof(float));
     std::memcpy(t.data.data(), v.data(), t.data.size());
   } else {
-    t.dtype = dtype_;
-    t.data.resize(dtype_bytes(dtype_, n));
+    t.dtype = dtype_for(t.shape);
+    t.data.resize(dtype_bytes(t.dtype, n));
     fill_random(t.data, rng);
     // Random bytes are fine for int8 / 4-bit codes; scales and float values are set explicitly.
-    if (dtype_ == DType::Q8_0 || dtype_ == DType::Q4_0) {
-      const std::size_t block = dtype_ == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+    if (is_quantized(t.dtype)) {
+      const std::size_t block = t.dtype == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
       // Uniform int8 codes have std ~74, 4-bit codes (q - 8) ~4.6: scale both to std ~0.02.
-      const std::uint16_t d = f32_to_f16(dtype_ == DType::Q8_0 ? 0.02f / 74.0f : 0.02f / 4.6f);
+      const std::uint16_t d = f32_to_f16(t.dtype == DType::Q8_0 ? 0.02f / 74.0f : 0.02f / 4.6f);
       for (std::size_t off = 0; off < t.data.size(); off += block) std::memcpy(&t.data[off], &d, 2);
     } else {
       // 256 normal-ish values (Irwin-Hall of 4 uniforms) indexed by random bytes.
@@ -116,7 +124,7 @@ HostTensor SyntheticSource::load(const std::string& name) const {
         for (int k = 0; k < 4; ++k) s += static_cast<double>(trng.next() >> 11) * 0x1.0p-53;
         x = static_cast<float>((s - 2.0) * std::sqrt(3.0) * 0.02);
       }
-      if (dtype_ == DType::F16) {
+      if (t.dtype == DType::F16) {
         std::uint16_t h[256];
         for (int k = 0; k < 256; ++k) h[k] = f32_to_f16(table[k]);
         auto* p = reinterpret_cast<std::uint16_t*>(t.data.data());

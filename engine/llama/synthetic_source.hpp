@@ -27,6 +27,7 @@ class SyntheticSource final : public ModelSource {
   std::uint64_t bytes_read() const override { return bytes_read_; }
 
  private:
+  DType dtype_for(const Shape& shape) const;
   ModelConfig cfg_;
   DType dtype_;
   std::uint64_t seed_;
