@@ -3,6 +3,7 @@
 // (bitsandbytes blockwise dynamic quantization). Decoders trust nothing in the buffer: every
 // offset is checked against the declared shape first.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -29,6 +30,74 @@ pb::Tensor with_buffer(const Bytes& buf, DType dtype) {
 
 float clamp_fp16(float v) {
   return std::isnan(v) ? v : std::clamp(v, -kFp16Max, kFp16Max);
+}
+
+// torch 1.13's CPU float32 sum of a contiguous row (ATen SumKernel cascade_sum, AVX2 build):
+// rows of >= 8 elements are summed as 8-lane vectors, four interleaved accumulators, with a
+// 4-level cascade that folds partial sums every 2^level_power rows; shorter rows take the same
+// cascade on scalars. Reproducing the order makes MEANSTD/UNIFORM stats bit-identical.
+template <int L>
+std::array<float, L> cascade_row_sum(const float* x, std::size_t count) {
+  using V = std::array<float, L>;
+  auto load = [&](std::size_t idx) {
+    V v;
+    for (int l = 0; l < L; ++l) v[l] = x[idx * L + l];
+    return v;
+  };
+  auto add = [](V& a, const V& b) {
+    for (int l = 0; l < L; ++l) a[l] += b[l];
+  };
+  constexpr int kIlp = 4, kLevels = 4;
+  const std::size_t size = count / kIlp;
+  int ceil_log2 = 0;
+  while ((std::size_t{1} << ceil_log2) < size) ++ceil_log2;
+  const int level_power = std::max(4, ceil_log2 / kLevels);
+  const std::size_t level_step = std::size_t{1} << level_power, level_mask = level_step - 1;
+  V acc[kLevels][kIlp] = {};
+  std::size_t i = 0;
+  while (i + level_step <= size) {
+    for (std::size_t j = 0; j < level_step; ++j, ++i)
+      for (int k = 0; k < kIlp; ++k) add(acc[0][k], load(i * kIlp + k));
+    for (int j = 1; j < kLevels; ++j) {
+      for (int k = 0; k < kIlp; ++k) {
+        add(acc[j][k], acc[j - 1][k]);
+        acc[j - 1][k] = V{};
+      }
+      if ((i & (level_mask << (j * level_power))) != 0) break;
+    }
+  }
+  for (; i < size; ++i)
+    for (int k = 0; k < kIlp; ++k) add(acc[0][k], load(i * kIlp + k));
+  for (int j = 1; j < kLevels; ++j)
+    for (int k = 0; k < kIlp; ++k) add(acc[0][k], acc[j][k]);
+  for (std::size_t idx = size * kIlp; idx < count; ++idx) add(acc[0][0], load(idx));
+  for (int k = 1; k < kIlp; ++k) add(acc[0][0], acc[0][k]);
+  return acc[0][0];
+}
+
+float torch_sum(const float* x, std::size_t n) {
+  constexpr std::size_t kLanes = 8;
+  if (n < kLanes) return cascade_row_sum<1>(x, n)[0];
+  const std::size_t vectors = n / kLanes;
+  const auto lanes = cascade_row_sum<kLanes>(x, vectors);
+  float total = 0.0f;
+  for (std::size_t k = vectors * kLanes; k < n; ++k) total += x[k];
+  for (float l : lanes) total += l;
+  return total;
+}
+
+// torch's vectorised last-dimension 2-norm (norm_kernel, p = 2): 8 fused multiply-add lanes,
+// lanes folded in order, then a fused scalar tail.
+float torch_norm2(const float* x, std::size_t n) {
+  constexpr std::size_t kLanes = 8;
+  std::array<float, kLanes> acc{};
+  std::size_t d = 0;
+  for (; d + kLanes <= n; d += kLanes)
+    for (std::size_t l = 0; l < kLanes; ++l) acc[l] = std::fma(x[d + l], x[d + l], acc[l]);
+  float b = acc[0];
+  for (std::size_t l = 1; l < kLanes; ++l) b += acc[l];
+  for (; d < n; ++d) b = std::fma(x[d], x[d], b);
+  return std::sqrt(b);
 }
 
 // torch.bucketize(x, borders) with right=False: the number of borders strictly below x.
@@ -109,17 +178,9 @@ Result<pb::Tensor> compress_meanstd(const HostTensor& t) {
   const float sqrt_cols = static_cast<float>(std::sqrt(static_cast<double>(cols)));
   for (std::size_t r = 0; r < rows; ++r) {
     float* row = x.data() + r * cols;
-    // torch reduces with its own blocked order; a float64 sum rounded once matches it for short
-    // rows (checked against the vectors) and is within an ulp otherwise.
-    double sum = 0.0;
-    for (std::size_t c = 0; c < cols; ++c) sum += row[c];
-    float mean = static_cast<float>(sum) / static_cast<float>(cols);
-    double sq = 0.0;
-    for (std::size_t c = 0; c < cols; ++c) {
-      row[c] -= mean;
-      sq += static_cast<double>(row[c] * row[c]);
-    }
-    float std = static_cast<float>(std::sqrt(static_cast<float>(sq))) / sqrt_cols;
+    float mean = torch_sum(row, cols) / static_cast<float>(cols);
+    for (std::size_t c = 0; c < cols; ++c) row[c] -= mean;
+    float std = torch_norm2(row, cols) / sqrt_cols;
     if (!(std >= kFp32Eps) && !std::isnan(std)) std = kFp32Eps;
     means[r] = mean;
     stds[r] = std;
@@ -175,17 +236,16 @@ Result<pb::Tensor> compress_uniform8(const HostTensor& t) {
   const std::size_t n = x.size();
   std::vector<std::uint8_t> q(n);
   if (n > 0) {
-    double sum = 0;
-    for (float v : x) sum += v;
-    const float mean = static_cast<float>(sum / static_cast<double>(n));
-    double sq = 0;
-    for (float v : x) sq += static_cast<double>(v - mean) * static_cast<double>(v - mean);
-    const float std_unbiased =
-        n > 1 ? static_cast<float>(std::sqrt(sq) / std::sqrt(static_cast<double>(n - 1))) : 0.0f;
+    const float mean = torch_sum(x.data(), n) / static_cast<float>(n);
+    std::vector<float> centered(n);
+    for (std::size_t i = 0; i < n; ++i) centered[i] = x[i] - mean;
+    const float std_unbiased = n > 1 ? torch_norm2(centered.data(), n) /
+                                           static_cast<float>(std::sqrt(static_cast<double>(n - 1)))
+                                     : 0.0f;
     const float scale = 6.0f * std_unbiased / 256.0f;
     const float inv_scale = scale > 0 ? 1.0f / scale : 0.0f;
     for (std::size_t i = 0; i < n; ++i) {
-      float r = std::nearbyint((x[i] - mean) * inv_scale) + 128.0f;
+      float r = std::nearbyint(centered[i] * inv_scale) + 128.0f;
       q[i] = static_cast<std::uint8_t>(std::clamp(r, 0.0f, 255.0f));
     }
   }

@@ -147,7 +147,8 @@ asio::awaitable<DHTNode::SearchResult> DHTNode::traverse(const DHTID& key, bool 
       auto pid = lp::PeerId::from_bytes(next->peer_id);
       if (!pid) continue;
       ++st->in_flight;
-      auto r = co_await call_find(*pid, {key});
+      std::vector<DHTID> keys{key};  // not inline: GCC 12 and init lists in co_await
+      auto r = co_await call_find(*pid, keys);
       --st->in_flight;
       if (!r) {
         note_failure(next->peer_id);
@@ -216,7 +217,8 @@ asio::awaitable<std::optional<DhtValue>> DHTNode::get(const DHTID& key, bool lat
     auto pid = lp::PeerId::from_bytes(e.peer_id);
     if (!pid) continue;
     pushes.push_back([this, self, peer = *pid, it = *item]() -> asio::awaitable<void> {
-      (void)co_await call_store(peer, {it});
+      std::vector<StoreItem> items{it};
+      (void)co_await call_store(peer, items);
     });
   }
   co_await gather(host().executor(), std::move(pushes));
@@ -264,7 +266,8 @@ asio::awaitable<bool> DHTNode::store(const DHTID& key, const std::optional<Bytes
       if (!pid) continue;
       round.push_back([this, self, peer = *pid, &item, &answered,
                        &any_ok]() -> asio::awaitable<void> {
-        auto r = co_await call_store(peer, {item});
+        std::vector<StoreItem> items{item};
+        auto r = co_await call_store(peer, items);
         if (!r) co_return;
         ++answered;
         if (r->store_ok(0)) any_ok = true;

@@ -277,6 +277,73 @@ asio::awaitable<void> RpcServer::serve_stream(std::string name, lp::YamuxStreamP
 // ---------------------------------------------------------------------------------------------
 // Clients
 
+namespace {
+
+asio::awaitable<lp::Result<UnaryAnswer>> unary_exchange(std::shared_ptr<lp::Host> host,
+                                                        lp::PeerId peer, std::string name,
+                                                        Bytes bytes, std::size_t max_bytes,
+                                                        std::shared_ptr<Deadline<UnaryAnswer>> st) {
+  std::vector<std::string> protocols{name};  // not inline: GCC 12 mis-handles init lists in co_await
+  auto ns = co_await host->new_stream(peer, std::move(protocols));
+  if (!ns) co_return std::move(ns).error();
+  auto s = ns->stream;
+  st->attach(s);
+  if (auto w = co_await s->write(bytes); !w) co_return std::move(w).error();
+  // No half-close here: the callee would take it as a cancellation.
+  auto msg = co_await lp::read_delimited(*s, max_bytes);
+  if (!msg) {
+    s->reset();
+    co_return std::move(msg).error();
+  }
+  if (!*msg)
+    co_return lp::make_error(lp::Errc::kClosed, name + ": stream closed without an answer");
+  auto reply = parse_unary_reply(**msg);
+  (void)s->close_write();
+  if (!reply) co_return from_core(reply.error());
+  UnaryAnswer a;
+  a.is_error = reply->is_error;
+  if (a.is_error)
+    a.error.assign(reply->payload.begin(), reply->payload.end());
+  else
+    a.response = std::move(reply->payload);
+  co_return a;
+}
+
+asio::awaitable<lp::Result<std::vector<Bytes>>> stream_exchange(
+    std::shared_ptr<lp::Host> host, lp::PeerId peer, std::string name, std::vector<Bytes> requests,
+    std::size_t max_frame, std::size_t max_responses,
+    std::shared_ptr<Deadline<std::vector<Bytes>>> st) {
+  std::vector<std::string> protocols{name};  // not inline: GCC 12 mis-handles init lists in co_await
+  auto ns = co_await host->new_stream(peer, std::move(protocols));
+  if (!ns) co_return std::move(ns).error();
+  st->attach(ns->stream);
+  FramedStream fs(ns->stream, max_frame);
+  for (const auto& r : requests)
+    if (auto w = co_await fs.write_message(r); !w) co_return std::move(w).error();
+  if (auto w = co_await fs.write_end_of_stream(); !w) co_return std::move(w).error();
+  std::vector<Bytes> out;
+  for (;;) {
+    auto f = co_await fs.read();
+    if (!f) co_return std::move(f).error();
+    if (!*f) break;  // EOF: the server finished
+    if ((*f)->marker == FrameMarker::error) {
+      auto text = parse_rpc_error((*f)->payload);
+      fs.reset();
+      co_return lp::make_error(lp::Errc::kProtocol,
+                               name + ": " + (text ? *text : std::string("bad RPCError")));
+    }
+    if (out.size() >= max_responses) {
+      fs.reset();
+      co_return lp::make_error(lp::Errc::kResourceLimit, name + ": too many responses");
+    }
+    out.push_back(std::move((*f)->payload));
+  }
+  (void)fs.close_write();
+  co_return out;
+}
+
+}  // namespace
+
 asio::awaitable<lp::Result<UnaryAnswer>> call_unary(lp::Host& host, const lp::PeerId& peer,
                                                     const std::string& name, ByteView request,
                                                     CallOptions options) {
@@ -287,36 +354,14 @@ asio::awaitable<lp::Result<UnaryAnswer>> call_unary(lp::Host& host, const lp::Pe
   call.data.assign(request.begin(), request.end());
   auto encoded = encode_unary_call(call, options.max_message_bytes);
   if (!encoded) co_return from_core(encoded.error());
-
   auto hostp = host.shared_from_this();
   const std::size_t max_bytes = options.max_message_bytes;
-  co_return co_await run_with_deadline<UnaryAnswer>(
-      host.executor(), options.timeout,
-      [hostp, peer, name, bytes = std::move(*encoded),
-       max_bytes](std::shared_ptr<Deadline<UnaryAnswer>> st) -> asio::awaitable<lp::Result<UnaryAnswer>> {
-        auto ns = co_await hostp->new_stream(peer, {name});
-        if (!ns) co_return std::move(ns).error();
-        auto s = ns->stream;
-        st->attach(s);
-        if (auto w = co_await s->write(bytes); !w) co_return std::move(w).error();
-        // No half-close here: the callee would take it as a cancellation.
-        auto msg = co_await lp::read_delimited(*s, max_bytes);
-        if (!msg) {
-          s->reset();
-          co_return std::move(msg).error();
-        }
-        if (!*msg) co_return lp::make_error(lp::Errc::kClosed, name + ": stream closed without an answer");
-        auto reply = parse_unary_reply(**msg);
-        (void)s->close_write();
-        if (!reply) co_return from_core(reply.error());
-        UnaryAnswer a;
-        a.is_error = reply->is_error;
-        if (a.is_error)
-          a.error.assign(reply->payload.begin(), reply->payload.end());
-        else
-          a.response = std::move(reply->payload);
-        co_return a;
-      });
+  Bytes bytes = std::move(*encoded);
+  auto body = [hostp, peer, name, bytes, max_bytes](std::shared_ptr<Deadline<UnaryAnswer>> st) {
+    return unary_exchange(hostp, peer, name, bytes, max_bytes, std::move(st));
+  };
+  co_return co_await run_with_deadline<UnaryAnswer>(host.executor(), options.timeout,
+                                                    std::move(body));
 }
 
 asio::awaitable<lp::Result<std::vector<Bytes>>> call_stream(lp::Host& host, const lp::PeerId& peer,
@@ -326,38 +371,12 @@ asio::awaitable<lp::Result<std::vector<Bytes>>> call_stream(lp::Host& host, cons
                                                             std::size_t max_responses) {
   auto hostp = host.shared_from_this();
   const std::size_t max_frame = options.max_message_bytes;
-  co_return co_await run_with_deadline<std::vector<Bytes>>(
-      host.executor(), options.timeout,
-      [hostp, peer, name, requests, max_frame, max_responses](
-          std::shared_ptr<Deadline<std::vector<Bytes>>> st)
-          -> asio::awaitable<lp::Result<std::vector<Bytes>>> {
-        auto ns = co_await hostp->new_stream(peer, {name});
-        if (!ns) co_return std::move(ns).error();
-        st->attach(ns->stream);
-        FramedStream fs(ns->stream, max_frame);
-        for (const auto& r : requests)
-          if (auto w = co_await fs.write_message(r); !w) co_return std::move(w).error();
-        if (auto w = co_await fs.write_end_of_stream(); !w) co_return std::move(w).error();
-        std::vector<Bytes> out;
-        for (;;) {
-          auto f = co_await fs.read();
-          if (!f) co_return std::move(f).error();
-          if (!*f) break;  // EOF: the server finished
-          if ((*f)->marker == FrameMarker::error) {
-            auto text = parse_rpc_error((*f)->payload);
-            fs.reset();
-            co_return lp::make_error(lp::Errc::kProtocol,
-                                     name + ": " + (text ? *text : std::string("bad RPCError")));
-          }
-          if (out.size() >= max_responses) {
-            fs.reset();
-            co_return lp::make_error(lp::Errc::kResourceLimit, name + ": too many responses");
-          }
-          out.push_back(std::move((*f)->payload));
-        }
-        (void)fs.close_write();
-        co_return out;
-      });
+  auto body = [hostp, peer, name, requests, max_frame,
+               max_responses](std::shared_ptr<Deadline<std::vector<Bytes>>> st) {
+    return stream_exchange(hostp, peer, name, requests, max_frame, max_responses, std::move(st));
+  };
+  co_return co_await run_with_deadline<std::vector<Bytes>>(host.executor(), options.timeout,
+                                                           std::move(body));
 }
 
 }  // namespace kwaai::p2p::hivemind::net

@@ -95,13 +95,12 @@ TEST(HivemindTensor, DeterministicEncodersReproduceHivemindBytes) {
       continue;
     }
     ASSERT_TRUE(out.ok()) << out.error().what();
-    // Byte-exact for every deterministic encoder, and for QUANTILE/UNIFORM on float32 input
-    // (their bin assignment and float32 bin sums reproduce torch/numpy exactly). MEANSTD_16BIT
-    // and UNIFORM_8BIT on bfloat16 depend on torch's reduction order (and bf16 arithmetic):
-    // exact on short rows only, so those are checked by what a hivemind peer decodes.
-    const bool torch_reduction =
-        comp == "MEANSTD_16BIT" || (comp == "UNIFORM_8BIT" && t.dtype != DType::float32);
-    if (!torch_reduction || t.numel() <= 30 && comp == "MEANSTD_16BIT") {
+    // Byte-exact for every encoder on float32/float16/float64 input (the codec code reproduces
+    // torch's reduction order and numpy's quantiles). UNIFORM_8BIT on bfloat16 input does its
+    // mean/norm in bf16 arithmetic, which we do not reproduce: checked by what a hivemind peer
+    // decodes instead.
+    const bool bf16_arith = comp == "UNIFORM_8BIT" && t.dtype == DType::bfloat16;
+    if (!bf16_arith) {
       EXPECT_EQ(sha256_hex(out->buffer()), e["fields"]["buffer_sha256"].get<std::string>()) << comp;
       EXPECT_EQ(to_hex(serialize_message(*out)).substr(0, 4000),
                 e["bytes_hex"].get<std::string>().substr(0, 4000));
@@ -120,7 +119,7 @@ TEST(HivemindTensor, DeterministicEncodersReproduceHivemindBytes) {
       EXPECT_LE(err_ours, err_theirs * 1.05 + 1e-6) << comp;  // as accurate as hivemind's own
     }
   }
-  EXPECT_GE(exact, 27);
+  EXPECT_GE(exact, 32);
 }
 
 TEST(HivemindTensor, BlockwiseCodebookIsTheOneHivemindSends) {
