@@ -41,38 +41,38 @@ std::size_t round_up(std::size_t v, std::size_t a) {
 }  // namespace
 
 VulkanBackend::VulkanBackend(runtime::ContextOptions opts, VulkanBackendOptions vopts)
-    : ctx_(runtime::Context::create(opts)), stream_(std::make_unique<runtime::Stream>(ctx_)) {
+    : ctx_(std::make_shared<runtime::Context>(runtime::Context::create(opts))),
+      stream_(std::make_unique<runtime::Stream>(*ctx_)),
+      graveyard_(std::make_shared<Graveyard>(ctx_)) {
   // The subgroup mat-vec keeps one partial per subgroup in 32 shared slots: needs >= 2 lanes
   // per 64-thread workgroup, which every device reporting subgroup arithmetic has.
-  subgroup_matvec_ = vopts.use_subgroups && ctx_.caps().subgroup_arithmetic() &&
-                     ctx_.caps().subgroup_size >= 4 &&
-                     ctx_.supports(kernels::kernel("matmul_mv_sg_f32"));
+  subgroup_matvec_ = vopts.use_subgroups && ctx_->caps().subgroup_arithmetic() &&
+                     ctx_->caps().subgroup_size >= 4 &&
+                     ctx_->supports(kernels::kernel("matmul_mv_sg_f32"));
 }
 
 VulkanBackend::~VulkanBackend() {
-  try {
-    stream_->submit_and_wait();
-  } catch (...) {
-    // Destruction must not throw; the context's destructor idles the device anyway.
-  }
+  // Work recorded but never flushed is dropped, not run: nothing can observe its results once
+  // the backend is gone, and a submission from a static destructor at process exit would race
+  // the driver's own teardown. The Stream waits for anything already submitted.
   stream_.reset();
   rope_cache_.clear();
-  graveyard_->release();
+  graveyard_->backend_gone();
 }
 
 std::string VulkanBackend::name() const {
-  return "vulkan:" + std::to_string(ctx_.caps().index);
+  return "vulkan:" + std::to_string(ctx_->caps().index);
 }
 
 std::string VulkanBackend::description() const {
-  const auto& c = ctx_.caps();
+  const auto& c = ctx_->caps();
   return c.name + " (" + c.driver_name + ", " + c.driver_info + ", Vulkan " +
          c.api_version_string() + ")";
 }
 
 std::uint64_t VulkanBackend::memory_capacity() const {
-  const auto budget = ctx_.options().memory_budget_bytes;
-  const auto local = ctx_.caps().device_local_bytes();
+  const auto budget = ctx_->options().memory_budget_bytes;
+  const auto local = ctx_->caps().device_local_bytes();
   return budget ? std::min<std::uint64_t>(budget, local) : local;
 }
 
@@ -80,7 +80,7 @@ Tensor VulkanBackend::alloc(DType dtype, Shape shape) {
   for (auto d : shape)
     if (d < 0) checks::fail("alloc", "negative dimension in " + shape_str(shape));
   const std::size_t bytes = dtype_bytes(dtype, shape_numel(shape));
-  runtime::Allocation a = ctx_.alloc_device(round_up(std::max<std::size_t>(bytes, 1), kPad));
+  runtime::Allocation a = ctx_->alloc_device(round_up(std::max<std::size_t>(bytes, 1), kPad));
   auto storage = std::make_shared<VulkanStorage>(std::move(a), bytes, graveyard_);
   return Tensor(std::move(storage), dtype, std::move(shape));
 }
@@ -120,10 +120,10 @@ void VulkanBackend::finish_submission() {
   if (profiling_) {
     for (auto& t : stream_->take_timings()) profile_.push_back({std::move(t.label), t.seconds});
   }
-  if (ctx_.options().enable_validation && ctx_.validation_message_count() > 0) {
+  if (ctx_->options().enable_validation && ctx_->validation_message_count() > 0) {
     // With validation on, a message means a bug in this backend: make it loud.
-    auto msgs = ctx_.validation_messages();
-    ctx_.clear_validation_messages();
+    auto msgs = ctx_->validation_messages();
+    ctx_->clear_validation_messages();
     std::string all;
     for (const auto& m : msgs) all += "\n  " + m;
     throw std::runtime_error("vulkan backend: " + std::to_string(msgs.size()) +
@@ -144,8 +144,8 @@ std::vector<OpTiming> VulkanBackend::take_profile() {
 }
 
 std::size_t VulkanBackend::max_window() const {
-  const std::size_t range = std::min<std::uint64_t>(ctx_.max_binding_range(), 1ull << 30);
-  const std::size_t align = ctx_.binding_alignment();
+  const std::size_t range = std::min<std::uint64_t>(ctx_->max_binding_range(), 1ull << 30);
+  const std::size_t align = ctx_->binding_alignment();
   return range > align + 4 ? range - align - 4 : 0;
 }
 
@@ -154,7 +154,7 @@ std::int64_t VulkanBackend::rows_per_window(const char* op, std::size_t row_byte
   if (rows == 0)
     throw std::length_error(std::string(op) + ": one row of " + std::to_string(row_bytes) +
                             " bytes exceeds maxStorageBufferRange (" +
-                            std::to_string(ctx_.max_binding_range()) + " bytes)");
+                            std::to_string(ctx_->max_binding_range()) + " bytes)");
   return static_cast<std::int64_t>(rows);
 }
 
@@ -162,16 +162,16 @@ View VulkanBackend::view(const char* op, const Tensor& t, std::size_t begin, std
                          std::size_t unit) const {
   const auto& s = storage_of(op, t, graveyard_.get());
   const runtime::BufferRef all = s.allocation().ref();
-  const std::size_t align = ctx_.binding_alignment();
+  const std::size_t align = ctx_->binding_alignment();
   const std::size_t abs = all.offset + t.offset() + begin;  // allocation offsets are aligned
   const std::size_t start = abs / align * align;
   const std::size_t end = std::min<std::size_t>(round_up(abs + std::max<std::size_t>(len, 1), 4),
                                                 all.offset + all.size);
   const std::size_t range = end - start;
-  if (range > ctx_.max_binding_range() || range > (1ull << 30))
+  if (range > ctx_->max_binding_range() || range > (1ull << 30))
     throw std::length_error(std::string(op) + ": tensor " + t.describe() + " needs a binding of " +
                             std::to_string(range) + " bytes, over maxStorageBufferRange (" +
-                            std::to_string(ctx_.max_binding_range()) + " bytes)");
+                            std::to_string(ctx_->max_binding_range()) + " bytes)");
   if ((abs - start) % unit != 0)
     checks::fail(op, "tensor " + t.describe() + " starts at byte offset " +
                          std::to_string(t.offset() + begin) + ", not a multiple of " +
@@ -180,8 +180,8 @@ View VulkanBackend::view(const char* op, const Tensor& t, std::size_t begin, std
 }
 
 Grid VulkanBackend::grid(const char* op, std::uint64_t groups) const {
-  const std::uint64_t mx = ctx_.caps().max_compute_work_group_count[0];
-  const std::uint64_t my = ctx_.caps().max_compute_work_group_count[1];
+  const std::uint64_t mx = ctx_->caps().max_compute_work_group_count[0];
+  const std::uint64_t my = ctx_->caps().max_compute_work_group_count[1];
   if (groups == 0) return {0, 0};
   const std::uint64_t x = std::min(groups, mx);
   const std::uint64_t y = (groups + x - 1) / x;
@@ -196,7 +196,7 @@ runtime::Pipeline& VulkanBackend::pipeline(const std::string& name, std::uint32_
   std::vector<runtime::SpecConstant> spec;
   if (wg) spec.push_back(runtime::SpecConstant::u32(0, wg));
   if (has_spec1) spec.push_back(runtime::SpecConstant::u32(1, spec1));
-  return ctx_.pipeline(name, spec);
+  return ctx_->pipeline(name, spec);
 }
 
 void VulkanBackend::dispatch(runtime::Pipeline& p, std::initializer_list<runtime::Binding> b,

@@ -19,21 +19,31 @@ namespace kwaai::engine::vulkan {
 
 // Allocations whose tensors died while recorded work may still use them. They are released
 // after the next completed submission, never earlier (freeing a block under a pending
-// command buffer would be a use-after-free on the device). Shared between the backend and
-// every storage so either may go first.
+// command buffer would be a use-after-free on the device). Shared by the backend and every
+// storage, and it co-owns the Context, so tensors may outlive the backend: once the backend
+// is gone (its Stream waited for all submitted work) a dying tensor frees its range at once.
 struct Graveyard {
+  explicit Graveyard(std::shared_ptr<runtime::Context> c) : ctx(std::move(c)) {}
+  std::shared_ptr<runtime::Context> ctx;  // declared first: outlives `pending`
   std::mutex mu;
+  bool backend_alive = true;
   std::vector<runtime::Allocation> pending;
+
   void bury(runtime::Allocation a) {
     std::lock_guard lock(mu);
-    pending.push_back(std::move(a));
+    if (backend_alive) pending.push_back(std::move(a));
+    // else: `a` is freed on return; nothing can be in flight any more.
   }
   void release() {
     std::vector<runtime::Allocation> dead;
-    {
-      std::lock_guard lock(mu);
-      dead.swap(pending);
-    }
+    std::lock_guard lock(mu);
+    dead.swap(pending);
+  }
+  void backend_gone() {
+    std::vector<runtime::Allocation> dead;
+    std::lock_guard lock(mu);
+    backend_alive = false;
+    dead.swap(pending);
   }
 };
 
@@ -109,7 +119,7 @@ class VulkanBackend final : public Backend {
                              const Tensor& out) override;
   void topk(const Tensor& x, std::int64_t k, const Tensor& indices, const Tensor& values) override;
 
-  runtime::Context& context() { return ctx_; }
+  runtime::Context& context() { return *ctx_; }
 
  private:
   // Window over bytes [begin, begin + len) of tensor t, base in units of `unit` bytes.
@@ -134,9 +144,9 @@ class VulkanBackend final : public Backend {
   const Tensor& rope_inv_freq(const RopeConfig& cfg, std::int64_t D);
   void finish_submission();
 
-  runtime::Context ctx_;
+  std::shared_ptr<runtime::Context> ctx_;
   std::unique_ptr<runtime::Stream> stream_;
-  std::shared_ptr<Graveyard> graveyard_ = std::make_shared<Graveyard>();
+  std::shared_ptr<Graveyard> graveyard_;
   bool profiling_ = false;
   bool subgroup_matvec_ = false;
   std::vector<OpTiming> profile_;

@@ -237,6 +237,20 @@ TEST_F(VulkanBackendTest, CopyHandlesWordAlignedAndByteOffsetViews) {
   EXPECT_EQ(out[100], 0);
 }
 
+TEST(VulkanBackendLifetime, TensorsMayOutliveTheBackendWithUnflushedWork) {
+  Tensor kept;
+  {
+    auto be = make_vulkan_backend(0);
+    kept = be->alloc(DType::F32, {1024});
+    std::vector<float> ones(1024, 1.0f);
+    be->upload(kept, bytes_of(ones));
+    Tensor tmp = be->alloc(DType::F32, {1024});
+    be->add(kept, kept, tmp);  // recorded, never flushed: dropped with the backend
+  }
+  EXPECT_TRUE(kept.defined());
+  kept = Tensor();  // frees its range through the context the storage co-owns
+}
+
 TEST_F(VulkanBackendTest, ProfilingReportsEveryDispatchWithGpuTime) {
   be_->set_profiling(true);
   const std::int64_t K = 4096, N = 256;
