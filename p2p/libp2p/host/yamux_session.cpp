@@ -28,6 +28,7 @@ YamuxSession::YamuxSession(std::unique_ptr<ByteStream> conn, Role role, YamuxCon
       queue_nonempty_(executor_),
       queue_space_(executor_),
       queue_drained_(executor_),
+      keepalive_timer_(executor_),
       last_activity_(Clock::now()) {}
 
 YamuxSession::~YamuxSession() {
@@ -289,11 +290,11 @@ asio::awaitable<Result<std::chrono::nanoseconds>> YamuxSession::ping(
 
 asio::awaitable<void> YamuxSession::keepalive_loop() {
   auto self = shared_from_this();
-  asio::steady_timer timer(executor_);
   while (!closed_) {
-    timer.expires_after(config_.keepalive_interval);
+    // A member timer, so close() can cancel the wait and the session is freed at once.
+    keepalive_timer_.expires_after(config_.keepalive_interval);
     boost::system::error_code ec;
-    co_await timer.async_wait(asio::redirect_error(asio::use_awaitable, ec));
+    co_await keepalive_timer_.async_wait(asio::redirect_error(asio::use_awaitable, ec));
     if (closed_) co_return;
     auto r = co_await ping(config_.ping_timeout);
     if (!r) {
@@ -332,6 +333,7 @@ void YamuxSession::close(const std::string& reason) {
   queue_nonempty_.notify();
   queue_space_.notify();
   queue_drained_.notify();
+  keepalive_timer_.cancel();
   for (auto& [v, p] : pings_) p->done.notify();
   pings_.clear();
   if (on_close_) {

@@ -167,6 +167,7 @@ class YamuxSession : public std::enable_shared_from_this<YamuxSession> {
   Event queue_nonempty_;
   Event queue_space_;    // below the byte budget again
   Event queue_drained_;  // empty
+  asio::steady_timer keepalive_timer_;
 
   struct PendingPing {
     explicit PendingPing(const asio::any_io_executor& ex) : done(ex) {}

@@ -382,3 +382,23 @@ TEST(YamuxSession, AnswersPingWithSameValue) {
 
 }  // namespace
 }  // namespace kwaai::p2p::libp2p
+
+namespace kwaai::p2p::libp2p {
+namespace {
+
+TEST(YamuxSession, SessionMemoryIsFreedSoonAfterPeerVanishes) {
+  asio::io_context ctx;
+  auto raw = make_raw(ctx);  // default 30 s keep-alive: must not keep the session alive
+  raw.server->start(nullptr);
+  std::weak_ptr<YamuxSession> weak = raw.server;
+  raw.server.reset();
+  run_coro(ctx, [&]() -> asio::awaitable<void> {
+    co_await send_frame(raw.sock, yamux::window_update(1, 0, yamux::flags::kSyn));
+    raw.sock.close();
+    for (int i = 0; i < 100 && !weak.expired(); ++i) co_await sleep_for(10ms);
+    EXPECT_TRUE(weak.expired());
+  });
+}
+
+}  // namespace
+}  // namespace kwaai::p2p::libp2p
