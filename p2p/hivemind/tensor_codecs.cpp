@@ -100,6 +100,12 @@ float torch_norm2(const float* x, std::size_t n) {
   return std::sqrt(b);
 }
 
+// numpy's sort order for floats: NaN after everything (also keeps std::sort's comparator a
+// strict weak ordering on hostile input).
+bool nan_last(float a, float b) {
+  return std::isnan(b) ? !std::isnan(a) : a < b;
+}
+
 // torch.bucketize(x, borders) with right=False: the number of borders strictly below x.
 std::size_t bucketize(float x, const std::vector<float>& borders) {
   return static_cast<std::size_t>(std::lower_bound(borders.begin(), borders.end(), x) -
@@ -246,6 +252,7 @@ Result<pb::Tensor> compress_uniform8(const HostTensor& t) {
     const float inv_scale = scale > 0 ? 1.0f / scale : 0.0f;
     for (std::size_t i = 0; i < n; ++i) {
       float r = std::nearbyint(centered[i] * inv_scale) + 128.0f;
+      if (std::isnan(r)) r = 0.0f;  // NaN/inf input: any valid index; never cast NaN
       q[i] = static_cast<std::uint8_t>(std::clamp(r, 0.0f, 255.0f));
     }
   }
@@ -271,11 +278,11 @@ Result<pb::Tensor> compress_quantile8(const HostTensor& t) {
     std::vector<float> partition;
     for (std::size_t start = 0; start < n; start += chunk) {
       std::vector<float> part(x.begin() + start, x.begin() + std::min(n, start + chunk));
-      std::sort(part.begin(), part.end());
+      std::sort(part.begin(), part.end(), nan_last);
       auto qs = np_quantile_sorted(part, probs);
       partition.insert(partition.end(), qs.begin(), qs.end());
     }
-    std::sort(partition.begin(), partition.end());
+    std::sort(partition.begin(), partition.end(), nan_last);
     auto all = np_quantile_sorted(partition, probs);
     std::vector<float> borders(all.begin() + 1, all.end() - 1);
     for (std::size_t i = 0; i < n; ++i)

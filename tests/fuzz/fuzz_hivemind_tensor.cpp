@@ -15,7 +15,15 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   auto host = deserialize_tensor(t, lim);
   if (host.ok()) {
     if (host->data.size() != host->numel() * dtype_size(host->dtype)) __builtin_trap();
-    (void)serialize_tensor(*host, pb::NONE);
+    // Every encoder must accept or refuse whatever a peer may send (NaN, inf, empty, any shape)
+    // without UB, and what it produces must decode again.
+    if (host->numel() <= 4096) {
+      for (auto c : {pb::NONE, pb::FLOAT16, pb::MEANSTD_16BIT, pb::QUANTILE_8BIT, pb::UNIFORM_8BIT,
+                     pb::BLOCKWISE_8BIT}) {
+        auto enc = serialize_tensor(*host, c);
+        if (enc.ok() && !deserialize_tensor(*enc).ok()) __builtin_trap();
+      }
+    }
   }
   auto parts = split_for_streaming(t, 64);
   auto grouped = group_streamed_parts(parts);
