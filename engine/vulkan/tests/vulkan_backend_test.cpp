@@ -5,6 +5,7 @@
 // Run with KWAAI_VK_VALIDATION=1 (set by CMake): the backend throws on any validation message.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -249,6 +250,36 @@ TEST(VulkanBackendLifetime, TensorsMayOutliveTheBackendWithUnflushedWork) {
   }
   EXPECT_TRUE(kept.defined());
   kept = Tensor();  // frees its range through the context the storage co-owns
+}
+
+TEST_F(VulkanBackendTest, TopkWithThousandsOfTiesAtTheThresholdKeepsLowestIndices) {
+  // Values on a coarse grid: the k-th magnitude is shared by hundreds of entries spread over
+  // many 256-wide chunks, which exercises the ordered tie compaction and the bitonic sort.
+  const std::uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  const std::int64_t M = 3, N = 50000, k = 3000;
+  std::uniform_int_distribution<int> level(-40, 40);
+  std::vector<float> x(static_cast<std::size_t>(M * N));
+  for (auto& v : x) v = static_cast<float>(level(rng)) / 8.0f;
+  Tensor xt = be_->alloc(DType::F32, {M, N});
+  be_->upload(xt, bytes_of(x));
+  Tensor it = be_->alloc(DType::I32, {M, k}), vt = be_->alloc(DType::F32, {M, k});
+  be_->topk(xt, k, it, vt);
+  auto idx = download_as<std::int32_t>(*be_, it);
+  auto val = download_as<float>(*be_, vt);
+  for (std::int64_t m = 0; m < M; ++m) {
+    std::vector<std::int32_t> order(static_cast<std::size_t>(N));
+    for (std::int32_t i = 0; i < N; ++i) order[i] = i;
+    const float* row = x.data() + m * N;
+    std::stable_sort(order.begin(), order.end(), [&](std::int32_t a, std::int32_t b) {
+      return std::fabs(row[a]) > std::fabs(row[b]);
+    });
+    for (std::int64_t j = 0; j < k; ++j) {
+      ASSERT_EQ(idx[m * k + j], order[j]) << "row " << m << " rank " << j;
+      ASSERT_EQ(val[m * k + j], row[order[j]]) << "row " << m << " rank " << j;
+    }
+  }
 }
 
 TEST_F(VulkanBackendTest, ProfilingReportsEveryDispatchWithGpuTime) {
