@@ -6,8 +6,8 @@
 //    blocks of those rows, decode each weight block once and apply it to all M activation
 //    rows, then reduce across the workgroup (subgroupAdd when SUBGROUP is defined, a shared
 //    memory tree otherwise). Decode is bandwidth bound, so each weight byte is read once.
-//  tiled (prefill): 32x32 output tiles, K in steps of 32 through shared memory; each of the
-//    256 threads keeps a 4x1 register block.
+//  tiled (prefill): 64x64 output tiles, K in steps of 32 through shared memory; each of the
+//    256 threads keeps a 4x4 register block.
 //
 // Weights larger than one storage-buffer binding (maxStorageBufferRange) are processed by
 // several dispatches over row chunks: the host binds rows [n0, n0 + nc) and passes n0 so the
@@ -112,45 +112,53 @@ void main() {
 
 #else  // tiled
 
-const uint TS = 32u;   // output tile edge and K step
-const uint WGT = 256u; // threads: each owns one column and TS*TS/WGT = 4 rows of the tile
-const uint PER = TS * TS / WGT;
+// 64x64 output tiles, K in steps of 32 through shared memory; each of the 256 threads keeps a
+// 4x4 register block (rows ty + 16i, columns tx + 16j), so every shared-memory value it loads
+// feeds four multiply-adds.
+const uint TM = 64u;  // tile rows (activations) and columns (weight rows)
+const uint TK = 32u;  // K step
+const uint WGT = 256u;
+const uint LOADS = TM * TK / WGT;  // 8 values of x and 8 of w per thread per step
 layout(local_size_x = 256) in;
 
-shared float xs[TS][TS + 1u];
-shared float ws[TS][TS + 1u];
+shared float xs[TM][TK + 1u];
+shared float ws[TM][TK + 1u];
 
 void main() {
   uint tid = gl_LocalInvocationID.x;
-  uint nt0 = gl_WorkGroupID.x * TS;  // chunk-relative weight row of the tile
-  uint mt0 = gl_WorkGroupID.y * TS;
-  uint col = tid % TS;
-  uint rowb = tid / TS;  // rows rowb + j * (WGT / TS)
+  uint nt0 = gl_WorkGroupID.x * TM;  // chunk-relative weight row of the tile
+  uint mt0 = gl_WorkGroupID.y * TM;
+  uint tx = tid % 16u, ty = tid / 16u;
 
-  float acc[PER];
-  for (uint j = 0u; j < PER; ++j) acc[j] = 0.0;
+  float acc[4][4];
+  for (uint i = 0u; i < 4u; ++i)
+    for (uint j = 0u; j < 4u; ++j) acc[i][j] = 0.0;
 
-  for (uint k0 = 0u; k0 < p.K; k0 += TS) {
-    for (uint j = 0u; j < PER; ++j) {
-      uint idx = tid + j * WGT;
-      uint rr = idx / TS, kk = idx % TS;
+  for (uint k0 = 0u; k0 < p.K; k0 += TK) {
+    for (uint l = 0u; l < LOADS; ++l) {
+      uint idx = tid + l * WGT;
+      uint rr = idx / TK, kk = idx % TK;
       uint m = mt0 + rr, k = k0 + kk, n = nt0 + rr;
       xs[rr][kk] = (m < p.M && k < p.K) ? X[p.x_base + m * p.K + k] : 0.0;
       ws[rr][kk] = (n < p.nc && k < p.K) ? w_at(p.w_base, p.K, n, k) : 0.0;
     }
     barrier();
-    for (uint kk = 0u; kk < TS; ++kk) {
-      float wv = ws[col][kk];
-      for (uint j = 0u; j < PER; ++j) acc[j] += xs[rowb + j * (WGT / TS)][kk] * wv;
+    for (uint kk = 0u; kk < TK; ++kk) {
+      float a[4], b[4];
+      for (uint i = 0u; i < 4u; ++i) a[i] = xs[ty + 16u * i][kk];
+      for (uint j = 0u; j < 4u; ++j) b[j] = ws[tx + 16u * j][kk];
+      for (uint i = 0u; i < 4u; ++i)
+        for (uint j = 0u; j < 4u; ++j) acc[i][j] += a[i] * b[j];
     }
     barrier();
   }
 
-  uint n = nt0 + col;
-  if (n < p.nc) {
-    for (uint j = 0u; j < PER; ++j) {
-      uint m = mt0 + rowb + j * (WGT / TS);
-      if (m < p.M) Y[p.y_base + m * p.N + p.n0 + n] = acc[j];
+  for (uint i = 0u; i < 4u; ++i) {
+    uint m = mt0 + ty + 16u * i;
+    if (m >= p.M) continue;
+    for (uint j = 0u; j < 4u; ++j) {
+      uint n = nt0 + tx + 16u * j;
+      if (n < p.nc) Y[p.y_base + m * p.N + p.n0 + n] = acc[i][j];
     }
   }
 }

@@ -34,7 +34,7 @@ struct EmbeddingPush {
 constexpr std::uint32_t kMatvecThreads = 64;
 constexpr std::uint32_t kMatvecRows = 2;  // output rows per workgroup (spec constant 1)
 constexpr std::int64_t kMatvecMaxM = 8;
-constexpr std::uint32_t kTile = 32;
+constexpr std::uint32_t kTile = 64;  // matmul.comp tiled path: TM
 
 std::uint32_t u32(std::int64_t v) {
   return static_cast<std::uint32_t>(v);
