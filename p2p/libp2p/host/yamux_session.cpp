@@ -60,22 +60,20 @@ void YamuxSession::start(InboundHandler on_inbound) {
 void YamuxSession::enqueue(std::uint8_t type, std::uint16_t flags, std::uint32_t id,
                            std::uint32_t length, ByteView payload) {
   if (closed_) return;
-  Bytes frame;
-  frame.reserve(yamux::kHeaderSize + payload.size());
-  yamux::Header h{static_cast<FrameType>(type), flags, id, length};
-  yamux::append_header(h, frame);
-  append(frame, payload);
   if (payload.empty()) {
     // Control frames skip the byte budget (they free the peer's resources) but a peer that
-    // makes us queue thousands of them (ping floods) is cut off.
+    // makes us queue thousands of them while we cannot write (ping floods) is cut off.
     if (++queued_control_ > config_.max_queued_control) {
       close("peer made us queue more than " + std::to_string(config_.max_queued_control) +
             " control frames");
       return;
     }
   }
-  queued_bytes_ += frame.size();
-  queue_.push_back(std::move(frame));
+  // Frames are appended to one contiguous buffer that the writer swaps out whole: no
+  // per-frame allocation and no second copy when coalescing.
+  yamux::Header h{static_cast<FrameType>(type), flags, id, length};
+  yamux::append_header(h, out_);
+  append(out_, payload);
   queue_nonempty_.notify();
 }
 
@@ -83,20 +81,16 @@ asio::awaitable<void> YamuxSession::write_loop() {
   auto self = shared_from_this();
   Bytes batch;
   while (!closed_) {
-    if (queue_.empty()) {
+    if (out_.empty()) {
       queue_drained_.notify();
       co_await queue_nonempty_.wait();
       continue;
     }
-    // Coalesce queued frames into one write (one Noise frame run, one syscall).
+    // Everything queued goes out in one write (one Noise frame run, one syscall); both
+    // buffers keep their capacity, so steady streaming allocates nothing here.
     batch.clear();
-    while (!queue_.empty() && batch.size() < 1024 * 1024) {
-      Bytes& f = queue_.front();
-      if (f.size() == yamux::kHeaderSize && queued_control_ > 0) --queued_control_;
-      queued_bytes_ -= f.size();
-      append(batch, f);
-      queue_.pop_front();
-    }
+    batch.swap(out_);
+    queued_control_ = 0;
     queue_space_.notify();
     auto st = co_await conn_->write(batch);
     if (!st) {
@@ -160,8 +154,7 @@ asio::awaitable<void> YamuxSession::read_loop() {
 asio::awaitable<void> YamuxSession::shutdown_after_error(std::string reason) {
   // Give the queued go-away a moment to leave, then drop the connection.
   spdlog::warn("{}: protocol error, closing: {}", description_, reason);
-  if (!queue_.empty())
-    co_await queue_drained_.wait_until(Clock::now() + config_.close_flush_timeout);
+  if (!out_.empty()) co_await queue_drained_.wait_until(Clock::now() + config_.close_flush_timeout);
   close("protocol error: " + reason);
 }
 
@@ -313,8 +306,7 @@ asio::awaitable<void> YamuxSession::shutdown() {
     enqueue(static_cast<std::uint8_t>(FrameType::kGoAway), 0, 0,
             static_cast<std::uint32_t>(yamux::GoAwayCode::kNormal));
   }
-  if (!queue_.empty())
-    co_await queue_drained_.wait_until(Clock::now() + config_.close_flush_timeout);
+  if (!out_.empty()) co_await queue_drained_.wait_until(Clock::now() + config_.close_flush_timeout);
   close("local shutdown");
 }
 
@@ -328,8 +320,8 @@ void YamuxSession::close(const std::string& reason) {
   streams_.clear();
   inbound_count_ = outbound_count_ = 0;
   for (auto& [id, s] : streams) s->on_remote_reset();
-  queue_.clear();
-  queued_bytes_ = queued_control_ = 0;
+  out_.clear();
+  queued_control_ = 0;
   queue_nonempty_.notify();
   queue_space_.notify();
   queue_drained_.notify();

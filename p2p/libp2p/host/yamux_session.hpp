@@ -145,7 +145,7 @@ class YamuxSession : public std::enable_shared_from_this<YamuxSession> {
   // Queue a frame. Control frames ignore the byte budget but are counted.
   void enqueue(std::uint8_t type, std::uint16_t flags, std::uint32_t id, std::uint32_t length,
                ByteView payload = {});
-  bool queue_has_room() const { return queued_bytes_ < config_.max_queued_bytes; }
+  bool queue_has_room() const { return out_.size() < config_.max_queued_bytes; }
   void stream_finished(std::uint32_t id);
 
   asio::any_io_executor executor_;
@@ -161,8 +161,7 @@ class YamuxSession : public std::enable_shared_from_this<YamuxSession> {
   std::size_t outbound_count_ = 0;
   std::uint32_t next_id_;
 
-  std::deque<Bytes> queue_;
-  std::size_t queued_bytes_ = 0;
+  Bytes out_;  // queued frames, not yet handed to the connection
   std::size_t queued_control_ = 0;
   Event queue_nonempty_;
   Event queue_space_;    // below the byte budget again
