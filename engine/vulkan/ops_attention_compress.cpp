@@ -32,10 +32,8 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
     std::uint32_t B, T, Hq, Hkv, D, L, n_past;
     float scale;
     std::uint32_t q_base, k_base, v_base, o_base;
-  } pc{u32(d.B),    u32(d.T), u32(d.D == 0 ? 0 : d.Hq),
-       u32(d.Hkv),  u32(d.D), u32(d.L),
-       u32(n_past), scale,    qv.base,
-       kv.base,     vv.base,  ov.base};
+  } pc{u32(d.B),    u32(d.T), u32(d.Hq), u32(d.Hkv), u32(d.D), u32(d.L),
+       u32(n_past), scale,    qv.base,   kv.base,    vv.base,  ov.base};
   dispatch(pipeline("attention_f32", wg),
            {{qv.ref, runtime::Access::Read},
             {kv.ref, runtime::Access::Read},
