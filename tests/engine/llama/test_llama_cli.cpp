@@ -66,5 +66,25 @@ TEST(KwaainetGenerate, SeededSamplingIsReproducibleAndBadInputFails) {
   EXPECT_NE(run("generate --model /nonexistent --prompt-ids 1 --device cpu").status, 0);
 }
 
+TEST(KwaainetBench, SyntheticTokensPerSecondJsonHasAPrefillAndADecodeRowPerDevice) {
+  const CliRun r = run(
+      "bench --synthetic stories260k --layers 3 --devices cpu --prompt-len 8 --gen-len 4 --batch 2 "
+      "--quant q8_0 --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(last_line(r.out));
+  ASSERT_EQ(j.at("rows").size(), 2u);
+  for (const auto& row : j.at("rows")) {
+    EXPECT_EQ(row.at("device"), "cpu");
+    EXPECT_GT(row.at("tokens_per_s").get<double>(), 0.0);
+    EXPECT_GT(row.at("roofline_fraction").get<double>(), 0.0);
+    EXPECT_EQ(row.at("layers").get<int>(), 3);
+  }
+  EXPECT_EQ(j["rows"][0].at("phase"), "prefill");
+  EXPECT_EQ(j["rows"][0].at("tokens").get<int>(), 16);
+  EXPECT_EQ(j["rows"][1].at("phase"), "decode");
+  EXPECT_EQ(j["rows"][1].at("tokens").get<int>(), 8);
+  EXPECT_NE(run("bench --synthetic llama-9-1b --devices cpu").status, 0);
+}
+
 }  // namespace
 }  // namespace kwaai::engine::llama
