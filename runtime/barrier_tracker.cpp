@@ -14,6 +14,11 @@ VkAccessFlags access_bit(StageKind s, bool write) {
   return write ? VK_ACCESS_TRANSFER_WRITE_BIT : VK_ACCESS_TRANSFER_READ_BIT;
 }
 
+constexpr VkPipelineStageFlags kAllStages =
+    VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+constexpr VkAccessFlags kAllAccess = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                     VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+
 bool overlaps(const AccessDecl& a, const AccessDecl& b) {
   return a.buffer == b.buffer && a.begin < b.end && b.begin < a.end;
 }
@@ -42,11 +47,13 @@ std::optional<Barrier> BarrierTracker::add(std::span<const AccessDecl> accesses)
   }
   std::optional<Barrier> out;
   if (hazard) {
+    // The second scope is every stage and access kind the stream records, not just the new
+    // command's: the pending set is cleared below, so a later command of the other kind
+    // (e.g. a transfer reading what a compute pass wrote before this barrier) gets no
+    // barrier of its own and must already be covered by this one.
     Barrier b = pending_scope();
-    for (const auto& a : accesses) {
-      b.dst_stages |= stage_bit(a.stage);
-      b.dst_access |= access_bit(a.stage, a.write);
-    }
+    b.dst_stages = kAllStages;
+    b.dst_access = kAllAccess;
     out = b;
     pending_.clear();
   }

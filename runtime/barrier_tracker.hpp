@@ -4,9 +4,11 @@
 // what one of them wrote (RAW), writes what one of them read (WAR) or wrote (WAW), on an
 // overlapping byte range of the same VkBuffer, needs a barrier first. The barrier's first
 // scope is every stage used since the last barrier (so it orders *all* of them, which is why
-// the pending set can then be cleared), its second scope the new command's stages. Memory
-// access masks cover the pending writes (make them available) and the new command's accesses
-// (make them visible); a pure WAR still gets an execution dependency.
+// the pending set can then be cleared), its second scope every stage and access kind a stream
+// records (compute and transfer, reads and writes) -- because the pending set is cleared, any
+// later command may depend on what came before, whatever its kind. The first scope's access
+// mask covers the pending writes (make them available); a pure WAR still gets an execution
+// dependency.
 #pragma once
 
 #include <cstdint>

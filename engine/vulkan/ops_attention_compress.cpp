@@ -64,13 +64,9 @@ void VulkanBackend::blockwise8_quantize(const Tensor& x, const Tensor& codebook,
            runtime::push_bytes(pc), grid(op, static_cast<std::uint64_t>(blocks)), label);
   // One invocation per 32-bit word the codes touch (partial words at both ends included).
   const std::uint64_t words = (qv.base + static_cast<std::uint64_t>(n) + 3) / 4 - qv.base / 4;
-  // absmax is declared ReadWrite (the quantize variant binds it read-write) so that this
-  // dispatch, not the absmax pass before the barrier, is its last writer: the runtime's
-  // barrier tracker (as of this commit) makes a write visible only to the stage of the next
-  // barrier's command, so a later download of absmax would otherwise get no barrier.
   dispatch(pipeline("blockwise8_quantize", kThreads),
            {{xv.ref, runtime::Access::Read},
-            {av.ref, runtime::Access::ReadWrite},
+            {av.ref, runtime::Access::Read},
             {cv.ref, runtime::Access::Read},
             {qv.ref, runtime::Access::ReadWrite}},
            runtime::push_bytes(pc), grid(op, (words + kThreads - 1) / kThreads), label);

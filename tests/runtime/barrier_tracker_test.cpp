@@ -21,6 +21,11 @@ AccessDecl wr(VkBuffer b, VkDeviceSize lo, VkDeviceSize hi, StageKind s = StageK
   return {b, lo, hi, true, s};
 }
 
+constexpr VkPipelineStageFlags kAllStages =
+    VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+constexpr VkAccessFlags kAllAccess = VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT |
+                                     VK_ACCESS_TRANSFER_READ_BIT | VK_ACCESS_TRANSFER_WRITE_BIT;
+
 std::optional<Barrier> add(BarrierTracker& t, std::vector<AccessDecl> a) {
   return t.add(a);
 }
@@ -32,8 +37,8 @@ TEST(BarrierTracker, ReadAfterWriteOnOverlapNeedsBarrier) {
   ASSERT_TRUE(b);
   EXPECT_EQ(b->src_stages, VkPipelineStageFlags(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT));
   EXPECT_EQ(b->src_access, VkAccessFlags(VK_ACCESS_SHADER_WRITE_BIT));
-  EXPECT_EQ(b->dst_stages, VkPipelineStageFlags(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT));
-  EXPECT_EQ(b->dst_access, VkAccessFlags(VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT));
+  EXPECT_EQ(b->dst_stages, kAllStages);
+  EXPECT_EQ(b->dst_access, kAllAccess);
 }
 
 TEST(BarrierTracker, WriteAfterReadNeedsBarrier) {
@@ -41,8 +46,8 @@ TEST(BarrierTracker, WriteAfterReadNeedsBarrier) {
   EXPECT_FALSE(add(t, {rd(buf(1), 0, 64), wr(buf(2), 0, 64)}));
   auto b = add(t, {wr(buf(1), 60, 61, StageKind::Transfer)});
   ASSERT_TRUE(b);
-  EXPECT_EQ(b->dst_stages, VkPipelineStageFlags(VK_PIPELINE_STAGE_TRANSFER_BIT));
-  EXPECT_EQ(b->dst_access, VkAccessFlags(VK_ACCESS_TRANSFER_WRITE_BIT));
+  EXPECT_EQ(b->dst_stages, kAllStages);
+  EXPECT_EQ(b->dst_access, kAllAccess);
 }
 
 TEST(BarrierTracker, WriteAfterWriteNeedsBarrier) {
@@ -52,7 +57,20 @@ TEST(BarrierTracker, WriteAfterWriteNeedsBarrier) {
   ASSERT_TRUE(b);
   EXPECT_EQ(b->src_stages, VkPipelineStageFlags(VK_PIPELINE_STAGE_TRANSFER_BIT));
   EXPECT_EQ(b->src_access, VkAccessFlags(VK_ACCESS_TRANSFER_WRITE_BIT));
-  EXPECT_EQ(b->dst_stages, VkPipelineStageFlags(VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT));
+  EXPECT_EQ(b->dst_stages, kAllStages);
+}
+
+// Regression: compute writes A, a compute pass reading A triggers the barrier, then a transfer
+// (download) reads A. The transfer gets no barrier of its own, so the first one must already
+// make A's write visible to the transfer stage.
+TEST(BarrierTracker, LaterCommandOfOtherKindIsCoveredByEarlierBarrier) {
+  BarrierTracker t;
+  EXPECT_FALSE(add(t, {wr(buf(1), 0, 64)}));
+  auto b = add(t, {rd(buf(1), 0, 64), wr(buf(2), 0, 64)});
+  ASSERT_TRUE(b);
+  EXPECT_FALSE(add(t, {rd(buf(1), 0, 64, StageKind::Transfer)}));
+  EXPECT_TRUE(b->dst_stages & VK_PIPELINE_STAGE_TRANSFER_BIT);
+  EXPECT_TRUE(b->dst_access & VK_ACCESS_TRANSFER_READ_BIT);
 }
 
 TEST(BarrierTracker, DisjointRangesReadsAndOtherBuffersNeedNone) {
