@@ -9,8 +9,7 @@
 namespace kwaai::p2p::hivemind::net {
 
 double unix_time() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
 }
 
 DHTID random_dht_id() {
@@ -120,7 +119,9 @@ void DHTNode::note_failure(const Bytes& peer) {
   ++s.failures;
 }
 
-void DHTNode::note_success(const Bytes& peer) { blacklist_.erase(std::string(peer.begin(), peer.end())); }
+void DHTNode::note_success(const Bytes& peer) {
+  blacklist_.erase(std::string(peer.begin(), peer.end()));
+}
 
 bool DHTNode::blacklisted(const Bytes& peer) const {
   auto it = blacklist_.find(std::string(peer.begin(), peer.end()));
@@ -153,8 +154,8 @@ asio::awaitable<lp::Result<Bytes>> DHTNode::call(const lp::PeerId& peer, const c
   }
   if (r->is_error) {
     node_failed(peer.bytes());
-    co_return lp::make_error(lp::Errc::kProtocol, std::string(name) + " at " + peer.to_string() +
-                                                      ": " + r->error);
+    co_return lp::make_error(lp::Errc::kProtocol,
+                             std::string(name) + " at " + peer.to_string() + ": " + r->error);
   }
   co_return std::move(r->response);
 }

@@ -33,8 +33,8 @@ struct DHTNodeConfig {
   bool client_mode = false;      // no handlers, empty NodeInfo: nobody adds us to a table
   std::size_t bucket_size = 20;  // k; also the beam size of searches
   int depth_modulo = 5;
-  std::size_t num_replicas = 5;  // nodes a store goes to
-  std::size_t num_workers = 4;   // concurrent rpc_find calls per search
+  std::size_t num_replicas = 5;   // nodes a store goes to
+  std::size_t num_workers = 4;    // concurrent rpc_find calls per search
   std::size_t cache_nearest = 1;  // nearest visited nodes that get a found value in_cache
   bool cache_locally = true;      // found values go to our cache storage
   std::chrono::milliseconds rpc_timeout{3000};
@@ -105,8 +105,8 @@ class DHTNode : public std::enable_shared_from_this<DHTNode> {
   bool blacklisted(const Bytes& peer) const;
 
  private:
-  DHTNode(std::weak_ptr<lp::Host> host, std::shared_ptr<lp::KadService> kad,
-          DHTNodeConfig config, DHTID id);
+  DHTNode(std::weak_ptr<lp::Host> host, std::shared_ptr<lp::KadService> kad, DHTNodeConfig config,
+          DHTID id);
   void register_handlers();
   std::optional<DHTID> own_info_id() const {
     return config_.client_mode ? std::nullopt : std::optional<DHTID>(own_id_);

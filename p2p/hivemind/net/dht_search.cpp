@@ -264,14 +264,14 @@ asio::awaitable<bool> DHTNode::store(const DHTID& key, const std::optional<Bytes
     while (round.size() < config_.num_replicas - answered && next < nearest.size()) {
       auto pid = lp::PeerId::from_bytes(nearest[next++].peer_id);
       if (!pid) continue;
-      round.push_back([this, self, peer = *pid, &item, &answered,
-                       &any_ok]() -> asio::awaitable<void> {
-        std::vector<StoreItem> items{item};
-        auto r = co_await call_store(peer, items);
-        if (!r) co_return;
-        ++answered;
-        if (r->store_ok(0)) any_ok = true;
-      });
+      round.push_back(
+          [this, self, peer = *pid, &item, &answered, &any_ok]() -> asio::awaitable<void> {
+            std::vector<StoreItem> items{item};
+            auto r = co_await call_store(peer, items);
+            if (!r) co_return;
+            ++answered;
+            if (r->store_ok(0)) any_ok = true;
+          });
     }
     co_await gather(host().executor(), std::move(round));
   }

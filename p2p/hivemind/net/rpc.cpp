@@ -133,15 +133,15 @@ void RpcServer::add_unary(const std::string& name, UnaryHandler handler) {
   auto host = host_.lock();
   if (!host) return;
   std::weak_ptr<RpcServer> weak = weak_from_this();
-  host->set_handler(name,
-                    [weak, name](lp::YamuxStreamPtr s, lp::ConnectionPtr c) -> asio::awaitable<void> {
-                      auto self = weak.lock();
-                      if (!self) {
-                        s->reset();
-                        co_return;
-                      }
-                      co_await self->serve_unary(name, std::move(s), std::move(c));
-                    });
+  host->set_handler(
+      name, [weak, name](lp::YamuxStreamPtr s, lp::ConnectionPtr c) -> asio::awaitable<void> {
+        auto self = weak.lock();
+        if (!self) {
+          s->reset();
+          co_return;
+        }
+        co_await self->serve_unary(name, std::move(s), std::move(c));
+      });
 }
 
 void RpcServer::add_stream(const std::string& name, StreamHandler handler) {
@@ -149,15 +149,15 @@ void RpcServer::add_stream(const std::string& name, StreamHandler handler) {
   auto host = host_.lock();
   if (!host) return;
   std::weak_ptr<RpcServer> weak = weak_from_this();
-  host->set_handler(name,
-                    [weak, name](lp::YamuxStreamPtr s, lp::ConnectionPtr c) -> asio::awaitable<void> {
-                      auto self = weak.lock();
-                      if (!self) {
-                        s->reset();
-                        co_return;
-                      }
-                      co_await self->serve_stream(name, std::move(s), std::move(c));
-                    });
+  host->set_handler(
+      name, [weak, name](lp::YamuxStreamPtr s, lp::ConnectionPtr c) -> asio::awaitable<void> {
+        auto self = weak.lock();
+        if (!self) {
+          s->reset();
+          co_return;
+        }
+        co_await self->serve_stream(name, std::move(s), std::move(c));
+      });
 }
 
 void RpcServer::remove_all() {
@@ -194,8 +194,9 @@ asio::awaitable<void> RpcServer::serve_unary(std::string name, lp::YamuxStreamPt
   }
   if (!msg || !*msg) {
     // Oversized, truncated or silent: nothing to answer to (no call id); close the stream.
-    if (!msg) spdlog::debug("rpc {}: bad request from {}: {}", name, caller.to_string(),
-                            msg.error().to_string());
+    if (!msg)
+      spdlog::debug("rpc {}: bad request from {}: {}", name, caller.to_string(),
+                    msg.error().to_string());
     s->reset();
     co_return;
   }
@@ -235,8 +236,8 @@ asio::awaitable<void> RpcServer::serve_unary(std::string name, lp::YamuxStreamPt
   if (!bytes) {
     // The response exceeds the envelope limit: say so instead of leaving the caller waiting.
     UnaryReply err{reply.call_id, true, {}};
-    const std::string text = "response exceeds the " +
-                             std::to_string(limits_.max_message_bytes) + "-byte message limit";
+    const std::string text =
+        "response exceeds the " + std::to_string(limits_.max_message_bytes) + "-byte message limit";
     err.payload.assign(text.begin(), text.end());
     bytes = encode_unary_reply(err, limits_.max_message_bytes);
   }
@@ -283,7 +284,8 @@ asio::awaitable<lp::Result<UnaryAnswer>> unary_exchange(std::shared_ptr<lp::Host
                                                         lp::PeerId peer, std::string name,
                                                         Bytes bytes, std::size_t max_bytes,
                                                         std::shared_ptr<Deadline<UnaryAnswer>> st) {
-  std::vector<std::string> protocols{name};  // not inline: GCC 12 mis-handles init lists in co_await
+  std::vector<std::string> protocols{
+      name};  // not inline: GCC 12 mis-handles init lists in co_await
   auto ns = co_await host->new_stream(peer, std::move(protocols));
   if (!ns) co_return std::move(ns).error();
   auto s = ns->stream;
@@ -313,7 +315,8 @@ asio::awaitable<lp::Result<std::vector<Bytes>>> stream_exchange(
     std::shared_ptr<lp::Host> host, lp::PeerId peer, std::string name, std::vector<Bytes> requests,
     std::size_t max_frame, std::size_t max_responses,
     std::shared_ptr<Deadline<std::vector<Bytes>>> st) {
-  std::vector<std::string> protocols{name};  // not inline: GCC 12 mis-handles init lists in co_await
+  std::vector<std::string> protocols{
+      name};  // not inline: GCC 12 mis-handles init lists in co_await
   auto ns = co_await host->new_stream(peer, std::move(protocols));
   if (!ns) co_return std::move(ns).error();
   st->attach(ns->stream);

@@ -84,8 +84,7 @@ class RpcServer : public std::enable_shared_from_this<RpcServer> {
   RpcServer(std::weak_ptr<lp::Host> host, RpcLimits limits)
       : host_(std::move(host)), limits_(limits) {}
   asio::awaitable<void> serve_unary(std::string name, lp::YamuxStreamPtr s, lp::ConnectionPtr c);
-  asio::awaitable<void> serve_stream(std::string name, lp::YamuxStreamPtr s,
-                                     lp::ConnectionPtr c);
+  asio::awaitable<void> serve_stream(std::string name, lp::YamuxStreamPtr s, lp::ConnectionPtr c);
 
   std::weak_ptr<lp::Host> host_;
   RpcLimits limits_;
@@ -117,10 +116,11 @@ asio::awaitable<lp::Result<UnaryAnswer>> call_unary(lp::Host& host, const lp::Pe
 // Unary-in / stream-out or stream-in / stream-out client helper: sends every request frame,
 // END_OF_STREAM, then collects responses until EOF. An error frame ends the call with its text
 // as an error (kProtocol). Bounded by the timeout and by `max_responses`.
-asio::awaitable<lp::Result<std::vector<Bytes>>> call_stream(
-    lp::Host& host, const lp::PeerId& peer, const std::string& name,
-    const std::vector<Bytes>& requests, CallOptions options = {},
-    std::size_t max_responses = 1024);
+asio::awaitable<lp::Result<std::vector<Bytes>>> call_stream(lp::Host& host, const lp::PeerId& peer,
+                                                            const std::string& name,
+                                                            const std::vector<Bytes>& requests,
+                                                            CallOptions options = {},
+                                                            std::size_t max_responses = 1024);
 
 Bytes random_call_id();
 
