@@ -67,14 +67,18 @@ void run_generate(const GenerateConfig& c, const GlobalOptions& global) {
                                                                : "auto";
   auto src = open_model(c.model);
   std::optional<Tokenizer> tok;
-  if (std::filesystem::is_directory(c.model)) tok = Tokenizer::from_model_dir(c.model);
+  // HF folder: tokenizer.json; GGUF: the tokenizer.ggml.* metadata (either may be absent).
+  if (std::filesystem::is_directory(c.model))
+    tok = Tokenizer::from_model_dir(c.model);
+  else if (src->format() == "gguf")
+    tok = Tokenizer::from_gguf(c.model);
   std::vector<std::int32_t> prompt;
   if (!c.prompt_ids.empty()) {
     prompt = parse_ids(c.prompt_ids);
   } else {
     if (!tok)
       throw std::invalid_argument(
-          "generate: --prompt needs a tokenizer.json next to the model; "
+          "generate: --prompt needs a tokenizer (tokenizer.json in the folder or GGUF metadata); "
           "use --prompt-ids for " +
           c.model);
     prompt = tok->encode(c.prompt, /*add_bos=*/true);
