@@ -3,6 +3,8 @@
 # ccache into build/. Every other script starts here.
 set -euo pipefail
 cd "$(dirname "$0")"
+# ccache keys on relative paths below the checkout, so a fresh clone reuses earlier builds.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 if [ "$(id -u)" = 0 ]; then
   .ci/setup-deps.sh
 elif command -v sudo >/dev/null; then

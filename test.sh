@@ -4,6 +4,8 @@
 # against js-libp2p, fuzz-corpus replays and short libFuzzer runs.
 set -euo pipefail
 cd "$(dirname "$0")"
+# ccache keys on relative paths below the checkout, so a fresh clone reuses earlier builds.
+export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 jobs=$(nproc)
 # The clang/libFuzzer build comes first so the main build can register its short runs.
 ./setup.sh -DKWAAI_FUZZ_DIR="$PWD/build-fuzz"
