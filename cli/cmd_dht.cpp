@@ -98,6 +98,9 @@ int run_dht(const DhtRunOptions& opt) {
 
 }  // namespace
 
+// cmd_dht_kv.cpp: `dht get` / `dht put`, and the hivemind DHT RPCs on `dht run` nodes.
+void register_dht_kv(CLI::App& dht);
+
 void register_dht(CLI::App& app, GlobalOptions& /*global*/) {
   auto* dht = app.add_subcommand("dht", "libp2p DHT node (Kademlia peer routing)");
   dht->require_subcommand(1);
@@ -114,6 +117,7 @@ void register_dht(CLI::App& app, GlobalOptions& /*global*/) {
   run->callback([opt] {
     if (const int rc = run_dht(*opt); rc != 0) throw CLI::RuntimeError(rc);
   });
+  register_dht_kv(*dht);
 }
 
 }  // namespace kwaai::cli
