@@ -206,12 +206,12 @@ TEST(HivemindRpc, PerPeerConcurrencyCap) {
   limits.max_inbound_per_peer = 2;
   auto server = RpcServer::create(p.server.host, limits);
   std::size_t max_seen = 0;
-  server->add_unary("Test.rpc_slow",
-                    [&](const lp::PeerId& caller, Bytes req) -> asio::awaitable<UnaryOutcome> {
-                      max_seen = std::max(max_seen, server->in_flight(caller));
-                      co_await sleep_for(std::chrono::milliseconds(400));
-                      co_return UnaryOutcome::success(std::move(req));
-                    });
+  server->add_unary(
+      "Test.rpc_slow", [&](const lp::PeerId& caller, Bytes req) -> asio::awaitable<UnaryOutcome> {
+        max_seen = std::max(max_seen, server->in_flight(caller));
+        co_await sleep_for(std::chrono::milliseconds(1500));  // all 5 arrive meanwhile
+        co_return UnaryOutcome::success(std::move(req));
+      });
   int ok = 0, refused = 0, done = 0;
   run_coro(p.ctx, [&]() -> asio::awaitable<void> {
     auto ex = co_await asio::this_coro::executor;
