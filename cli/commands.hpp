@@ -18,5 +18,6 @@ void register_devices(CLI::App& app, GlobalOptions& global);
 void register_bench(CLI::App& app, GlobalOptions& global);
 void register_generate(CLI::App& app, GlobalOptions& global);
 void register_dht(CLI::App& app, GlobalOptions& global);
+void register_calibrate(CLI::App& app, GlobalOptions& global);
 
 }  // namespace kwaai::cli

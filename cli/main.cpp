@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   kwaai::cli::register_bench(app, global);
   kwaai::cli::register_generate(app, global);
   kwaai::cli::register_dht(app, global);
+  kwaai::cli::register_calibrate(app, global);
 
   try {
     app.parse(argc, argv);

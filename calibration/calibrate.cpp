@@ -1,0 +1,122 @@
+#include "calibration/calibrate.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+
+#include "calibration/measure.hpp"
+#include "calibration/petals_rules.hpp"
+#include "engine/llama/llama_config.hpp"
+#include "engine/llama/synthetic_source.hpp"
+
+namespace kwaai::calibration {
+
+namespace {
+
+using namespace kwaai::engine;
+
+BlockShape shape_of(const ModelConfig& c, std::int64_t layers) {
+  BlockShape s;
+  s.hidden = c.hidden;
+  s.heads = c.heads;
+  s.kv_heads = c.kv_heads;
+  s.layers = layers;
+  s.block_params = llama::block_params(c);
+  return s;
+}
+
+// A name for the profile key: the folder (or file stem) of a real model.
+std::string model_label(const std::string& path) {
+  std::filesystem::path p(path);
+  while (!p.empty() && p.filename().empty()) p = p.parent_path();  // trailing '/'
+  std::string name = p.extension() == ".gguf" ? p.stem().string() : p.filename().string();
+  return name.empty() ? path : name;
+}
+
+}  // namespace
+
+Profile calibrate(const CalibrateOptions& opt) {
+  if (opt.model.empty() == opt.synthetic.empty())
+    throw std::invalid_argument("calibrate: give exactly one of --model and --synthetic");
+  if (opt.quant != "none" && opt.quant != "q8_0" && opt.quant != "q4_0")
+    throw std::invalid_argument("calibrate: --quant must be none, q8_0 or q4_0, got '" + opt.quant +
+                                "'");
+  if (opt.layers < 0) throw std::invalid_argument("calibrate: --layers must be >= 0");
+  const WeightFormat format = weight_format_from_quant(opt.quant);
+
+  // The measured block: synthetic weights of the real shapes (made in the format being
+  // calibrated, f16 for none), or block 0 of the real model converted like serve would.
+  std::unique_ptr<ModelSource> src;
+  Quant upload_quant = Quant::None;
+  std::int64_t layers = 0;
+  Profile p;
+  if (!opt.synthetic.empty()) {
+    ModelConfig cfg = llama::known_config(opt.synthetic);
+    layers = opt.layers > 0 ? opt.layers : cfg.layers;
+    cfg.layers = 1;  // only block 0 is ever loaded
+    const std::string dtype = opt.quant == "none" ? "f16" : opt.quant;
+    src = std::make_unique<llama::SyntheticSource>(cfg, dtype_from_name(dtype));
+    p.model = opt.synthetic;
+  } else {
+    if (opt.layers > 0) throw std::invalid_argument("calibrate: --layers applies to --synthetic");
+    src = open_model(opt.model);
+    layers = src->config().layers;
+    upload_quant = quant_from_name(opt.quant);
+    p.model = model_label(opt.model);
+  }
+  const ModelConfig& cfg = src->config();
+  llama::validate_llama(cfg);
+
+  auto be = make_backend(opt.device);
+  p.device = be->name();
+  p.device_name = be->description();
+  p.quant = opt.quant;
+  p.quick = opt.quick;
+
+  // 1. Memory -> num_blocks (Petals' _choose_num_blocks).
+  DeviceMemory mem =
+      opt.memory_bytes > 0 ? DeviceMemory{opt.memory_bytes, "given"} : device_memory(*be);
+  const BlockBudget budget = choose_num_blocks(shape_of(cfg, layers), format, mem.bytes);
+  p.memory_bytes = mem.bytes;
+  p.memory_source = mem.source;
+  p.autograd_bytes = budget.autograd_bytes;
+  p.block_bytes = budget.block_bytes;
+  p.attn_cache_tokens = budget.attn_cache_tokens;
+  p.cache_bytes_per_block = budget.cache_bytes_per_block;
+  p.num_layers = layers;
+  p.num_blocks = budget.num_blocks;
+  spdlog::info(
+      "calibrate: {} on {} ({}): memory {} bytes ({}), block {} + cache {} bytes -> {} "
+      "of {} blocks",
+      p.model, p.device, p.device_name, p.memory_bytes, p.memory_source, p.block_bytes,
+      p.cache_bytes_per_block, p.num_blocks, layers);
+
+  // 2. Compute (Petals' measure_compute_rps on one block).
+  const MeasureOptions mo = opt.quick ? MeasureOptions::quick() : MeasureOptions{};
+  spdlog::info("calibrate: measuring one block: forward {} x {} tokens, inference {} steps",
+               mo.forward_steps, mo.forward_tokens, mo.inference_steps);
+  const ComputeRates rates = measure_compute_rps(*be, *src, upload_quant, mo);
+  p.forward_rps = rates.forward_rps;
+  p.inference_rps = rates.inference_rps;
+  p.compute_rps = rates.forward_rps;
+
+  // 3. Network: a speed test needs the internet (loopback says nothing about the link peers
+  // use), so we take a bit rate the operator measured, else Petals' own fallback.
+  const bool given = opt.network_bits_per_second > 0;
+  p.network_rps = network_rps_from_bits_per_second(
+      given ? opt.network_bits_per_second : kPetalsDefaultNetworkBitsPerSecond, cfg.hidden);
+  p.network_source = given ? "given" : "petals-default-100mbit";
+
+  // 4. Announced throughput (get_server_throughput).
+  p.using_relay = opt.using_relay;
+  p.throughput = announced_throughput(p.forward_rps, p.network_rps, p.num_blocks, p.using_relay);
+  p.created_unix = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  return p;
+}
+
+}  // namespace kwaai::calibration
