@@ -14,7 +14,27 @@
 namespace kwaai::p2p::hivemind::net::test {
 
 namespace lp = kwaai::p2p::libp2p;
-using lp::test::run_coro;
+// Like lp::test::run_coro, but returns as soon as the coroutine finishes: with listening hosts
+// the context never runs out of work, so run_for would otherwise sit out its whole slice.
+template <class F>
+void run_coro(asio::io_context& ctx, F body,
+              std::chrono::seconds limit = std::chrono::seconds(60)) {
+  bool done = false;
+  std::exception_ptr error;
+  asio::co_spawn(ctx, std::move(body), [&](std::exception_ptr e) {
+    done = true;
+    error = e;
+    ctx.stop();
+  });
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!done && std::chrono::steady_clock::now() < deadline) {
+    ctx.run_for(std::chrono::milliseconds(50));
+    if (ctx.stopped()) ctx.restart();
+  }
+  if (ctx.stopped()) ctx.restart();
+  ASSERT_TRUE(done) << "coroutine did not finish within " << limit.count() << " s";
+  if (error) std::rethrow_exception(error);
+}
 
 inline lp::Libp2pNode make_node(asio::io_context& ctx) {
   auto n = lp::Libp2pNode::create(ctx.get_executor(), lp::PrivateKey::generate_ed25519());
