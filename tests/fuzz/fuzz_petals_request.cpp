@@ -1,11 +1,13 @@
 // Fuzzes the server's view of Petals requests: the first byte picks the input kind (0: request
 // metadata msgpack, else: an ExpertRequest). Metadata is parsed, re-encoded and re-parsed;
-// requests go through args_structure resolution, stream reassembly and two steps of the
-// inference state machine. Errors are fine; crashes, hangs and inconsistencies are not.
+// requests go through args_structure resolution, stream reassembly, forward validation and two
+// steps of the inference state machine. Errors are fine; crashes, hangs and inconsistencies are
+// not.
 #include <cstddef>
 #include <cstdint>
 
 #include "p2p/hivemind/dht_messages.hpp"
+#include "p2p/petals/forward_request.hpp"
 #include "p2p/petals/inference_protocol.hpp"
 #include "p2p/petals/metadata.hpp"
 #include "p2p/petals/rpc_messages.hpp"
@@ -37,5 +39,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   (void)p.on_request(*req);
   (void)p.on_request(*req);
   (void)petals::assemble_stream_request({*req, *req}, 8, 1u << 20);
+  (void)petals::decode_forward_request(
+      *req,
+      petals::SpanSchema{"stories260K-hf", 0, 5, 64, hivemind::DType::float32, hivemind::pb::NONE},
+      limits);
   return 0;
 }
