@@ -36,6 +36,9 @@ struct KernelTable {
   void (*bf16_to_f32_row)(const std::uint16_t* src, float* dst, std::int64_t n);
 };
 
+// F16C from CPUID directly: clang's __builtin_cpu_supports does not know "f16c".
+bool cpu_has_f16c();
+
 const KernelTable& scalar_kernels();
 const KernelTable* avx2_kernels();    // nullptr unless the CPU has AVX2 + FMA + F16C
 const KernelTable* avx512_kernels();  // nullptr unless AVX-512 F/BW/VL + VNNI + F16C

@@ -136,8 +136,8 @@ KWAAI_AVX2 void bf16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
 }  // namespace
 
 const KernelTable* avx2_kernels() {
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                         __builtin_cpu_supports("f16c");
+  static const bool ok =
+      __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
   static const KernelTable t{"avx2",   dot_f32,  dot_f16, dot_bf16,
                              dot_q8_0, dot_q4_0, f16_row, bf16_row};
   return ok ? &t : nullptr;

@@ -171,7 +171,7 @@ KWAAI_AVX512 void bf16_row(const std::uint16_t* src, float* dst, std::int64_t n)
 const KernelTable* avx512_kernels() {
   static const bool ok = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                         __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("f16c") &&
+                         __builtin_cpu_supports("avx512vnni") && cpu_has_f16c() &&
                          __builtin_cpu_supports("fma");
   static const KernelTable t{"avx512-vnni", dot_f32,  dot_f16, dot_bf16,
                              dot_q8_0,      dot_q4_0, f16_row, bf16_row};

@@ -1,4 +1,6 @@
 // Portable reference inner loops (also the fallback on CPUs without AVX2).
+#include <cpuid.h>
+
 #include <cmath>
 
 #include "engine/cpu/kernels.hpp"
@@ -90,6 +92,11 @@ const KernelTable& best_kernels() {
     return scalar_kernels();
   }();
   return t;
+}
+
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
 }
 
 }  // namespace kwaai::engine::cpu
