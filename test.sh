@@ -7,7 +7,8 @@ cd "$(dirname "$0")"
 # ccache keys on relative paths below the checkout, so a fresh clone reuses earlier builds.
 export CCACHE_BASEDIR="${CCACHE_BASEDIR:-$PWD}"
 jobs=$(nproc)
-# The clang/libFuzzer build comes first so the main build can register its short runs.
+# The main build registers a short run of each libFuzzer target in build-fuzz/ as a ctest case,
+# so build-fuzz (clang, ASan/UBSan) is built before ctest starts.
 ./setup.sh -DKWAAI_FUZZ_DIR="$PWD/build-fuzz"
 cmake -S . -B build-fuzz -G Ninja -DKWAAI_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++
