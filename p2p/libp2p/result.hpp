@@ -16,7 +16,7 @@ enum class Errc : std::uint8_t {
   kTruncated,          // need more bytes (incremental decoders use std::nullopt instead)
   kTooLarge,           // a declared length or value exceeds an explicit limit
   kMalformed,          // bytes that violate the format
-  kUnsupported,        // well-formed but not implemented (unknown multiaddr code, key type...)
+  kUnsupported,        // well-formed but unsupported here (unknown multiaddr code, key type...)
   kBadSignature,       // signature verification failed
   kCrypto,             // AEAD tag mismatch, low-order DH point, key parse failure
   kProtocol,           // peer broke a protocol rule (wrong header, unexpected message...)
