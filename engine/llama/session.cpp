@@ -1,5 +1,7 @@
 #include "engine/llama/session.hpp"
 
+#include <algorithm>
+#include <stdexcept>
 #include <string>
 
 namespace kwaai::engine::llama {
@@ -12,10 +14,9 @@ std::int64_t InferenceSession::position() const {
   return position_;
 }
 
-std::vector<float> InferenceSession::step(std::span<const float> hidden, std::int64_t tokens,
+std::int64_t InferenceSession::check_step(std::span<const float> hidden, std::int64_t tokens,
                                           std::span<const std::int64_t> hypo_ids,
-                                          std::optional<std::int64_t> start_from_position) {
-  std::lock_guard lock(mu_);
+                                          std::optional<std::int64_t> start_from_position) const {
   const std::int64_t hsz = exec_.config().hidden, b = cache_.batch();
   if (tokens < 0 || static_cast<std::int64_t>(hidden.size()) != b * tokens * hsz)
     throw std::invalid_argument("InferenceSession::step: " + std::to_string(hidden.size()) +
@@ -33,14 +34,94 @@ std::vector<float> InferenceSession::step(std::span<const float> hidden, std::in
     throw std::length_error("Maximum length exceeded: position " + std::to_string(pos) + " + " +
                             std::to_string(tokens) + " new tokens > max_length " +
                             std::to_string(cache_.max_length()));
+  // Checked here as well as in KvCache::reorder so a batched step can refuse a bad request
+  // before any other request of the batch has touched its cache.
+  if (!hypo_ids.empty()) {
+    if (static_cast<std::int64_t>(hypo_ids.size()) != b)
+      throw std::invalid_argument("InferenceSession::step: " + std::to_string(hypo_ids.size()) +
+                                  " hypo_ids for a batch of " + std::to_string(b));
+    for (std::size_t i = 0; i < hypo_ids.size(); ++i)
+      if (hypo_ids[i] < 0 || hypo_ids[i] >= b)
+        throw std::invalid_argument("InferenceSession::step: hypo_ids[" + std::to_string(i) +
+                                    "] = " + std::to_string(hypo_ids[i]) + " outside [0, " +
+                                    std::to_string(b) + ")");
+  }
+  return pos;
+}
+
+std::vector<float> InferenceSession::step(std::span<const float> hidden, std::int64_t tokens,
+                                          std::span<const std::int64_t> hypo_ids,
+                                          std::optional<std::int64_t> start_from_position) {
+  std::lock_guard lock(mu_);
+  const std::int64_t pos = check_step(hidden, tokens, hypo_ids, start_from_position);
   if (!hypo_ids.empty()) {
     std::lock_guard dev(device_mutex(exec_.backend()));
     cache_.reorder(exec_.backend(), hypo_ids);
   }
   std::vector<float> out;
-  if (tokens > 0) out = exec_.forward(hidden, b, tokens, cache_, pos);
+  if (tokens > 0) out = exec_.forward(hidden, cache_.batch(), tokens, cache_, pos);
   // Only a completed step moves the position, so a failed step can simply be retried.
   position_ = pos + tokens;
+  return out;
+}
+
+std::vector<std::vector<float>> step_batch(std::span<const StepRequest> requests) {
+  if (requests.empty()) return {};
+  auto where = [](std::size_t i) { return "step_batch: request " + std::to_string(i) + ": "; };
+  const SpanExecutor* exec = nullptr;
+  std::vector<InferenceSession*> order;
+  order.reserve(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    InferenceSession* s = requests[i].session;
+    if (!s) throw std::invalid_argument(where(i) + "no session");
+    if (!exec) exec = &s->exec_;
+    if (&s->exec_ != exec)
+      throw std::invalid_argument(
+          where(i) + "session belongs to another span executor than " + "request 0's (blocks [" +
+          std::to_string(s->exec_.start()) + ", " + std::to_string(s->exec_.end()) + ") vs [" +
+          std::to_string(exec->start()) + ", " + std::to_string(exec->end()) + "))");
+    order.push_back(s);
+  }
+  // Address order: every caller takes overlapping locks in the same sequence.
+  std::sort(order.begin(), order.end(), std::less<>());
+  for (std::size_t i = 1; i < order.size(); ++i)
+    if (order[i] == order[i - 1]) {
+      const auto first = std::find_if(requests.begin(), requests.end(),
+                                      [&](const StepRequest& r) { return r.session == order[i]; });
+      const auto dup = std::find_if(first + 1, requests.end(),
+                                    [&](const StepRequest& r) { return r.session == order[i]; });
+      throw std::invalid_argument(where(static_cast<std::size_t>(dup - requests.begin())) +
+                                  "same session as request " +
+                                  std::to_string(first - requests.begin()));
+    }
+  std::vector<std::unique_lock<std::mutex>> locks;
+  locks.reserve(order.size());
+  for (InferenceSession* s : order) locks.emplace_back(s->mu_);
+
+  std::vector<std::int64_t> pos(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const StepRequest& r = requests[i];
+    try {
+      pos[i] = r.session->check_step(r.hidden, r.tokens, r.hypo_ids, r.start_from_position);
+    } catch (const std::length_error& e) {
+      throw std::length_error(where(i) + e.what());
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(where(i) + e.what());
+    }
+  }
+
+  std::vector<std::vector<float>> out(requests.size());
+  for (std::size_t i = 0; i < requests.size(); ++i) {
+    const StepRequest& r = requests[i];
+    InferenceSession& s = *r.session;
+    if (!r.hypo_ids.empty()) {
+      std::lock_guard dev(device_mutex(s.exec_.backend()));
+      s.cache_.reorder(s.exec_.backend(), r.hypo_ids);
+    }
+    if (r.tokens > 0)
+      out[i] = s.exec_.forward(r.hidden, s.cache_.batch(), r.tokens, s.cache_, pos[i]);
+    s.position_ = pos[i] + r.tokens;
+  }
   return out;
 }
 

@@ -31,6 +31,24 @@ struct SessionOptions {
   std::chrono::milliseconds alloc_timeout{0};  // 0: refuse at once when the budget is full
 };
 
+class InferenceSession;
+
+// One session's share of a batched step (see step_batch).
+struct StepRequest {
+  InferenceSession* session = nullptr;     // all of one SpanExecutor, all distinct
+  std::span<const float> hidden;           // f32[batch_i, tokens_i, hidden]
+  std::int64_t tokens = 0;                 // may differ per request
+  std::span<const std::int64_t> hypo_ids;  // empty or batch_i indices
+  std::optional<std::int64_t> start_from_position;
+};
+
+// Steps several sessions of one span together. One output per request, in order
+// (f32[batch_i, tokens_i, hidden]). Every request is validated before anything runs (exceptions
+// name the request index and what is wrong, and leave every session unchanged); on success the
+// result equals calling InferenceSession::step on each request in turn. The sessions are locked
+// in address order, so concurrent callers with overlapping sets cannot deadlock.
+std::vector<std::vector<float>> step_batch(std::span<const StepRequest> requests);
+
 class InferenceSession {
  public:
   InferenceSession(SpanExecutor& exec, const SessionOptions& opt, CacheLease lease);
@@ -49,6 +67,13 @@ class InferenceSession {
   std::int64_t cache_tokens() const { return lease_.tokens(); }
 
  private:
+  friend std::vector<std::vector<float>> step_batch(std::span<const StepRequest> requests);
+  // Checks a step against the current state (caller holds mu_) and returns the position the
+  // new tokens start at. Throws std::invalid_argument / std::length_error; changes nothing.
+  std::int64_t check_step(std::span<const float> hidden, std::int64_t tokens,
+                          std::span<const std::int64_t> hypo_ids,
+                          std::optional<std::int64_t> start_from_position) const;
+
   SpanExecutor& exec_;
   mutable std::mutex mu_;  // one step at a time per session
   KvCache cache_;
