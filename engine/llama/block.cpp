@@ -47,12 +47,17 @@ void BlockScratch::ensure(Backend& be, const ModelConfig& cfg, std::int64_t m) {
 }
 
 void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const Tensor& x,
-                  std::int64_t batch, std::int64_t tokens, const Tensor& positions,
-                  const Tensor& k_cache, const Tensor& v_cache, std::int64_t n_past,
+                  const Tensor& positions, std::span<const BlockSegment> segments,
                   BlockScratch& s) {
-  const std::int64_t m = batch * tokens;
   const std::int64_t hq = cfg.heads, hkv = cfg.kv_heads, d = cfg.head_dim;
+  std::int64_t m = 0;
+  for (const BlockSegment& g : segments) m += g.batch * g.tokens;
+  if (segments.empty() || m <= 0 || x.dim(0) != m)
+    throw std::invalid_argument("record_block: " + std::to_string(segments.size()) +
+                                " segments with " + std::to_string(m) + " rows for x " +
+                                x.describe());
   s.ensure(be, cfg, m);
+  const float scale = 1.0f / std::sqrt(static_cast<float>(d));
 
   // Attention half: x += o_proj(attention(rope(q), rope(k) -> cache, v -> cache)).
   be.rms_norm(x, w.input_norm, s.normed, cfg.rms_eps);
@@ -61,11 +66,19 @@ void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, con
   be.matmul(s.normed, w.wv, s.v);
   be.rope(s.q.reshaped({m, hq, d}), positions, cfg.rope);
   be.rope(s.k.reshaped({m, hkv, d}), positions, cfg.rope);
-  be.kv_write(s.k.reshaped({batch, tokens, hkv, d}), k_cache, n_past);
-  be.kv_write(s.v.reshaped({batch, tokens, hkv, d}), v_cache, n_past);
-  be.attention(s.q.reshaped({batch, tokens, hq, d}), k_cache, v_cache,
-               s.attn.reshaped({batch, tokens, hq, d}), n_past,
-               1.0f / std::sqrt(static_cast<float>(d)));
+  // Each segment attends only to its own cache: row views of q/k/v/attn select its rows (a
+  // whole-tensor view when there is a single segment, so that case records exactly as before).
+  std::int64_t row = 0;
+  for (const BlockSegment& g : segments) {
+    const std::int64_t rows = g.batch * g.tokens;
+    auto part = [&](const Tensor& t, std::int64_t heads) {
+      return t.slice_rows(row, row + rows).reshaped({g.batch, g.tokens, heads, d});
+    };
+    be.kv_write(part(s.k, hkv), g.k_cache, g.n_past);
+    be.kv_write(part(s.v, hkv), g.v_cache, g.n_past);
+    be.attention(part(s.q, hq), g.k_cache, g.v_cache, part(s.attn, hq), g.n_past, scale);
+    row += rows;
+  }
   be.matmul(s.attn, w.wo, s.proj);
   be.add(x, s.proj, x);
 
@@ -76,6 +89,14 @@ void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, con
   be.silu_mul(s.gate, s.up, s.act);
   be.matmul(s.act, w.w_down, s.proj);
   be.add(x, s.proj, x);
+}
+
+void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const Tensor& x,
+                  std::int64_t batch, std::int64_t tokens, const Tensor& positions,
+                  const Tensor& k_cache, const Tensor& v_cache, std::int64_t n_past,
+                  BlockScratch& s) {
+  const BlockSegment one{batch, tokens, n_past, k_cache, v_cache};
+  record_block(be, cfg, w, x, positions, std::span(&one, 1), s);
 }
 
 }  // namespace kwaai::engine::llama

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "engine/core/backend.hpp"
 #include "engine/llama/llama_config.hpp"
@@ -23,15 +24,30 @@ struct DeviceBlock {
 // uploads it, quantizing matrices on the way when `quant` asks for it.
 DeviceBlock upload_block(Backend& be, const ModelSource& src, std::int64_t layer, Quant quant);
 
-// Activations a step needs, sized for M = batch * tokens rows; reused while M stays the same.
+// Activations a step needs, sized for M rows (all segments together); reused while M stays the
+// same.
 struct BlockScratch {
   std::int64_t rows = 0;
   Tensor normed, q, k, v, attn, proj, gate, up, act;
   void ensure(Backend& be, const ModelConfig& cfg, std::int64_t m);
 };
 
-// Records one block on x (f32[B*T, hidden], updated in place) with this block's KV cache
-// k_cache/v_cache f32[B, L, kv_heads, head_dim]; the T new tokens take positions n_past..;
+// One sequence group inside a block step: `batch` rows of `tokens` new tokens each, at cache
+// positions n_past.., against this block's cache k_cache/v_cache f32[batch, L, kv_heads,
+// head_dim]. Segments occupy consecutive row ranges of x, in order.
+struct BlockSegment {
+  std::int64_t batch = 0, tokens = 0, n_past = 0;
+  Tensor k_cache, v_cache;
+};
+
+// Records one block on x (f32[M, hidden], M = sum of batch * tokens over the segments, updated
+// in place). Norms, projections and the MLP run once over all M rows, so the block's weights are
+// read once for every segment; RoPE takes its per-row positions from positions i32[M]; only the
+// cache write and attention run per segment, on row views of the shared activations.
+void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const Tensor& x,
+                  const Tensor& positions, std::span<const BlockSegment> segments, BlockScratch& s);
+
+// The single-sequence-group case: x f32[B*T, hidden]; the T new tokens take positions n_past..;
 // positions is i32[B*T] (each batch row repeats n_past .. n_past+T-1).
 void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const Tensor& x,
                   std::int64_t batch, std::int64_t tokens, const Tensor& positions,

@@ -110,18 +110,37 @@ std::vector<std::vector<float>> step_batch(std::span<const StepRequest> requests
     }
   }
 
-  std::vector<std::vector<float>> out(requests.size());
+  // Rollbacks need no device work (the position alone moves back); reorders are recorded
+  // first, per session, under the device lock, and are ordered before the span step below.
+  SpanExecutor& ex = requests.front().session->exec_;
+  {
+    bool any = false;
+    for (const StepRequest& r : requests) any = any || !r.hypo_ids.empty();
+    if (any) {
+      std::lock_guard dev(device_mutex(ex.backend()));
+      for (const StepRequest& r : requests)
+        if (!r.hypo_ids.empty()) r.session->cache_.reorder(ex.backend(), r.hypo_ids);
+    }
+  }
+  // Zero-token requests only reorder and move their position; the rest run as one span step.
+  std::vector<SpanSegment> segs;
+  std::vector<std::span<const float>> inputs;
+  std::vector<std::size_t> owner;
   for (std::size_t i = 0; i < requests.size(); ++i) {
     const StepRequest& r = requests[i];
-    InferenceSession& s = *r.session;
-    if (!r.hypo_ids.empty()) {
-      std::lock_guard dev(device_mutex(s.exec_.backend()));
-      s.cache_.reorder(s.exec_.backend(), r.hypo_ids);
-    }
-    if (r.tokens > 0)
-      out[i] = s.exec_.forward(r.hidden, s.cache_.batch(), r.tokens, s.cache_, pos[i]);
-    s.position_ = pos[i] + r.tokens;
+    if (r.tokens == 0) continue;
+    segs.push_back({&r.session->cache_, r.session->cache_.batch(), r.tokens, pos[i]});
+    inputs.push_back(r.hidden);
+    owner.push_back(i);
   }
+  std::vector<std::vector<float>> out(requests.size());
+  if (!segs.empty()) {
+    auto results = ex.forward_batch(inputs, segs);
+    for (std::size_t k = 0; k < owner.size(); ++k) out[owner[k]] = std::move(results[k]);
+  }
+  // Only a completed step moves the positions, as in step().
+  for (std::size_t i = 0; i < requests.size(); ++i)
+    requests[i].session->position_ = pos[i] + requests[i].tokens;
   return out;
 }
 

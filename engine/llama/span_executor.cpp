@@ -52,20 +52,88 @@ void SpanExecutor::check_step(std::int64_t batch, std::int64_t tokens, const KvC
 void SpanExecutor::record(const Tensor& x, std::int64_t batch, std::int64_t tokens, KvCache& cache,
                           std::int64_t n_past) {
   check_step(batch, tokens, cache, n_past);
-  const std::int64_t m = batch * tokens;
+  const SpanSegment one{&cache, batch, tokens, n_past};
+  record_batch(x, std::span(&one, 1));
+}
+
+std::int64_t SpanExecutor::check_segments(std::span<const SpanSegment> segments) const {
+  if (segments.empty())
+    throw std::invalid_argument("SpanExecutor: a batched step with no segments");
+  std::int64_t m = 0;
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const SpanSegment& g = segments[i];
+    const std::string where = "SpanExecutor: segment " + std::to_string(i) + ": ";
+    if (!g.cache) throw std::invalid_argument(where + "no cache");
+    // Two segments writing one cache would race within the step; refuse instead.
+    for (std::size_t j = 0; j < i; ++j)
+      if (segments[j].cache == g.cache)
+        throw std::invalid_argument(where + "same cache as segment " + std::to_string(j));
+    try {
+      check_step(g.batch, g.tokens, *g.cache, g.n_past);
+    } catch (const std::length_error& e) {
+      throw std::length_error(where + e.what());
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(where + e.what());
+    }
+    m += g.batch * g.tokens;
+  }
+  return m;
+}
+
+void SpanExecutor::record_batch(const Tensor& x, std::span<const SpanSegment> segments) {
+  const std::int64_t m = check_segments(segments);
   if (x.dtype() != DType::F32 || x.numel() != m * cfg_.hidden)
     throw std::invalid_argument("SpanExecutor::record: x is " + x.describe() + ", expected f32[" +
                                 std::to_string(m) + ", " + std::to_string(cfg_.hidden) + "]");
   if (!positions_.defined() || positions_.numel() != m) positions_ = be_.alloc(DType::I32, {m});
   pos_host_.resize(static_cast<std::size_t>(m));
-  for (std::int64_t b = 0; b < batch; ++b)
-    for (std::int64_t t = 0; t < tokens; ++t)
-      pos_host_[static_cast<std::size_t>(b * tokens + t)] = static_cast<std::int32_t>(n_past + t);
+  std::size_t r = 0;
+  for (const SpanSegment& g : segments)
+    for (std::int64_t b = 0; b < g.batch; ++b)
+      for (std::int64_t t = 0; t < g.tokens; ++t)
+        pos_host_[r++] = static_cast<std::int32_t>(g.n_past + t);
   be_.upload(positions_, std::as_bytes(std::span(pos_host_)));
   const Tensor x2 = x.reshaped({m, cfg_.hidden});
-  for (std::int64_t i = 0; i < n_blocks(); ++i)
-    record_block(be_, cfg_, blocks_[static_cast<std::size_t>(i)], x2, batch, tokens, positions_,
-                 cache.k(i), cache.v(i), n_past, scratch_);
+  block_segs_.resize(segments.size());
+  for (std::int64_t i = 0; i < n_blocks(); ++i) {
+    for (std::size_t j = 0; j < segments.size(); ++j) {
+      const SpanSegment& g = segments[j];
+      block_segs_[j] = {g.batch, g.tokens, g.n_past, g.cache->k(i), g.cache->v(i)};
+    }
+    record_block(be_, cfg_, blocks_[static_cast<std::size_t>(i)], x2, positions_, block_segs_,
+                 scratch_);
+  }
+}
+
+std::vector<std::vector<float>> SpanExecutor::forward_batch(
+    std::span<const std::span<const float>> hidden, std::span<const SpanSegment> segments) {
+  if (hidden.size() != segments.size())
+    throw std::invalid_argument("SpanExecutor::forward_batch: " + std::to_string(hidden.size()) +
+                                " inputs for " + std::to_string(segments.size()) + " segments");
+  const std::int64_t m = check_segments(segments);
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    const SpanSegment& g = segments[i];
+    if (static_cast<std::int64_t>(hidden[i].size()) != g.batch * g.tokens * cfg_.hidden)
+      throw std::invalid_argument("SpanExecutor::forward_batch: segment " + std::to_string(i) +
+                                  ": " + std::to_string(hidden[i].size()) + " values for [" +
+                                  std::to_string(g.batch) + ", " + std::to_string(g.tokens) + ", " +
+                                  std::to_string(cfg_.hidden) + "]");
+  }
+  std::lock_guard lock(device_mutex(be_));
+  host_x_.clear();
+  for (const auto& h : hidden) host_x_.insert(host_x_.end(), h.begin(), h.end());
+  if (!x_.defined() || x_.numel() != m * cfg_.hidden) x_ = be_.alloc(DType::F32, {m, cfg_.hidden});
+  be_.upload(x_, std::as_bytes(std::span(host_x_)));
+  record_batch(x_, segments);
+  be_.download(x_, std::as_writable_bytes(std::span(host_x_)));
+  std::vector<std::vector<float>> out(segments.size());
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < segments.size(); ++i) {
+    out[i].assign(host_x_.begin() + static_cast<std::ptrdiff_t>(at),
+                  host_x_.begin() + static_cast<std::ptrdiff_t>(at + hidden[i].size()));
+    at += hidden[i].size();
+  }
+  return out;
 }
 
 std::vector<float> SpanExecutor::forward(std::span<const float> hidden, std::int64_t batch,

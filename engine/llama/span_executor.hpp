@@ -19,6 +19,13 @@ namespace kwaai::engine::llama {
 // The mutex guarding a backend's stream (one per Backend object, created on first use).
 std::mutex& device_mutex(const Backend& be);
 
+// One session's part of a batched span step: `batch` sequences of `tokens` new tokens each,
+// starting at cache position n_past of `cache`.
+struct SpanSegment {
+  KvCache* cache = nullptr;
+  std::int64_t batch = 0, tokens = 0, n_past = 0;
+};
+
 class SpanExecutor {
  public:
   // Loads and uploads blocks [start, end) from src. Throws std::invalid_argument for a range
@@ -49,7 +56,20 @@ class SpanExecutor {
   std::vector<float> forward(std::span<const float> hidden, std::int64_t batch, std::int64_t tokens,
                              KvCache& cache, std::int64_t n_past);
 
+  // Several segments in one pass: x f32[sum(batch_i * tokens_i), hidden] holds the segments'
+  // rows one after another. Every block's weights are read once for all rows; each segment
+  // attends to its own cache at its own n_past. Caches must be distinct and tokens > 0. The
+  // caller holds device_mutex(backend()). Throws naming the segment index before recording.
+  void record_batch(const Tensor& x, std::span<const SpanSegment> segments);
+
+  // Host in, host out for record_batch: hidden[i] is f32[batch_i, tokens_i, hidden]; returns
+  // one output per segment. One upload, one submission, one download. Takes the device lock.
+  std::vector<std::vector<float>> forward_batch(std::span<const std::span<const float>> hidden,
+                                                std::span<const SpanSegment> segments);
+
  private:
+  // Validates a batched step's segments; returns the total row count.
+  std::int64_t check_segments(std::span<const SpanSegment> segments) const;
   void check_step(std::int64_t batch, std::int64_t tokens, const KvCache& cache,
                   std::int64_t n_past) const;
   Backend& be_;
@@ -59,6 +79,8 @@ class SpanExecutor {
   BlockScratch scratch_;  // guarded by the device lock
   Tensor positions_, x_;  // idem, resized with the step's row count
   std::vector<std::int32_t> pos_host_;
+  std::vector<BlockSegment> block_segs_;  // idem, one per segment of the step
+  std::vector<float> host_x_;             // idem, the concatenated rows of a batched step
 };
 
 }  // namespace kwaai::engine::llama
