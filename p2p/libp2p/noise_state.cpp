@@ -1,7 +1,10 @@
-// Noise framework objects for XX (CipherState, SymmetricState, HandshakeState) on libsodium.
+// Noise framework objects for XX (CipherState, SymmetricState, HandshakeState): hashing, HKDF
+// and X25519 on libsodium, the ChaCha20-Poly1305 AEAD on OpenSSL EVP (see noise.hpp).
+#include <openssl/evp.h>
 #include <sodium.h>
 
 #include <algorithm>
+#include <climits>
 #include <cstring>
 #include <mutex>
 
@@ -69,17 +72,77 @@ CipherState::~CipherState() {
   sodium_memzero(key_.data(), key_.size());
 }
 
+void CipherState::CtxFree::operator()(evp_cipher_ctx_st* c) const {
+  EVP_CIPHER_CTX_free(c);  // also wipes the key schedule
+}
+
+CipherState& CipherState::operator=(const CipherState& o) {
+  if (this == &o) return *this;
+  key_ = o.key_;
+  has_key_ = o.has_key_;
+  nonce_ = o.nonce_;
+  enc_.reset();  // keyed with the old key
+  dec_.reset();
+  return *this;
+}
+
+Status CipherState::run(bool encrypt, ByteView ad, ByteView in, std::uint8_t* out,
+                        std::uint8_t* tag) {
+  const char* what = encrypt ? "noise: send" : "noise: receive";
+  if (nonce_ == UINT64_MAX) return make_error(Errc::kState, std::string(what) + " nonce exhausted");
+  if (in.size() > static_cast<std::size_t>(INT_MAX))
+    return make_error(Errc::kTooLarge, std::string(what) + ": message over 2 GiB");
+  Ctx& ctx = encrypt ? enc_ : dec_;
+  const int enc = encrypt ? 1 : 0;
+  if (!ctx) {
+    Ctx fresh(EVP_CIPHER_CTX_new());
+    if (!fresh || EVP_CipherInit_ex(fresh.get(), EVP_chacha20_poly1305(), nullptr, key_.data(),
+                                    nullptr, enc) != 1)
+      return make_error(Errc::kCrypto, std::string(what) + ": EVP chacha20-poly1305 init failed");
+    ctx = std::move(fresh);
+  }
+  const auto nonce = make_nonce(nonce_);
+  int len = 0;
+  // Re-arming with only the nonce keeps the key schedule (and resets the Poly1305 state).
+  bool ok = EVP_CipherInit_ex(ctx.get(), nullptr, nullptr, nullptr, nonce.data(), enc) == 1;
+  if (ok && !encrypt)
+    ok = EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_SET_TAG, static_cast<int>(kTagLength), tag) ==
+         1;
+  if (ok && !ad.empty())
+    ok = EVP_CipherUpdate(ctx.get(), nullptr, &len, ad.data(), static_cast<int>(ad.size())) == 1;
+  if (ok && !in.empty())
+    ok = EVP_CipherUpdate(ctx.get(), out, &len, in.data(), static_cast<int>(in.size())) == 1;
+  if (!ok) return make_error(Errc::kCrypto, std::string(what) + ": EVP update failed");
+  // For decryption the final call is the tag check.
+  if (EVP_CipherFinal_ex(ctx.get(), out + in.size(), &len) != 1) {
+    if (!encrypt)
+      return make_error(Errc::kCrypto, "noise: authentication tag mismatch (nonce " +
+                                           std::to_string(nonce_) + ")");
+    return make_error(Errc::kCrypto, "noise: send: EVP final failed");
+  }
+  if (encrypt &&
+      EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_AEAD_GET_TAG, static_cast<int>(kTagLength), tag) != 1)
+    return make_error(Errc::kCrypto, "noise: send: EVP tag read failed");
+  ++nonce_;
+  return Status{};
+}
+
+Status CipherState::encrypt_into(ByteView in, std::uint8_t* out, std::uint8_t* tag) {
+  if (!has_key_) return make_error(Errc::kState, "noise: transport encryption without a key");
+  return run(true, {}, in, out, tag);
+}
+
+Status CipherState::decrypt_into(ByteView in, const std::uint8_t* tag, std::uint8_t* out) {
+  if (!has_key_) return make_error(Errc::kState, "noise: transport decryption without a key");
+  // OpenSSL's SET_TAG takes a non-const pointer but only reads it.
+  return run(false, {}, in, out, const_cast<std::uint8_t*>(tag));
+}
+
 Result<Bytes> CipherState::encrypt_with_ad(ByteView ad, ByteView plaintext) {
   if (!has_key_) return Bytes(plaintext.begin(), plaintext.end());
-  if (nonce_ == UINT64_MAX) return make_error(Errc::kState, "noise: send nonce exhausted");
-  const auto nonce = make_nonce(nonce_);
   Bytes out(plaintext.size() + kTagLength);
-  unsigned long long out_len = 0;
-  crypto_aead_chacha20poly1305_ietf_encrypt(out.data(), &out_len, plaintext.data(),
-                                            plaintext.size(), ad.data(), ad.size(), nullptr,
-                                            nonce.data(), key_.data());
-  out.resize(static_cast<std::size_t>(out_len));
-  ++nonce_;
+  if (auto st = run(true, ad, plaintext, out.data(), out.data() + plaintext.size()); !st)
+    return std::move(st).error();
   return out;
 }
 
@@ -88,16 +151,14 @@ Result<Bytes> CipherState::decrypt_with_ad(ByteView ad, ByteView ciphertext) {
   if (nonce_ == UINT64_MAX) return make_error(Errc::kState, "noise: receive nonce exhausted");
   if (ciphertext.size() < kTagLength)
     return make_error(Errc::kMalformed, "noise: ciphertext shorter than the 16-byte tag");
-  const auto nonce = make_nonce(nonce_);
-  Bytes out(ciphertext.size() - kTagLength);
-  unsigned long long out_len = 0;
-  if (crypto_aead_chacha20poly1305_ietf_decrypt(out.data(), &out_len, nullptr, ciphertext.data(),
-                                                ciphertext.size(), ad.data(), ad.size(),
-                                                nonce.data(), key_.data()) != 0)
-    return make_error(Errc::kCrypto,
-                      "noise: authentication tag mismatch (nonce " + std::to_string(nonce_) + ")");
-  out.resize(static_cast<std::size_t>(out_len));
-  ++nonce_;
+  const std::size_t n = ciphertext.size() - kTagLength;
+  // +1: EVP_CipherFinal_ex is given out + n, which must be a valid pointer even when n == 0.
+  Bytes out(n + 1);
+  if (auto st = run(false, ad, ciphertext.first(n), out.data(),
+                    const_cast<std::uint8_t*>(ciphertext.data() + n));
+      !st)
+    return std::move(st).error();
+  out.resize(n);
   return out;
 }
 
@@ -250,6 +311,39 @@ Result<std::pair<CipherState, CipherState>> HandshakeState::split() const {
   // c1 is initiator→responder.
   if (role_ == Role::kInitiator) return std::pair{c1, c2};
   return std::pair{c2, c1};
+}
+
+// ---- transport fast path (NoiseSession's allocating calls live in noise_handshake.cpp) ---
+
+std::size_t NoiseSession::framed_size(std::size_t n) {
+  const std::size_t frames =
+      n == 0 ? 1 : (n + kMaxPlaintextLength - 1) / kMaxPlaintextLength;  // empty: one tag frame
+  return n + frames * (2 + kTagLength);
+}
+
+Status NoiseSession::encrypt_frames_into(ByteView plaintext, std::span<std::uint8_t> out) {
+  if (out.size() != framed_size(plaintext.size()))
+    return make_error(Errc::kState, "noise: output of " + std::to_string(out.size()) +
+                                        " bytes for " + std::to_string(plaintext.size()) +
+                                        " plaintext bytes (need " +
+                                        std::to_string(framed_size(plaintext.size())) + ")");
+  std::uint8_t* p = out.data();
+  do {
+    const std::size_t n = std::min(plaintext.size(), kMaxPlaintextLength);
+    const std::size_t len = n + kTagLength;
+    p[0] = static_cast<std::uint8_t>(len >> 8);
+    p[1] = static_cast<std::uint8_t>(len & 0xff);
+    if (auto st = send_.encrypt_into(plaintext.first(n), p + 2, p + 2 + n); !st) return st;
+    p += 2 + len;
+    plaintext = plaintext.subspan(n);
+  } while (!plaintext.empty());
+  return Status{};
+}
+
+Status NoiseSession::decrypt_in_place(std::span<std::uint8_t> inout, const std::uint8_t* tag) {
+  if (inout.size() + kTagLength > kMaxFrameLength)
+    return make_error(Errc::kTooLarge, "noise frame > 65535");
+  return recv_.decrypt_into(ByteView(inout.data(), inout.size()), tag, inout.data());
 }
 
 }  // namespace kwaai::p2p::libp2p::noise

@@ -12,39 +12,69 @@ namespace kwaai::p2p::libp2p {
 
 NoiseStream::NoiseStream(std::unique_ptr<ByteStream> raw, std::unique_ptr<BufferedReader> reader,
                          noise::NoiseSession session)
-    : raw_(std::move(raw)), reader_(std::move(reader)), session_(std::move(session)) {}
+    : raw_(std::move(raw)),
+      reader_(std::move(reader)),
+      session_(std::move(session)),
+      rx_(kRxBuffer) {}
+
+Result<bool> NoiseStream::open_next_frame() {
+  const std::size_t avail = tail_ - head_;
+  if (avail < 2) return false;
+  const std::size_t len = (std::size_t{rx_[head_]} << 8) | rx_[head_ + 1];
+  if (len < noise::kTagLength)
+    return make_error(Errc::kProtocol, describe() + ": noise frame of " + std::to_string(len) +
+                                           " bytes is shorter than a tag");
+  if (avail < 2 + len) return false;
+  std::uint8_t* body = rx_.data() + head_ + 2;
+  const std::size_t n = len - noise::kTagLength;
+  if (auto st = session_.decrypt_in_place(std::span<std::uint8_t>(body, n), body + n); !st)
+    return make_error(st.error().code, describe() + ": " + st.error().message);
+  plain_ = head_ + 2;
+  plain_end_ = plain_ + n;
+  head_ += 2 + len;
+  return true;
+}
 
 asio::awaitable<Result<std::size_t>> NoiseStream::read_some(std::span<std::uint8_t> buf) {
   if (buf.empty()) co_return std::size_t{0};
-  while (pos_ == plain_.size()) {
-    std::array<std::uint8_t, 2> len_be{};
-    // EOF exactly between frames is the peer closing; anywhere inside a frame it is an error.
-    auto first = co_await reader_->read_some(std::span<std::uint8_t>(len_be.data(), 1));
-    if (!first) co_return std::move(first).error();
-    if (*first == 0) co_return std::size_t{0};
-    auto st = co_await reader_->read_exact(std::span<std::uint8_t>(len_be.data() + 1, 1));
-    if (!st) co_return std::move(st).error();
-    const std::size_t len = (std::size_t{len_be[0]} << 8) | len_be[1];
-    if (len < noise::kTagLength)
-      co_return make_error(Errc::kProtocol, describe() + ": noise frame of " + std::to_string(len) +
-                                                " bytes is shorter than a tag");
-    frame_.resize(len);
-    if (auto rs = co_await reader_->read_exact(frame_); !rs) co_return std::move(rs).error();
-    auto plain = session_.decrypt_frame(frame_);
-    if (!plain) co_return std::move(plain).error();
-    plain_ = std::move(*plain);
-    pos_ = 0;
+  while (plain_ == plain_end_) {
+    auto opened = open_next_frame();
+    if (!opened) co_return std::move(opened).error();
+    if (*opened) continue;  // an empty frame (tag only) carries nothing: look further
+    // No complete frame: all plaintext is consumed, so the partial frame can move to the front
+    // when a maximal frame would no longer fit behind it.
+    if (rx_.size() - head_ < 2 + noise::kMaxFrameLength) {
+      std::memmove(rx_.data(), rx_.data() + head_, tail_ - head_);
+      tail_ -= head_;
+      head_ = plain_ = plain_end_ = 0;
+    }
+    auto n = co_await reader_->read_some(
+        std::span<std::uint8_t>(rx_.data() + tail_, rx_.size() - tail_));
+    if (!n) co_return std::move(n).error();
+    if (*n == 0) {
+      // EOF exactly between frames is the peer closing; anywhere inside a frame it is an error.
+      if (tail_ == head_) co_return std::size_t{0};
+      co_return make_error(Errc::kClosed, describe() + ": eof inside a noise frame (" +
+                                              std::to_string(tail_ - head_) + " bytes of it)");
+    }
+    tail_ += *n;
   }
-  const std::size_t n = std::min(buf.size(), plain_.size() - pos_);
-  std::memcpy(buf.data(), plain_.data() + pos_, n);
-  pos_ += n;
+  const std::size_t n = std::min(buf.size(), plain_end_ - plain_);
+  std::memcpy(buf.data(), rx_.data() + plain_, n);
+  plain_ += n;
   co_return n;
 }
 
 asio::awaitable<Status> NoiseStream::write(ByteView data) {
-  auto frames = session_.encrypt_frames(data);
-  if (!frames) co_return std::move(frames).error();
-  co_return co_await raw_->write(*frames);
+  // Encrypt straight from the caller's bytes into tx_ (no staging copy), one piece at a time.
+  do {
+    const ByteView piece = data.first(std::min(data.size(), kTxPiece));
+    data = data.subspan(piece.size());
+    tx_.resize(noise::NoiseSession::framed_size(piece.size()));
+    if (auto st = session_.encrypt_frames_into(piece, tx_); !st) co_return st;
+    if (auto st = co_await raw_->write(tx_); !st) co_return st;
+  } while (!data.empty());
+  co_return Status{};
 }
 
 namespace {

@@ -26,12 +26,26 @@ class NoiseStream final : public ByteStream {
   std::string describe() const override { return "noise/" + raw_->describe(); }
 
  private:
+  // Socket reads land in rx_ and are decrypted where they lie, so a received byte is copied
+  // once (to the caller) and nothing is allocated per frame. 256 KiB reads keep syscalls
+  // per byte low; the buffer holds at least one maximal frame, so it is bounded by that.
+  static constexpr std::size_t kRxBuffer = 256 * 1024;
+  // Outgoing data is encrypted into tx_ and written in pieces of this many plaintext bytes,
+  // so the buffer stays cache-sized however large the caller's write is.
+  static constexpr std::size_t kTxPiece = 256 * 1024;
+
+  // Decrypts the next complete frame in rx_ in place, if there is one.
+  Result<bool> open_next_frame();
+
   std::unique_ptr<ByteStream> raw_;
   std::unique_ptr<BufferedReader> reader_;
   noise::NoiseSession session_;
-  Bytes plain_;
-  std::size_t pos_ = 0;
-  Bytes frame_;
+  Bytes rx_;
+  std::size_t head_ = 0;   // first byte of rx_ not yet decoded (a frame's length prefix)
+  std::size_t tail_ = 0;   // end of the bytes received into rx_
+  std::size_t plain_ = 0;  // unread plaintext of the last decrypted frame: [plain_, plain_end_)
+  std::size_t plain_end_ = 0;
+  Bytes tx_;
 };
 
 struct UpgradeOptions {
