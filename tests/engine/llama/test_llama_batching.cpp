@@ -312,6 +312,64 @@ TEST_P(Batching, ConcurrentBatchesDoNotDisturbEachOther) {
   EXPECT_EQ(y->position(), 16);
 }
 
+// The point of batching: per block, each of the 7 projections runs once over every session's
+// rows (M = sum of batch * tokens), while cache writes and attention run once per session.
+TEST_P(Batching, EveryBlockRunsEachProjectionOnceForTheWholeGroup) {
+  SCOPED_TRACE("seed " + std::to_string(seed_));
+  std::mt19937_64 rng(seed_);
+  const std::vector<std::int64_t> batches{1, 3, 2}, tokens{1, 2, 4};
+  std::vector<std::shared_ptr<InferenceSession>> ss;
+  std::vector<std::vector<float>> in;
+  std::vector<StepRequest> reqs;
+  std::int64_t rows = 0;
+  for (std::size_t i = 0; i < batches.size(); ++i) {
+    ss.push_back(open(batches[i]));
+    in.push_back(random_hidden(batches[i] * tokens[i], rng));
+    rows += batches[i] * tokens[i];
+  }
+  for (std::size_t i = 0; i < batches.size(); ++i)
+    reqs.push_back({ss[i].get(), in[i], tokens[i], {}, std::nullopt});
+  be_->set_profiling(true);
+  be_->take_profile();
+  step_batch(reqs);
+  const auto prof = be_->take_profile();
+  be_->set_profiling(false);
+  if (prof.empty() && be_->kind() != BackendKind::Cpu)
+    GTEST_SKIP() << "this device reports no op timings";
+  int matmuls = 0, attentions = 0, kv_writes = 0;
+  for (const OpTiming& t : prof) {
+    if (t.op.rfind("matmul", 0) == 0) {
+      ++matmuls;
+      const auto open_bracket = t.op.find('[');
+      ASSERT_NE(open_bracket, std::string::npos) << t.op;
+      EXPECT_EQ(std::stoll(t.op.substr(open_bracket + 1)), rows) << t.op;
+    }
+    attentions += t.op.rfind("attention", 0) == 0;
+    kv_writes += t.op.rfind("kv_write", 0) == 0;
+  }
+  const int blocks = static_cast<int>(exec_->n_blocks());
+  EXPECT_EQ(matmuls, 7 * blocks);
+  EXPECT_EQ(attentions, 3 * blocks);
+  EXPECT_EQ(kv_writes, 2 * 3 * blocks);
+}
+
+// The executor-level entry refuses what step_batch never builds but another caller could.
+TEST_P(Batching, ExecutorRefusesASharedCacheAndMismatchedInputs) {
+  std::mt19937_64 rng(seed_);
+  KvCache a = exec_->make_cache(1, 8), b = exec_->make_cache(1, 8);
+  const auto h = random_hidden(1, rng);
+  const std::vector<std::span<const float>> two{h, h};
+  const std::vector<SpanSegment> shared{{&a, 1, 1, 0}, {&a, 1, 1, 0}};
+  EXPECT_THROW(exec_->forward_batch(two, shared), std::invalid_argument);
+  const std::vector<SpanSegment> ok{{&a, 1, 1, 0}, {&b, 1, 1, 0}};
+  const std::vector<std::span<const float>> one{h};
+  EXPECT_THROW(exec_->forward_batch(one, ok), std::invalid_argument);
+  const std::vector<SpanSegment> too_far{{&a, 1, 1, 0}, {&b, 1, 1, 8}};
+  EXPECT_THROW(exec_->forward_batch(two, too_far), std::length_error);
+  EXPECT_THROW(exec_->forward_batch({}, {}), std::invalid_argument);
+  EXPECT_EQ(exec_->forward_batch(two, ok).size(), 2u);
+}
+
 INSTANTIATE_TEST_SUITE_P(Devices, Batching, ::testing::Values("cpu", "vulkan"),
                          [](const auto& info) { return info.param; });
 
