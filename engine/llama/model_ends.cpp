@@ -1,0 +1,72 @@
+#include "engine/llama/model_ends.hpp"
+
+#include <mutex>
+#include <stdexcept>
+#include <string>
+
+#include "engine/llama/span_executor.hpp"
+#include "engine/llama/weights.hpp"
+
+namespace kwaai::engine::llama {
+
+ModelEnds::ModelEnds(Backend& be, const ModelSource& src, Quant quant)
+    : be_(be), cfg_(src.config()) {
+  // Same loading rules as LlamaModel, so logits from a remote chain match the local model.
+  const bool tied = cfg_.tied_embeddings || !src.has(kLmHeadName);
+  HostTensor table = src.load(kEmbedName);
+  expect_shape(table, {cfg_.vocab, cfg_.hidden});
+  embed_table_ = upload_matrix(be, table, tied ? quant : Quant::None);
+  final_norm_ = upload_f32(be, load_final_norm(src));
+  if (tied) {
+    lm_head_ = embed_table_;
+  } else {
+    HostTensor head = src.load(kLmHeadName);
+    expect_shape(head, {cfg_.vocab, cfg_.hidden});
+    lm_head_ = upload_matrix(be, head, quant);
+  }
+}
+
+std::uint64_t ModelEnds::weight_bytes() const {
+  std::uint64_t n = embed_table_.nbytes() + final_norm_.nbytes();
+  if (!tied()) n += lm_head_.nbytes();
+  return n;
+}
+
+std::vector<float> ModelEnds::embed(std::span<const std::int32_t> ids) {
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || ids[i] >= cfg_.vocab)
+      throw std::out_of_range("ModelEnds::embed: token id " + std::to_string(ids[i]) +
+                              " at index " + std::to_string(i) + " outside the vocabulary [0, " +
+                              std::to_string(cfg_.vocab) + ")");
+  const auto t = static_cast<std::int64_t>(ids.size());
+  if (t == 0) return {};
+  std::lock_guard lock(device_mutex(be_));
+  Tensor d_ids = be_.alloc(DType::I32, {t});
+  Tensor out = be_.alloc(DType::F32, {t, cfg_.hidden});
+  be_.upload(d_ids, std::as_bytes(ids));
+  be_.embedding(d_ids, embed_table_, out);
+  std::vector<float> host(static_cast<std::size_t>(t * cfg_.hidden));
+  be_.download(out, std::as_writable_bytes(std::span(host)));
+  return host;
+}
+
+std::vector<float> ModelEnds::logits(std::span<const float> hidden, std::int64_t rows) {
+  if (rows <= 0 || static_cast<std::int64_t>(hidden.size()) != rows * cfg_.hidden)
+    throw std::invalid_argument("ModelEnds::logits: " + std::to_string(hidden.size()) +
+                                " floats for [" + std::to_string(rows) + ", " +
+                                std::to_string(cfg_.hidden) + "]");
+  std::lock_guard lock(device_mutex(be_));
+  if (!x_.defined() || x_.dim(0) != rows) {
+    x_ = be_.alloc(DType::F32, {rows, cfg_.hidden});
+    normed_ = be_.alloc(DType::F32, {rows, cfg_.hidden});
+    out_ = be_.alloc(DType::F32, {rows, cfg_.vocab});
+  }
+  be_.upload(x_, std::as_bytes(hidden));
+  be_.rms_norm(x_, final_norm_, normed_, cfg_.rms_eps);
+  be_.matmul(normed_, lm_head_, out_);
+  std::vector<float> host(static_cast<std::size_t>(rows * cfg_.vocab));
+  be_.download(out_, std::as_writable_bytes(std::span(host)));
+  return host;
+}
+
+}  // namespace kwaai::engine::llama

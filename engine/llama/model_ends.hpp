@@ -1,0 +1,42 @@
+// The two ends of a Llama model a Petals client runs locally while the blocks run on remote
+// servers: the token embedding (input side) and the final RMSNorm + LM head (output side).
+// Only those tensors are loaded; no block weights are read, so a client needs memory for the
+// embedding table (and an untied head) only.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "engine/core/backend.hpp"
+#include "engine/model/model_source.hpp"
+
+namespace kwaai::engine::llama {
+
+class ModelEnds {
+ public:
+  // Quantization applies as in LlamaModel: the table keeps its loaded dtype unless it doubles
+  // as the (tied) LM head, in which case the head's quantization applies to both.
+  ModelEnds(Backend& be, const ModelSource& src, Quant quant = Quant::None);
+  ModelEnds(const ModelEnds&) = delete;
+  ModelEnds& operator=(const ModelEnds&) = delete;
+
+  const ModelConfig& config() const { return cfg_; }
+  Backend& backend() const { return be_; }
+  bool tied() const { return lm_head_.storage() == embed_table_.storage(); }
+  std::uint64_t weight_bytes() const;
+
+  // ids -> f32[T, hidden]. Ids outside [0, vocab) throw std::out_of_range before anything runs.
+  std::vector<float> embed(std::span<const std::int32_t> ids);
+  // hidden f32[rows, hidden] (the last hidden state of each sequence, after all blocks) ->
+  // logits f32[rows, vocab]. Throws std::invalid_argument when the size is not rows * hidden.
+  std::vector<float> logits(std::span<const float> hidden, std::int64_t rows);
+
+ private:
+  Backend& be_;
+  ModelConfig cfg_;
+  Tensor embed_table_, final_norm_, lm_head_;
+  Tensor x_, normed_, out_;  // reused between calls of the same row count; guarded by the lock
+};
+
+}  // namespace kwaai::engine::llama
