@@ -64,36 +64,33 @@ asio::awaitable<Status> BufferedReader::read_exact(std::span<std::uint8_t> out) 
 
 asio::awaitable<Result<std::size_t>> BufferedReader::read_some(std::span<std::uint8_t> out) {
   if (out.empty()) co_return std::size_t{0};
-  if (pos_ < buf_.size()) {
-    std::size_t n = std::min(out.size(), buf_.size() - pos_);
+  if (pos_ < end_) {
+    std::size_t n = std::min(out.size(), end_ - pos_);
     std::memcpy(out.data(), buf_.data() + pos_, n);
     pos_ += n;
-    if (pos_ == buf_.size()) {
-      buf_.clear();
-      pos_ = 0;
-    }
     co_return n;
   }
   // Large reads go straight to the caller's buffer; small ones (frame headers) read a chunk
-  // ahead so a run of small frames costs one read, not one per header.
-  if (out.size() >= kChunk / 4) co_return co_await stream_->read_some(out);
-  buf_.resize(kChunk);
+  // ahead so a run of small frames costs one read, not one per header - unless the stream
+  // buffers itself, where the chunk would only be a second copy.
+  if (out.size() >= kChunk / 4 || stream_->buffers_reads())
+    co_return co_await stream_->read_some(out);
+  if (buf_.size() < kChunk) buf_.resize(kChunk);
   auto n = co_await stream_->read_some(buf_);
-  if (!n || *n == 0) {
-    buf_.clear();
-    co_return n;
-  }
-  buf_.resize(*n);
+  if (!n || *n == 0) co_return n;
   pos_ = 0;
+  end_ = *n;
   co_return co_await read_some(out);
 }
 
 void BufferedReader::unread(ByteView b) {
   if (b.empty()) return;
   Bytes merged(b.begin(), b.end());
-  merged.insert(merged.end(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_), buf_.end());
+  merged.insert(merged.end(), buf_.begin() + static_cast<std::ptrdiff_t>(pos_),
+                buf_.begin() + static_cast<std::ptrdiff_t>(end_));
   buf_ = std::move(merged);
   pos_ = 0;
+  end_ = buf_.size();
 }
 
 }  // namespace kwaai::p2p::libp2p

@@ -29,6 +29,9 @@ class ByteStream {
   virtual asio::any_io_executor executor() const = 0;
   // "tcp 127.0.0.1:4001" etc., for logs.
   virtual std::string describe() const = 0;
+  // True when small read_some calls are cheap because the stream keeps its own receive
+  // buffer (Noise): a BufferedReader on top then reads through instead of staging a copy.
+  virtual bool buffers_reads() const { return false; }
 };
 
 // A TCP socket as a ByteStream.
@@ -62,13 +65,14 @@ class BufferedReader {
   asio::awaitable<Result<std::size_t>> read_some(std::span<std::uint8_t> out);
   // Puts bytes back in front of the buffer.
   void unread(ByteView b);
-  std::size_t buffered() const { return buf_.size() - pos_; }
+  std::size_t buffered() const { return end_ - pos_; }
 
  private:
   static constexpr std::size_t kChunk = 64 * 1024;
   ByteStream* stream_;
-  Bytes buf_;
+  Bytes buf_;  // [pos_, end_) is unread; sized once, so refills neither allocate nor zero
   std::size_t pos_ = 0;
+  std::size_t end_ = 0;
 };
 
 }  // namespace kwaai::p2p::libp2p

@@ -176,6 +176,7 @@ asio::awaitable<Result<Upgraded>> upgrade_steps(std::unique_ptr<ByteStream> tcp,
         void close() override { s_->close(); }
         asio::any_io_executor executor() const override { return s_->executor(); }
         std::string describe() const override { return s_->describe(); }
+        bool buffers_reads() const override { return s_->buffers_reads(); }
 
        private:
         std::unique_ptr<ByteStream> s_;

@@ -24,6 +24,7 @@ class NoiseStream final : public ByteStream {
   void close() override { raw_->close(); }
   asio::any_io_executor executor() const override { return raw_->executor(); }
   std::string describe() const override { return "noise/" + raw_->describe(); }
+  bool buffers_reads() const override { return true; }
 
  private:
   // Socket reads land in rx_ and are decrypted where they lie, so a received byte is copied

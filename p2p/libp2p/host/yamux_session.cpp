@@ -105,7 +105,12 @@ asio::awaitable<void> YamuxSession::read_loop() {
   auto self = shared_from_this();
   BufferedReader reader(*conn_);
   std::array<std::uint8_t, yamux::kHeaderSize> hdr{};
-  Bytes payload;
+  Bytes scratch;
+  auto protocol_error = [this](const std::string& why) {
+    enqueue(static_cast<std::uint8_t>(FrameType::kGoAway), 0, 0,
+            static_cast<std::uint32_t>(yamux::GoAwayCode::kProtocolError));
+    return shutdown_after_error(why);
+  };
   while (!closed_) {
     auto st = co_await reader.read_exact(hdr);
     if (!st) {
@@ -117,38 +122,67 @@ asio::awaitable<void> YamuxSession::read_loop() {
     last_activity_ = Clock::now();
     auto h = yamux::decode_header(hdr);
     if (!h) {
-      enqueue(static_cast<std::uint8_t>(FrameType::kGoAway), 0, 0,
-              static_cast<std::uint32_t>(yamux::GoAwayCode::kProtocolError));
-      co_await shutdown_after_error("bad frame header: " + h.error().to_string());
+      co_await protocol_error("bad frame header: " + h.error().to_string());
       co_return;
     }
-    payload.clear();
     if (h->type == FrameType::kData && h->length > 0) {
       // js sends DATA frames as large as the window it was granted; the cap is the largest
       // window we ever grant.
       if (h->length > config_.max_window) {
-        enqueue(static_cast<std::uint8_t>(FrameType::kGoAway), 0, 0,
-                static_cast<std::uint32_t>(yamux::GoAwayCode::kProtocolError));
-        co_await shutdown_after_error("DATA frame of " + std::to_string(h->length) +
-                                      " bytes exceeds max window");
+        co_await protocol_error("DATA frame of " + std::to_string(h->length) +
+                                " bytes exceeds max window");
         co_return;
       }
-      payload.resize(h->length);
-      auto rs = co_await reader.read_exact(payload);
-      if (!rs) {
-        close("read failed mid-frame: " + rs.error().to_string());
+      auto ds = co_await read_data_frame(reader, h->flags, h->stream_id, h->length, scratch);
+      if (closed_) co_return;
+      if (!ds) {
+        co_await protocol_error(ds.error().to_string());
         co_return;
       }
+      continue;
     }
-    auto hs = handle_frame(static_cast<std::uint8_t>(h->type), h->flags, h->stream_id, h->length,
-                           payload);
+    auto hs =
+        handle_frame(static_cast<std::uint8_t>(h->type), h->flags, h->stream_id, h->length, {});
     if (!hs) {
-      enqueue(static_cast<std::uint8_t>(FrameType::kGoAway), 0, 0,
-              static_cast<std::uint32_t>(yamux::GoAwayCode::kProtocolError));
-      co_await shutdown_after_error(hs.error().to_string());
+      co_await protocol_error(hs.error().to_string());
       co_return;
     }
   }
+}
+
+asio::awaitable<Status> YamuxSession::read_data_frame(BufferedReader& reader, std::uint16_t flags,
+                                                      std::uint32_t id, std::uint32_t length,
+                                                      Bytes& scratch) {
+  YamuxStreamPtr stream;
+  if (auto st = handle_stream_flags(flags, id, stream); !st) co_return st;
+  // The window is checked before any byte is stored: it is what bounds the receive ring. A
+  // frame over the window is still read (into scratch, at most max_window bytes) before the
+  // go-away, so the peer is not cut off mid-write and sees the protocol error.
+  Status admitted = stream ? stream->admit_data(length) : Status{};
+  const bool keep = admitted && stream && !stream->reset_ && !stream->remote_fin_;
+  std::size_t left = length;
+  while (left > 0) {
+    std::span<std::uint8_t> dst;
+    if (keep) {
+      dst = stream->rbuf_.prepare(left);
+    } else {  // unknown, refused or finished stream: the bytes are counted and dropped
+      scratch.resize(std::min<std::size_t>(left, 64 * 1024));
+      dst = std::span<std::uint8_t>(scratch.data(), std::min(left, scratch.size()));
+    }
+    auto n = co_await reader.read_some(dst);
+    if (!n || *n == 0) {
+      close("read failed mid-frame: " + (n ? std::string("eof") : n.error().to_string()));
+      co_return Status{};
+    }
+    left -= *n;
+    if (keep) {
+      stream->rbuf_.commit(*n);
+      stream->readable_.notify();  // the reader can start on a frame before it is complete
+    }
+  }
+  if (!admitted) co_return admitted;
+  finish_stream_flags(flags, id, stream);
+  co_return Status{};
 }
 
 asio::awaitable<void> YamuxSession::shutdown_after_error(std::string reason) {
@@ -219,17 +253,23 @@ Status YamuxSession::handle_frame(std::uint8_t type, std::uint16_t flags, std::u
         // go-yamux v5 puts an error code in `length` of RST frames: not a window delta.
         stream->on_window_update(length);
       }
-      if (flags & yflags::kRst) {
-        stream->on_remote_reset();
-        stream_finished(id);
-      } else if (flags & yflags::kFin) {
-        stream->on_remote_fin();
-        if (stream->local_fin_) stream_finished(id);
-      }
+      finish_stream_flags(flags, id, stream);
       return Status{};
     }
   }
   return make_error(Errc::kProtocol, "unknown frame type " + std::to_string(type));
+}
+
+void YamuxSession::finish_stream_flags(std::uint16_t flags, std::uint32_t id,
+                                       const YamuxStreamPtr& stream) {
+  if (!stream) return;
+  if (flags & yflags::kRst) {
+    stream->on_remote_reset();
+    stream_finished(id);
+  } else if (flags & yflags::kFin) {
+    stream->on_remote_fin();
+    if (stream->local_fin_) stream_finished(id);
+  }
 }
 
 void YamuxSession::stream_finished(std::uint32_t id) {

@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 
@@ -36,6 +37,30 @@ struct YamuxConfig {
 };
 
 class YamuxSession;
+
+// A stream's received bytes, as a ring that grows on demand (bounded by the receive window,
+// which the session checks before any byte is stored). The session's reader fills it in place
+// (prepare, read from the connection, commit): no zero-fill and no staging copy. The
+// application reads from the front. Only prepare() moves or reallocates storage, and only the
+// reader calls it, so a fill that is waiting on the socket never has its target moved.
+class RecvRing {
+ public:
+  std::size_t size() const { return size_; }
+  // Free space for up to `n` bytes at the tail, growing the ring so that `n` bytes fit; the
+  // span may be shorter than `n` where the free space wraps around the end.
+  std::span<std::uint8_t> prepare(std::size_t n);
+  void commit(std::size_t n) { size_ += n; }
+  void append(ByteView b);
+  // Copies up to out.size() bytes from the front and drops them from the ring.
+  std::size_t read(std::span<std::uint8_t> out);
+
+ private:
+  void grow(std::size_t need);
+  std::unique_ptr<std::uint8_t[]> data_;
+  std::size_t cap_ = 0;
+  std::size_t head_ = 0;  // first unread byte
+  std::size_t size_ = 0;  // unread bytes, possibly wrapping past cap_
+};
 
 class YamuxStream : public std::enable_shared_from_this<YamuxStream> {
  public:
@@ -67,7 +92,9 @@ class YamuxStream : public std::enable_shared_from_this<YamuxStream> {
 
  private:
   friend class YamuxSession;
-  // Called by the session's reader.
+  // Called by the session's reader. admit_data checks a DATA frame's length against the
+  // window and takes the credit; on_data does that and stores the payload.
+  Status admit_data(std::size_t length);
   Status on_data(ByteView payload);
   void on_window_update(std::uint32_t delta);
   void on_remote_fin();
@@ -80,8 +107,7 @@ class YamuxStream : public std::enable_shared_from_this<YamuxStream> {
   Event readable_;
   Event writable_;
   Bytes prefix_;  // unread() bytes
-  Bytes rbuf_;
-  std::size_t rpos_ = 0;
+  RecvRing rbuf_;
   std::uint32_t recv_credit_;                    // bytes the peer may still send
   std::uint32_t window_size_;                    // current target window (grows up to max_window)
   std::uint32_t consumed_ = 0;                   // read by the app, not yet returned to the peer
@@ -141,6 +167,13 @@ class YamuxSession : public std::enable_shared_from_this<YamuxSession> {
   Status handle_frame(std::uint8_t type, std::uint16_t flags, std::uint32_t id,
                       std::uint32_t length, ByteView payload);
   Status handle_stream_flags(std::uint16_t flags, std::uint32_t id, YamuxStreamPtr& stream);
+  // FIN/RST of a DATA or WINDOW_UPDATE frame, applied after its payload or delta.
+  void finish_stream_flags(std::uint16_t flags, std::uint32_t id, const YamuxStreamPtr& stream);
+  // A DATA frame with a payload: read from `reader` straight into the stream's receive ring
+  // (into `scratch` and dropped for unknown or closed streams). A failed read closes the
+  // session; the Status returned is a protocol error to answer with go-away.
+  asio::awaitable<Status> read_data_frame(BufferedReader& reader, std::uint16_t flags,
+                                          std::uint32_t id, std::uint32_t length, Bytes& scratch);
 
   // Queue a frame. Control frames ignore the byte budget but are counted.
   void enqueue(std::uint8_t type, std::uint16_t flags, std::uint32_t id, std::uint32_t length,

@@ -21,19 +21,61 @@ YamuxStream::YamuxStream(std::shared_ptr<YamuxSession> session, std::uint32_t id
       epoch_(Clock::now()),
       send_window_(yamux::kInitialWindow) {}
 
-Status YamuxStream::on_data(ByteView payload) {
-  if (payload.size() > recv_credit_) {
+std::span<std::uint8_t> RecvRing::prepare(std::size_t n) {
+  if (size_ == 0) head_ = 0;  // empty: restart at the front, the widest contiguous span
+  if (cap_ - size_ < n) grow(size_ + n);
+  const std::size_t tail = head_ + size_ < cap_ ? head_ + size_ : head_ + size_ - cap_;
+  // Free space runs from the tail to the end of the storage, or up to the head if it wrapped.
+  const std::size_t contiguous = tail >= head_ ? cap_ - tail : head_ - tail;
+  return {data_.get() + tail, std::min(n, contiguous)};
+}
+
+void RecvRing::grow(std::size_t need) {
+  std::size_t cap = std::max<std::size_t>(cap_ * 2, 64 * 1024);
+  while (cap < need) cap *= 2;
+  auto fresh = std::make_unique_for_overwrite<std::uint8_t[]>(cap);
+  const std::size_t got = read(std::span<std::uint8_t>(fresh.get(), size_));  // unwraps
+  data_ = std::move(fresh);
+  cap_ = cap;
+  head_ = 0;
+  size_ = got;
+}
+
+void RecvRing::append(ByteView b) {
+  while (!b.empty()) {
+    auto dst = prepare(b.size());
+    std::memcpy(dst.data(), b.data(), dst.size());
+    commit(dst.size());
+    b = b.subspan(dst.size());
+  }
+}
+
+std::size_t RecvRing::read(std::span<std::uint8_t> out) {
+  std::size_t done = 0;
+  while (done < out.size() && size_ > 0) {
+    const std::size_t n = std::min({out.size() - done, size_, cap_ - head_});
+    std::memcpy(out.data() + done, data_.get() + head_, n);
+    done += n;
+    size_ -= n;
+    head_ = head_ + n == cap_ ? 0 : head_ + n;
+  }
+  return done;
+}
+
+Status YamuxStream::admit_data(std::size_t length) {
+  if (length > recv_credit_) {
     return make_error(Errc::kProtocol,
-                      "stream " + std::to_string(id_) + ": " + std::to_string(payload.size()) +
+                      "stream " + std::to_string(id_) + ": " + std::to_string(length) +
                           " bytes exceed receive window " + std::to_string(recv_credit_));
   }
-  recv_credit_ -= static_cast<std::uint32_t>(payload.size());
+  recv_credit_ -= static_cast<std::uint32_t>(length);
+  return Status{};
+}
+
+Status YamuxStream::on_data(ByteView payload) {
+  if (auto st = admit_data(payload.size()); !st) return st;
   if (reset_ || remote_fin_) return Status{};  // late bytes after close: counted, dropped
-  if (rpos_ > 0 && rpos_ == rbuf_.size()) {
-    rbuf_.clear();
-    rpos_ = 0;
-  }
-  append(rbuf_, payload);
+  rbuf_.append(payload);
   readable_.notify();
   return Status{};
 }
@@ -94,17 +136,8 @@ asio::awaitable<Result<std::size_t>> YamuxStream::read_some(std::span<std::uint8
   }
   for (;;) {
     if (reset_) co_return make_error(Errc::kClosed, "stream " + std::to_string(id_) + " reset");
-    if (rpos_ < rbuf_.size()) {
-      std::size_t n = std::min(buf.size(), rbuf_.size() - rpos_);
-      std::memcpy(buf.data(), rbuf_.data() + rpos_, n);
-      rpos_ += n;
-      if (rpos_ == rbuf_.size()) {
-        rbuf_.clear();
-        rpos_ = 0;
-      } else if (rpos_ > (1u << 20) && rpos_ * 2 > rbuf_.size()) {
-        rbuf_.erase(rbuf_.begin(), rbuf_.begin() + static_cast<std::ptrdiff_t>(rpos_));
-        rpos_ = 0;
-      }
+    if (rbuf_.size() > 0) {
+      const std::size_t n = rbuf_.read(buf);
       consumed_ += static_cast<std::uint32_t>(n);
       maybe_send_window_update();
       co_return n;
