@@ -199,9 +199,10 @@ class NoiseSession {
   // encrypt_frames) into `out`, which must have that size (kState otherwise).
   static std::size_t framed_size(std::size_t plaintext_size);
   Status encrypt_frames_into(ByteView plaintext, std::span<std::uint8_t> out);
-  // Decrypts a frame body where it lies: `inout` is the ciphertext without its tag, `tag`
-  // the 16 bytes after it. On failure `inout` holds garbage and the session is unusable.
-  Status decrypt_in_place(std::span<std::uint8_t> inout, const std::uint8_t* tag);
+  // Decrypts a frame body (`ciphertext` without its tag; `tag` the 16 bytes after it) into
+  // `out`, which may be the ciphertext's own address (in place) but must not partially
+  // overlap it. On failure `out` holds garbage and the session is unusable.
+  Status decrypt_into(ByteView ciphertext, const std::uint8_t* tag, std::uint8_t* out);
   std::uint64_t send_nonce() const { return send_.nonce(); }
   std::uint64_t recv_nonce() const { return recv_.nonce(); }
 

@@ -340,10 +340,10 @@ Status NoiseSession::encrypt_frames_into(ByteView plaintext, std::span<std::uint
   return Status{};
 }
 
-Status NoiseSession::decrypt_in_place(std::span<std::uint8_t> inout, const std::uint8_t* tag) {
-  if (inout.size() + kTagLength > kMaxFrameLength)
+Status NoiseSession::decrypt_into(ByteView ciphertext, const std::uint8_t* tag, std::uint8_t* out) {
+  if (ciphertext.size() + kTagLength > kMaxFrameLength)
     return make_error(Errc::kTooLarge, "noise frame > 65535");
-  return recv_.decrypt_into(ByteView(inout.data(), inout.size()), tag, inout.data());
+  return recv_.decrypt_into(ciphertext, tag, out);
 }
 
 }  // namespace kwaai::p2p::libp2p::noise

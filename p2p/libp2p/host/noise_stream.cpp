@@ -17,32 +17,53 @@ NoiseStream::NoiseStream(std::unique_ptr<ByteStream> raw, std::unique_ptr<Buffer
       session_(std::move(session)),
       rx_(kRxBuffer) {}
 
-Result<bool> NoiseStream::open_next_frame() {
-  const std::size_t avail = tail_ - head_;
-  if (avail < 2) return false;
-  const std::size_t len = (std::size_t{rx_[head_]} << 8) | rx_[head_ + 1];
-  if (len < noise::kTagLength)
-    return make_error(Errc::kProtocol, describe() + ": noise frame of " + std::to_string(len) +
-                                           " bytes is shorter than a tag");
-  if (avail < 2 + len) return false;
-  std::uint8_t* body = rx_.data() + head_ + 2;
-  const std::size_t n = len - noise::kTagLength;
-  if (auto st = session_.decrypt_in_place(std::span<std::uint8_t>(body, n), body + n); !st)
-    return make_error(st.error().code, describe() + ": " + st.error().message);
-  plain_ = head_ + 2;
-  plain_end_ = plain_ + n;
-  head_ += 2 + len;
-  return true;
+Result<std::size_t> NoiseStream::take_frames(std::span<std::uint8_t> buf) {
+  std::size_t done = 0;
+  for (;;) {
+    const std::size_t avail = tail_ - head_;
+    if (avail < 2) break;
+    const std::size_t len = (std::size_t{rx_[head_]} << 8) | rx_[head_ + 1];
+    if (len < noise::kTagLength)
+      return make_error(Errc::kProtocol, describe() + ": noise frame of " + std::to_string(len) +
+                                             " bytes is shorter than a tag");
+    if (avail < 2 + len) break;
+    std::uint8_t* body = rx_.data() + head_ + 2;
+    const std::size_t n = len - noise::kTagLength;
+    const bool direct = n <= buf.size() - done;
+    if (!direct && done > 0) break;  // the caller has bytes; this frame waits for the next call
+    // A frame that fits is decrypted into the caller's buffer (the only copy of the bytes in
+    // user space); a larger one in place, and served from rx_ over several calls.
+    std::uint8_t* out = direct ? buf.data() + done : body;
+    if (auto st = session_.decrypt_into(ByteView(body, n), body + n, out); !st)
+      return make_error(st.error().code, describe() + ": " + st.error().message);
+    head_ += 2 + len;
+    if (direct) {
+      done += n;
+      continue;
+    }
+    const std::size_t give = buf.size();  // < n here
+    std::memcpy(buf.data(), body, give);
+    plain_ = static_cast<std::size_t>(body - rx_.data()) + give;
+    plain_end_ = plain_ + (n - give);
+    return give;
+  }
+  return done;
 }
 
 asio::awaitable<Result<std::size_t>> NoiseStream::read_some(std::span<std::uint8_t> buf) {
   if (buf.empty()) co_return std::size_t{0};
-  while (plain_ == plain_end_) {
-    auto opened = open_next_frame();
-    if (!opened) co_return std::move(opened).error();
-    if (*opened) continue;  // an empty frame (tag only) carries nothing: look further
-    // No complete frame: all plaintext is consumed, so the partial frame can move to the front
-    // when a maximal frame would no longer fit behind it.
+  for (;;) {
+    if (plain_ < plain_end_) {
+      const std::size_t n = std::min(buf.size(), plain_end_ - plain_);
+      std::memcpy(buf.data(), rx_.data() + plain_, n);
+      plain_ += n;
+      co_return n;
+    }
+    auto got = take_frames(buf);
+    if (!got) co_return std::move(got).error();
+    if (*got > 0) co_return *got;
+    // No complete frame (or only empty ones): all plaintext is consumed, so the partial frame
+    // can move to the front when a maximal frame would no longer fit behind it.
     if (rx_.size() - head_ < 2 + noise::kMaxFrameLength) {
       std::memmove(rx_.data(), rx_.data() + head_, tail_ - head_);
       tail_ -= head_;
@@ -59,10 +80,6 @@ asio::awaitable<Result<std::size_t>> NoiseStream::read_some(std::span<std::uint8
     }
     tail_ += *n;
   }
-  const std::size_t n = std::min(buf.size(), plain_end_ - plain_);
-  std::memcpy(buf.data(), rx_.data() + plain_, n);
-  plain_ += n;
-  co_return n;
 }
 
 asio::awaitable<Status> NoiseStream::write(ByteView data) {

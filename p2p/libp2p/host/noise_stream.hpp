@@ -27,16 +27,19 @@ class NoiseStream final : public ByteStream {
   bool buffers_reads() const override { return true; }
 
  private:
-  // Socket reads land in rx_ and are decrypted where they lie, so a received byte is copied
-  // once (to the caller) and nothing is allocated per frame. 256 KiB reads keep syscalls
+  // Socket reads land in rx_ and are decrypted from there into the caller's buffer (or in
+  // place when the caller's buffer is too small for a frame), so a received byte is copied
+  // at most once in user space and nothing is allocated per frame. 256 KiB reads keep syscalls
   // per byte low; the buffer holds at least one maximal frame, so it is bounded by that.
   static constexpr std::size_t kRxBuffer = 256 * 1024;
   // Outgoing data is encrypted into tx_ and written in pieces of this many plaintext bytes,
   // so the buffer stays cache-sized however large the caller's write is.
   static constexpr std::size_t kTxPiece = 256 * 1024;
 
-  // Decrypts the next complete frame in rx_ in place, if there is one.
-  Result<bool> open_next_frame();
+  // Decrypts the complete frames in rx_ into `buf` while they fit; a frame larger than
+  // what is left of `buf` (when nothing was delivered yet) is decrypted in place and its
+  // start copied out, the rest left in [plain_, plain_end_). 0: no complete frame.
+  Result<std::size_t> take_frames(std::span<std::uint8_t> buf);
 
   std::unique_ptr<ByteStream> raw_;
   std::unique_ptr<BufferedReader> reader_;
