@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <exception>
@@ -125,7 +126,9 @@ GenerateResult PetalsClient::generate(const GenerateOptions& opt) {
               res.ids.push_back(tok);
               history.push_back(tok);
               if (opt.on_token) opt.on_token(tok);
-              if (opt.stop_token && tok == *opt.stop_token) break;
+              if (std::find(opt.stop_tokens.begin(), opt.stop_tokens.end(), tok) !=
+                  opt.stop_tokens.end())
+                break;
               feed.assign(1, tok);
             }
             const double total = seconds_since(t_gen);

@@ -46,7 +46,7 @@ struct GenerateOptions {
   std::vector<std::int32_t> prompt;  // at least one id (e.g. BOS)
   std::int64_t max_new_tokens = 32;
   engine::llama::SamplingOptions sampling;
-  std::optional<std::int32_t> stop_token;      // generation ends after emitting it
+  std::vector<std::int32_t> stop_tokens;       // generation ends after emitting one
   std::function<void(std::int32_t)> on_token;  // each new id as soon as it is sampled
   // Every route in use: once at the start, again after each failover.
   std::function<void(const std::vector<RouteHop>&)> on_route;

@@ -92,10 +92,11 @@ std::size_t LocalSwarm::add_server(std::uint32_t start, std::uint32_t end,
     raw->dht = net::DHTNode::create(raw->node.host, raw->node.kad, {});
     if (auto st = raw->node.host->listen(loopback_any_port()); !st)
       throw std::runtime_error("local swarm: server listen: " + st.error().to_string());
-    auto boot = *lp::Multiaddr::from_string(bootstrap_addr_);
-    if (co_await raw->dht->bootstrap({boot}) == 0)
+    // Named, not braced inside co_await: GCC 12 mis-handles initializer lists there.
+    const std::vector<lp::Multiaddr> boot{*lp::Multiaddr::from_string(bootstrap_addr_)};
+    if (co_await raw->dht->bootstrap(boot) == 0)
       throw std::runtime_error("local swarm: server could not reach the bootstrap node");
-    (void)co_await raw->node.kad->bootstrap({boot});
+    (void)co_await raw->node.kad->bootstrap(boot);
     raw->server = serve::PetalsServer::create(raw->node.host, raw->dht, *raw->exec, config);
     co_await raw->server->start();
   });
