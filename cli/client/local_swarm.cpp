@@ -80,10 +80,15 @@ LocalSwarm::~LocalSwarm() {
 
 std::size_t LocalSwarm::add_server(std::uint32_t start, std::uint32_t end,
                                    std::optional<serve::ServerConfig> given) {
+  return add_server(engine::open_model(model_dir_), start, end, std::move(given));
+}
+
+std::size_t LocalSwarm::add_server(std::unique_ptr<engine::ModelSource> source, std::uint32_t start,
+                                   std::uint32_t end, std::optional<serve::ServerConfig> given) {
   serve::ServerConfig config = given ? *given : default_config();
   auto s = std::make_unique<Server>();
   s->backend = engine::make_backend("cpu");
-  s->source = engine::open_model(model_dir_);
+  s->source = std::move(source);
   s->exec = std::make_unique<engine::llama::SpanExecutor>(*s->backend, *s->source, start, end);
   config.dht_prefix = prefix_;
   Server* raw = s.get();
@@ -92,6 +97,7 @@ std::size_t LocalSwarm::add_server(std::uint32_t start, std::uint32_t end,
     raw->dht = net::DHTNode::create(raw->node.host, raw->node.kad, {});
     if (auto st = raw->node.host->listen(loopback_any_port()); !st)
       throw std::runtime_error("local swarm: server listen: " + st.error().to_string());
+    raw->addr = full_addr(*raw->node.host);
     // Named, not braced inside co_await: GCC 12 mis-handles initializer lists there.
     const std::vector<lp::Multiaddr> boot{*lp::Multiaddr::from_string(bootstrap_addr_)};
     if (co_await raw->dht->bootstrap(boot) == 0)
@@ -112,6 +118,10 @@ serve::ServerConfig LocalSwarm::default_config() {
 
 std::string LocalSwarm::peer_id(std::size_t server) const {
   return servers_.at(server)->node.host->id().to_base58();
+}
+
+std::string LocalSwarm::server_addr(std::size_t server) const {
+  return servers_.at(server)->addr;
 }
 
 std::size_t LocalSwarm::index_of(const std::string& peer) const {

@@ -34,12 +34,17 @@ class LocalSwarm {
   // `config` fields other than dht_prefix are used as given; without one, default_config().
   std::size_t add_server(std::uint32_t start, std::uint32_t end,
                          std::optional<serve::ServerConfig> config = std::nullopt);
+  // Same, with weights from `source` (e.g. a SyntheticSource) instead of model_dir.
+  std::size_t add_server(std::unique_ptr<engine::ModelSource> source, std::uint32_t start,
+                         std::uint32_t end,
+                         std::optional<serve::ServerConfig> config = std::nullopt);
   // ServerConfig defaults with float32 outputs, so hidden states cross servers exactly and
   // greedy ids can be compared with the single-process reference.
   static serve::ServerConfig default_config();
   // The bootstrap node's address, /ip4/127.0.0.1/tcp/N/p2p/<id>.
   std::vector<std::string> initial_peers() const { return {bootstrap_addr_}; }
   std::string peer_id(std::size_t server) const;
+  std::string server_addr(std::size_t server) const;       // /ip4/127.0.0.1/tcp/N/p2p/<id>
   std::size_t index_of(const std::string& peer_id) const;  // throws std::out_of_range
   // Stops a server the hard way: its host closes every connection at once (no OFFLINE record,
   // open sessions just vanish), as when the process is killed.
@@ -56,6 +61,7 @@ class LocalSwarm {
     p2p::libp2p::Libp2pNode node;
     std::shared_ptr<p2p::hivemind::net::DHTNode> dht;
     std::shared_ptr<serve::PetalsServer> server;
+    std::string addr;  // full listen multiaddr, fixed once listening
     bool killed = false;
   };
   // Runs a coroutine on the io thread and waits for it (exceptions propagate).
