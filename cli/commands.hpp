@@ -20,5 +20,6 @@ void register_generate(CLI::App& app, GlobalOptions& global);
 void register_dht(CLI::App& app, GlobalOptions& global);
 void register_calibrate(CLI::App& app, GlobalOptions& global);
 void register_client(CLI::App& app, GlobalOptions& global);
+void register_serve(CLI::App& app, GlobalOptions& global);
 
 }  // namespace kwaai::cli

@@ -9,6 +9,8 @@
 // compute, cache allocation and cache release happen on the worker thread only.
 #pragma once
 
+#include <utility>  // before asio/awaitable.hpp (Boost 1.74 uses std::exchange unincluded)
+
 #include <boost/asio/awaitable.hpp>
 
 #include <atomic>
@@ -103,7 +105,8 @@ class PetalsServer : public std::enable_shared_from_this<PetalsServer> {
   std::size_t open_sessions() const;
   ServerStats stats() const;
 
-  struct Impl;  // defined in cli/serve/server_impl.hpp
+  struct Impl;                     // defined in cli/serve/server_impl.hpp
+  Impl& impl() { return *impl_; }  // internal: the RPC handlers (handlers.cpp)
 
  private:
   PetalsServer(std::shared_ptr<lp::Host> host, std::shared_ptr<hm::net::DHTNode> dht,
@@ -114,6 +117,13 @@ class PetalsServer : public std::enable_shared_from_this<PetalsServer> {
   petals::ServerState state_ = petals::ServerState::offline;
   std::unique_ptr<Impl> impl_;
 };
+
+// One announcer cycle for span [start, end) in `state`, as PetalsServer does it (used by
+// `kwaainet serve` to announce JOINING before the weights are loaded). Returns the number of
+// records that reached at least one DHT replica.
+asio::awaitable<std::size_t> announce_span(hm::net::DHTNode& dht, const lp::PeerId& self,
+                                           const ServerConfig& config, std::uint32_t start,
+                                           std::uint32_t end, petals::ServerInfo info);
 
 // Petals' server dtype for a checkpoint: its torch_dtype unless that is float32/absent/"auto",
 // then bfloat16 (block_utils.resolve_block_dtype). `requested` ("auto", "float32", "bfloat16",
