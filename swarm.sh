@@ -4,6 +4,7 @@
 # `kwaainet client generate` through them, printing which server served which blocks.
 # Every process started here is stopped on exit, error or Ctrl-C included.
 #   KWAAINET=path/to/kwaainet ./swarm.sh   (default: build/cli/kwaainet)
+#   SWARM_TOKENS=N (default 48), SWARM_CLIENT_FLAGS="--json ..." (extra client flags)
 set -euo pipefail
 cd "$(dirname "$0")"
 kw=${KWAAINET:-build/cli/kwaainet}
@@ -67,6 +68,8 @@ for s in a b; do
   echo "   ${line#*] }"
 done
 
-echo "== client: 48 greedy tokens from BOS through the swarm"
+tokens=${SWARM_TOKENS:-48}
+echo "== client: $tokens greedy tokens from BOS through the swarm"
+# shellcheck disable=SC2086  # the extra flags are meant to split
 "$kw" client generate --initial-peers "$boot" --dht-prefix "$prefix" --model "$model" \
-  --prompt-ids 1 --max-new-tokens 48 --device cpu
+  --prompt-ids 1 --max-new-tokens "$tokens" --device cpu ${SWARM_CLIENT_FLAGS:-}
