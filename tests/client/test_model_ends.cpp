@@ -41,6 +41,23 @@ TEST(ClientModelEnds, EmbeddingAndLogitsEqualTheWholeModel) {
   EXPECT_LT(test::rel_l2(got, ref.f32("logits_last")), test::tolerance(*be));
 }
 
+TEST(ClientModelEnds, VulkanEndsEqualTheVulkanModel) {
+  KWAAI_BACKEND_OR_SKIP(be, "vulkan:0");
+  auto src = open_model(test::stories_dir());
+  LlamaModel model(*be, *src);
+  ModelEnds ends(*be, *src);
+  const test::Reference ref;
+  const auto prompt = ref.i32("prompt_ids");
+  const auto t = static_cast<std::int64_t>(prompt.size());
+  const std::int64_t h = model.config().hidden;
+  EXPECT_EQ(ends.embed(prompt), model.embed(prompt));
+  KvCache c1 = model.make_cache(1, t), c2 = model.make_cache(1, t);
+  const auto want = model.forward(prompt, 1, t, c1, 0);
+  auto hidden = model.blocks().forward(ends.embed(prompt), 1, t, c2, 0);
+  const std::vector<float> last(hidden.end() - h, hidden.end());
+  EXPECT_LT(test::rel_l2(ends.logits(last, 1), want), 1e-5);
+}
+
 TEST(ClientModelEnds, BadInputsThrowWithContext) {
   auto be = make_backend("cpu");
   auto src = open_model(test::stories_dir());

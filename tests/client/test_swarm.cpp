@@ -132,6 +132,24 @@ TEST_F(ClientSwarm, TheOnlyHolderKilledMidGenerationEndsWithAClearError) {
   EXPECT_EQ(n, 5u);
 }
 
+TEST_F(ClientSwarm, Bfloat16ServersLikePetalsDefaultsStillGenerate) {
+  // Petals' default wire dtype for a float32 checkpoint: hidden states are rounded to bf16
+  // between servers, so ids may drift from the float32 reference, but every step must decode.
+  LocalSwarm swarm(test::stories_dir(), "stories260K-hf");
+  auto sc = LocalSwarm::default_config();
+  sc.dtype = p2p::hivemind::DType::bfloat16;
+  swarm.add_server(0, 3, sc);
+  swarm.add_server(3, 5, sc);
+  PetalsClient client(ends_, config(swarm));
+  const GenerateResult res = client.generate(greedy_from_bos(24));
+  ASSERT_EQ(res.ids.size(), 24u);
+  EXPECT_TRUE(res.failures.empty());
+  // The first tokens are robust to bf16 rounding on this model.
+  const auto ref = ref_.i32("greedy_from_bos");
+  EXPECT_EQ(std::vector<std::int32_t>(res.ids.begin(), res.ids.begin() + 4),
+            std::vector<std::int32_t>(ref.begin(), ref.begin() + 4));
+}
+
 TEST_F(ClientSwarm, NoChainCoveringAllBlocksIsAClearError) {
   LocalSwarm swarm(test::stories_dir(), "stories260K-hf");
   swarm.add_server(0, 3);
