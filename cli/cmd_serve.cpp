@@ -85,7 +85,8 @@ asio::awaitable<std::vector<petals::BlockRecord>> read_records(net::DHTNode& dht
   std::vector<petals::BlockRecord> out;
   for (std::int64_t b = 0; b < layers; ++b) {
     const auto uid = petals::block_uid(prefix, static_cast<std::uint32_t>(b));
-    auto v = co_await dht.get(hm::DHTID::from_key_str(uid), /*latest=*/true);
+    const auto key = hm::DHTID::from_key_str(uid);
+    auto v = co_await dht.get(key, /*latest=*/true);
     if (v && v->is_dictionary)
       out.push_back(petals::read_block_record(v->dictionary.to_value(), dht.now()));
     else

@@ -118,16 +118,20 @@ asio::awaitable<void> on_forward_stream(std::shared_ptr<PetalsServer> srv,
   }
   auto whole = petals::assemble_stream_request(parts, 4096, max_bytes);
   if (!whole) {
-    co_await stream.write_error("rpc_forward_stream: " + whole.error().message);
+    const std::string text = "rpc_forward_stream: " + whole.error().message;
+    co_await stream.write_error(text);
     co_return;
   }
   auto resp = co_await run_forward(*srv, srv->impl(), *whole);
   if (!resp) {
-    co_await stream.write_error("rpc_forward_stream: " + resp.error().message);
+    const std::string text = "rpc_forward_stream: " + resp.error().message;
+    co_await stream.write_error(text);
     co_return;
   }
-  for (const auto& part : petals::split_stream_response(*resp))
-    if (!co_await stream.write_message(to_bytes(part))) co_return;
+  for (const auto& part : petals::split_stream_response(*resp)) {
+    const hm::Bytes bytes = to_bytes(part);
+    if (!co_await stream.write_message(bytes)) co_return;
+  }
 }
 
 // A pushed step for one of our sessions (the previous server of a chain computed it). Unknown

@@ -123,8 +123,8 @@ void push_to_next(PetalsServer& srv, const hm::pb::ExpertRequest& step,
   asio::co_spawn(
       host->executor(),
       [host, peer = *peer, bytes = to_bytes(*push), opt]() -> asio::awaitable<void> {
-        auto r = co_await net::call_unary(*host, peer, std::string(kHandlerPrefix) + "rpc_push",
-                                          bytes, opt);
+        const std::string name = std::string(kHandlerPrefix) + "rpc_push";
+        auto r = co_await net::call_unary(*host, peer, name, bytes, opt);
         if (!r)
           spdlog::warn("serve: rpc_push to {} failed: {}", peer.to_base58(), r.error().to_string());
         else if (r->is_error)
@@ -210,7 +210,8 @@ asio::awaitable<std::string> handle_request(PetalsServer& srv, PetalsServer::Imp
     auto tensor = hm::HostTensor::from_floats({shape[0], shape[1], shape[2]}, out.output);
     auto resp = petals::build_step_response(tensor, srv.schema());
     if (!resp) co_return resp.error().message;
-    if (!co_await stream.write_message(to_bytes(*resp))) {
+    const hm::Bytes bytes = to_bytes(*resp);
+    if (!co_await stream.write_message(bytes)) {
       live->client_done = true;
       co_return std::string();
     }

@@ -146,8 +146,8 @@ asio::awaitable<std::size_t> announce_span(hm::net::DHTNode& dht, const lp::Peer
   for (const auto& s : *plan) {
     auto subkey = hm::msgpack_encode(hm::Value::str(s.subkey));
     if (!subkey) continue;
-    if (co_await dht.store(hm::DHTID::from_key_str(s.key), *subkey, s.value, s.expiration_time))
-      ++stored;
+    const auto key = hm::DHTID::from_key_str(s.key);
+    if (co_await dht.store(key, *subkey, s.value, s.expiration_time)) ++stored;
   }
   co_return stored;
 }
