@@ -156,6 +156,7 @@ void run_client_generate(const ClientGenerateConfig& c, const GlobalOptions& glo
     j["setup_s"] = res.setup_s;
     j["prefill_s"] = res.prefill_s;
     j["failures"] = res.failures;
+    j["wire_dtype"] = res.wire_dtype;
     j["device"] = be->name();
     std::cout << j.dump() << std::endl;
   }

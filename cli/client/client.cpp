@@ -135,6 +135,7 @@ GenerateResult PetalsClient::generate(const GenerateOptions& opt) {
             res.decode_s = total - res.prefill_s;
             res.tokens_per_s = total > 0 ? static_cast<double>(res.ids.size()) / total : 0;
             res.route = chain.route();
+            res.wire_dtype = std::string(hm::dtype_name(chain.wire_format().dtype));
           } catch (...) {
             inner = std::current_exception();
           }

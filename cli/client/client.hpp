@@ -56,6 +56,7 @@ struct GenerateResult {
   std::vector<std::int32_t> ids;      // the new tokens only
   std::vector<RouteHop> route;        // the route at the end
   std::vector<std::string> failures;  // one line per failed server attempt
+  std::string wire_dtype;             // hidden states' dtype on the wire (from rpc_info)
   double setup_s = 0;                 // bootstrap, DHT read, opening the sessions
   double prefill_s = 0;               // the prompt step (embed, chain, head, sample)
   double decode_s = 0;                // every later step

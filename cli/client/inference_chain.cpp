@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <boost/asio/steady_timer.hpp>
 
+#include "p2p/petals/uids.hpp"
+
 namespace kwaai::client {
 
 InferenceChain::InferenceChain(lp::Host& host, SpanSource spans, const ClientConfig& cfg,
@@ -75,6 +77,7 @@ asio::awaitable<std::vector<InferenceChain::Hop>> InferenceChain::open_range(
       }
       Hop h;
       h.session = std::move(*sess);
+      h.session->set_wire_format(wire_);
       if (out.empty()) h.replay = replay;
       out.push_back(std::move(h));
     }
@@ -83,7 +86,21 @@ asio::awaitable<std::vector<InferenceChain::Hop>> InferenceChain::open_range(
 }
 
 asio::awaitable<void> InferenceChain::open() {
-  hops_ = co_await open_range(0, n_blocks_, {});
+  for (;;) {
+    hops_ = co_await open_range(0, n_blocks_, {});
+    const std::string peer = hops_.front().session->span().peer;
+    auto w = co_await fetch_inference_format(
+        host_, peer, p2p::petals::block_uid(cfg_.dht_prefix, 0), cfg_.timeouts.step);
+    if (w) {
+      wire_ = *w;
+      for (auto& h : hops_) h.session->set_wire_format(wire_);
+      co_return;
+    }
+    for (auto& h : hops_) co_await h.session->close();
+    hops_.clear();
+    note_failure(peer, "rpc_info " + peer + ": " + w.error().to_string());
+    co_await backoff();
+  }
 }
 
 asio::awaitable<std::vector<float>> InferenceChain::step(std::vector<float> x,

@@ -25,7 +25,9 @@ class InferenceChain {
  public:
   InferenceChain(lp::Host& host, SpanSource spans, const ClientConfig& cfg, std::uint32_t n_blocks,
                  std::int64_t max_length, std::int64_t hidden);
-  // Routes and opens every session. Throws ClientError when no chain exists.
+  // Routes and opens every session, then reads the hidden_states format from rpc_info of the
+  // server holding block 0 (as RemoteSequenceManager.rpc_info). Throws ClientError when no
+  // chain exists.
   asio::awaitable<void> open();
   // x f32[tokens, hidden] for the next positions (batch 1) → the last block's output for
   // those positions. Throws ClientError when retries are exhausted.
@@ -34,6 +36,7 @@ class InferenceChain {
 
   std::vector<RouteHop> route() const;
   const std::vector<std::string>& failures() const { return failures_; }
+  const WireFormat& wire_format() const { return wire_; }
   std::int64_t position() const { return position_; }
 
  private:
@@ -55,6 +58,7 @@ class InferenceChain {
   std::int64_t max_length_, hidden_;
   std::int64_t position_ = 0;
   std::vector<Hop> hops_;
+  WireFormat wire_;
   std::set<std::string> banned_;
   std::vector<std::string> failures_;
   int attempts_ = 0;

@@ -1,8 +1,10 @@
 #include "cli/client/server_session.hpp"
 
+#include <cstring>
 #include <random>
 
 #include "p2p/hivemind/framing.hpp"
+#include "p2p/hivemind/msgpack_codec.hpp"
 #include "p2p/hivemind/tensor.hpp"
 #include "p2p/libp2p/host/event.hpp"
 #include "p2p/petals/metadata.hpp"
@@ -29,7 +31,90 @@ std::string uuid4_string() {
   return s;
 }
 
+lp::Result<WireFormat> parse_inference_format(hm::ByteView serialized_info) {
+  auto bad = [](const std::string& why) {
+    return lp::make_error(lp::Errc::kMalformed, "rpc_info: " + why);
+  };
+  auto info = hm::msgpack_decode(serialized_info);
+  if (!info) return bad(info.error().what());
+  const hm::Value* schema = info->find("inference_schema");
+  // ((hidden_states, prompts, hypo_ids), {}) — args then kwargs, as pack_args_kwargs makes.
+  if (!schema || schema->kind() != hm::Value::Kind::tuple || schema->items().empty())
+    return bad("no inference_schema tuple");
+  const hm::Value& args = schema->items()[0];
+  if ((args.kind() != hm::Value::Kind::tuple && args.kind() != hm::Value::Kind::array) ||
+      args.items().empty())
+    return bad("inference_schema has no positional descriptors");
+  const hm::Value& desc = args.items()[0];
+  if (desc.kind() != hm::Value::Kind::tensor_descriptor || desc.items().empty())
+    return bad("hidden_states schema is not a BatchTensorDescriptor");
+  const hm::Value& fields = desc.items()[0];
+  const hm::Value* dtype = fields.find("dtype");
+  const hm::Value* compression = fields.find("compression");
+  if (!dtype || dtype->kind() != hm::Value::Kind::str) return bad("descriptor without dtype");
+  std::string name = dtype->as_str();
+  if (name.rfind("torch.", 0) == 0) name.erase(0, 6);
+  auto dt = hm::parse_dtype(name);
+  if (!dt || !hm::dtype_is_float(*dt)) return bad("unusable hidden_states dtype " + name);
+  WireFormat w;
+  w.dtype = *dt;
+  if (compression && compression->is_int()) {
+    const auto c = compression->as_int();
+    if (!hm::pb::CompressionType_IsValid(static_cast<int>(c)))
+      return bad("unknown compression " + std::to_string(c));
+    w.compression = static_cast<hm::CompressionType>(c);
+  }
+  return w;
+}
+
+asio::awaitable<lp::Result<WireFormat>> fetch_inference_format(lp::Host& host,
+                                                               const std::string& peer,
+                                                               const std::string& uid,
+                                                               std::chrono::milliseconds timeout) {
+  auto pid = lp::PeerId::from_string(peer);
+  if (!pid) co_return lp::make_error(lp::Errc::kMalformed, "peer id " + peer);
+  hm::pb::ExpertUID req;
+  req.set_uid(uid);
+  std::string wire;
+  req.SerializeToString(&wire);
+  const hm::Bytes bytes(wire.begin(), wire.end());
+  net::CallOptions opt;
+  opt.timeout = timeout;
+  auto answer =
+      co_await net::call_unary(host, *pid, "TransformerConnectionHandler.rpc_info", bytes, opt);
+  if (!answer) co_return std::move(answer).error();
+  if (answer->is_error)
+    co_return lp::make_error(lp::Errc::kProtocol, "rpc_info at " + peer + ": " + answer->error);
+  hm::pb::ExpertInfo info;
+  if (!info.ParseFromArray(answer->response.data(), static_cast<int>(answer->response.size())))
+    co_return lp::make_error(lp::Errc::kMalformed, "rpc_info at " + peer + ": bad ExpertInfo");
+  const std::string& si = info.serialized_info();
+  co_return parse_inference_format(
+      hm::ByteView(reinterpret_cast<const std::uint8_t*>(si.data()), si.size()));
+}
+
 namespace {
+
+// Petals casts every input to its schema dtype before serializing (tensor.to(proto.dtype)).
+hm::HostTensor cast_floats(std::vector<std::int64_t> shape, const std::vector<float>& v,
+                           hm::DType dtype) {
+  if (dtype == hm::DType::float32) return hm::HostTensor::from_floats(std::move(shape), v);
+  hm::HostTensor t{dtype, std::move(shape), {}, false};
+  const std::size_t es = hm::dtype_size(dtype);
+  t.data.resize(v.size() * es);
+  for (std::size_t i = 0; i < v.size(); ++i) {
+    if (dtype == hm::DType::float64) {
+      const double d = v[i];
+      std::memcpy(t.data.data() + i * es, &d, es);
+      continue;
+    }
+    const std::uint16_t h =
+        dtype == hm::DType::bfloat16 ? hm::float_to_bfloat16(v[i]) : hm::float_to_half(v[i]);
+    t.data[i * 2] = static_cast<std::uint8_t>(h & 0xff);
+    t.data[i * 2 + 1] = static_cast<std::uint8_t>(h >> 8);
+  }
+  return t;
+}
 
 // Opening may hang in a dial the host cannot cancel, so it runs in its own coroutine and we
 // stop waiting at the deadline (a stream that arrives later is reset by its owner state).
@@ -116,12 +201,15 @@ asio::awaitable<lp::Result<std::vector<float>>> ServerSession::step(
   hm::pb::ExpertRequest req;
   req.set_uid(uid_);
   // hidden_states, then Petals' DUMMY (float32 [0]) prompts and DUMMY_INT64 hypo_ids.
-  const hm::HostTensor x = hm::HostTensor::from_floats({batch, tokens, hidden_size}, hidden);
-  hm::HostTensor prompts{hm::DType::float32, {0}, {}, false};
+  const hm::HostTensor x = cast_floats({batch, tokens, hidden_size}, hidden, wire_.dtype);
+  hm::HostTensor prompts{wire_.dtype, {0}, {}, false};
   hm::HostTensor hypo{hm::DType::int64, {0}, {}, false};
   const hm::HostTensor* inputs[] = {&x, &prompts, &hypo};
+  // Petals (USE_LEGACY_BFLOAT16=0) sends bfloat16 as raw 2-byte values.
+  hm::SerializeOptions so;
+  so.legacy_bfloat16 = false;
   for (const auto* t : inputs) {
-    auto s = hm::serialize_tensor(*t, hm::pb::NONE);
+    auto s = hm::serialize_tensor(*t, t == &x ? wire_.compression : hm::pb::NONE, so);
     if (!s) co_return fail(lp::Errc::kMalformed, "serialize: " + s.error().what());
     *req.add_tensors() = std::move(*s);
   }

@@ -17,6 +17,7 @@
 
 #include "cli/client/route.hpp"
 #include "p2p/hivemind/net/rpc.hpp"
+#include "p2p/hivemind/tensor.hpp"
 
 namespace kwaai::client {
 
@@ -32,6 +33,22 @@ struct SessionTimeouts {
   std::chrono::milliseconds close{2000};    // waiting for the server's EOF after our END
   std::size_t max_frame_bytes = 64u << 20;  // one response frame (the server's output)
 };
+
+// How hidden states travel to a server: the dtype and compression of the hidden_states entry
+// of its rpc_info inference_schema (Petals casts inputs to them before serializing).
+struct WireFormat {
+  p2p::hivemind::DType dtype = p2p::hivemind::DType::float32;
+  p2p::hivemind::CompressionType compression = p2p::hivemind::pb::NONE;
+};
+
+// rpc_info(uid) on `peer` (RemoteSequenceManager.rpc_info) → the inference_schema's
+// hidden_states format. Errors for a transport failure, a handler error or a malformed info.
+asio::awaitable<lp::Result<WireFormat>> fetch_inference_format(lp::Host& host,
+                                                               const std::string& peer,
+                                                               const std::string& uid,
+                                                               std::chrono::milliseconds timeout);
+// The parsing part, for tests: ExpertInfo.serialized_info bytes → the format.
+lp::Result<WireFormat> parse_inference_format(p2p::hivemind::ByteView serialized_info);
 
 // A uuid4 in its canonical text form (Petals' session_id / step_id).
 std::string uuid4_string();
@@ -57,6 +74,8 @@ class ServerSession {
   // Polite end of the session; never fails (a broken stream is simply reset).
   asio::awaitable<void> close();
 
+  // Inputs of later steps are cast to this format (float32/NONE until set).
+  void set_wire_format(WireFormat w) { wire_ = w; }
   const RemoteSpan& span() const { return span_; }
   std::int64_t position() const { return position_; }
   const std::string& session_id() const { return session_id_; }
@@ -70,6 +89,7 @@ class ServerSession {
   std::string dht_prefix_, uid_, session_id_;
   std::int64_t max_length_ = 0;
   SessionTimeouts t_;
+  WireFormat wire_;
   net::FramedStream stream_;
   std::int64_t position_ = 0;
   bool stepped_ = false, broken_ = false, closed_ = false;

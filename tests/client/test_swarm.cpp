@@ -60,6 +60,7 @@ TEST_F(ClientSwarm, TwoServersGiveTheReferenceGreedyIds) {
   ASSERT_EQ(routes.size(), 1u);
   EXPECT_EQ(routes[0], want);
   EXPECT_TRUE(res.failures.empty());
+  EXPECT_EQ(res.wire_dtype, "float32");
   EXPECT_GT(res.tokens_per_s, 0);
   // One session per server, one step per token, all closed.
   EXPECT_EQ(swarm.stats(a).inference_steps, 128u);
@@ -144,6 +145,7 @@ TEST_F(ClientSwarm, Bfloat16ServersLikePetalsDefaultsStillGenerate) {
   const GenerateResult res = client.generate(greedy_from_bos(24));
   ASSERT_EQ(res.ids.size(), 24u);
   EXPECT_TRUE(res.failures.empty());
+  EXPECT_EQ(res.wire_dtype, "bfloat16");  // inputs cast as the rpc_info schema says
   // The first tokens are robust to bf16 rounding on this model.
   const auto ref = ref_.i32("greedy_from_bos");
   EXPECT_EQ(std::vector<std::int32_t>(res.ids.begin(), res.ids.begin() + 4),
