@@ -22,6 +22,7 @@ YamuxStream::YamuxStream(std::shared_ptr<YamuxSession> session, std::uint32_t id
       send_window_(yamux::kInitialWindow) {}
 
 std::span<std::uint8_t> RecvRing::prepare(std::size_t n) {
+  if (n == 0) return {};      // below, the ring is never full, so tail == head means empty
   if (size_ == 0) head_ = 0;  // empty: restart at the front, the widest contiguous span
   if (cap_ - size_ < n) grow(size_ + n);
   const std::size_t tail = head_ + size_ < cap_ ? head_ + size_ : head_ + size_ - cap_;
