@@ -1,0 +1,139 @@
+// `kwaainet serve` as a subprocess: it prints its listen address, answers rpc_info, and on
+// SIGTERM announces OFFLINE (seen in a DHT peer's storage) and exits 0.
+#include <utility>  // before asio (Boost 1.74 uses std::exchange unincluded)
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <poll.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <csignal>
+#include <cstdio>
+
+#include "p2p/petals/dht_records.hpp"
+#include "tests/serve/serve_test_util.hpp"
+
+extern char** environ;
+
+namespace kwaai::serve::test {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A child process with its stdout on a pipe; killed on destruction if still running.
+class Child {
+ public:
+  explicit Child(const std::vector<std::string>& argv) {
+    int fds[2];
+    if (pipe(fds) != 0) return;
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
+    posix_spawn_file_actions_addclose(&fa, fds[0]);
+    std::vector<char*> args;
+    for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+    args.push_back(nullptr);
+    if (posix_spawn(&pid_, args[0], &fa, nullptr, args.data(), environ) != 0) pid_ = -1;
+    posix_spawn_file_actions_destroy(&fa);
+    close(fds[1]);
+    out_ = fds[0];
+  }
+  ~Child() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+    if (out_ >= 0) close(out_);
+  }
+  pid_t pid() const { return pid_; }
+  // One line of stdout within `timeout`, or "" .
+  std::string read_line(std::chrono::milliseconds timeout) {
+    std::string line;
+    const auto deadline = std::chrono::steady_clock::now() + timeout;
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd p{out_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      char c;
+      if (read(out_, &c, 1) != 1) break;
+      if (c == '\n') return line;
+      line.push_back(c);
+    }
+    return "";
+  }
+  // The exit status once the child has exited, else nullopt.
+  std::optional<int> poll_exit() {
+    int st = 0;
+    if (exited_) return status_;
+    if (waitpid(pid_, &st, WNOHANG) != pid_) return std::nullopt;
+    exited_ = true;
+    status_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return status_;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int out_ = -1;
+  bool exited_ = false;
+  int status_ = -1;
+};
+
+TEST(ServeCli, PrintsItsAddressServesAndExitsCleanlyOnSigtermAnnouncingOffline) {
+  Child child({KWAAINET_BIN, "serve", "--model", stories_dir(), "--blocks", "0:5", "--device",
+               "cpu", "--host-maddr", "/ip4/127.0.0.1/tcp/0", "--throughput", "10",
+               "--update-period", "30"});
+  ASSERT_GT(child.pid(), 0);
+  const std::string line = child.read_line(30s);
+  ASSERT_FALSE(line.empty()) << "no address printed";
+  auto addr = lp::Multiaddr::from_string(line);
+  ASSERT_TRUE(addr.ok()) << line;
+  ASSERT_TRUE(addr->peer_id().has_value()) << line;
+  const lp::PeerId server = *addr->peer_id();
+
+  asio::io_context ctx;
+  auto rn = net::test::make_node(ctx);
+  auto rdht = net::DHTNode::create(rn.host, rn.kad);
+  std::optional<int> exit_code;
+  run_coro(ctx, [&]() -> asio::awaitable<void> {
+    const std::vector<lp::Multiaddr> peers{*addr};
+    SERVE_CHECK(co_await rdht->bootstrap(peers) == 1, "bootstrap through " << line);
+    // rpc_info answers once the server is ONLINE (it loads before registering handlers).
+    bool online = false;
+    asio::steady_timer t(ctx);
+    const std::string name = std::string(kHandlerPrefix) + "rpc_info";
+    const hm::Bytes req = to_bytes(hm::pb::ExpertUID{});
+    for (int i = 0; i < 200 && !online; ++i) {
+      auto ans = co_await net::call_unary(*rn.host, server, name, req);
+      online = ans.ok() && !ans->is_error;
+      if (!online) {
+        t.expires_after(50ms);
+        co_await t.async_wait(asio::use_awaitable);
+      }
+    }
+    SERVE_CHECK(online, "rpc_info never answered");
+    // Let the server see us as a DHT peer (it pings new connections), then stop it.
+    t.expires_after(300ms);
+    co_await t.async_wait(asio::use_awaitable);
+    kill(child.pid(), SIGTERM);
+    for (int i = 0; i < 400 && !exit_code; ++i) {
+      t.expires_after(25ms);
+      co_await t.async_wait(asio::use_awaitable);
+      exit_code = child.poll_exit();
+    }
+  });
+  ASSERT_TRUE(exit_code.has_value()) << "kwaainet serve did not exit after SIGTERM";
+  EXPECT_EQ(*exit_code, 0);
+  // The OFFLINE record reached our storage as one of the replicas.
+  const auto key = hm::DHTID::from_key_str(petals::block_uid(kPrefix, 0));
+  std::optional<petals::ServerState> state;
+  run_coro(ctx, [&]() -> asio::awaitable<void> {
+    auto v = co_await rdht->get(key, false);
+    SERVE_CHECK(v && v->is_dictionary, "no record for block 0 in our storage");
+    for (const auto& s : petals::read_block_record(v->dictionary.to_value(), rdht->now()).servers)
+      if (s.peer_id_base58 == server.to_base58()) state = s.info.state;
+  });
+  EXPECT_EQ(state, petals::ServerState::offline);
+}
+
+}  // namespace
+}  // namespace kwaai::serve::test
