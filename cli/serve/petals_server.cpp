@@ -115,7 +115,11 @@ std::uint64_t PetalsServer::cache_tokens_available() const {
 }
 
 std::size_t PetalsServer::open_sessions() const {
-  return impl_->live.size();
+  // Sessions holding a cache; a stream that is only winding down (its cache already returned)
+  // does not count.
+  std::size_t n = 0;
+  for (const auto& [id, s] : impl_->live) n += s->engine ? 1 : 0;
+  return n;
 }
 
 ServerStats PetalsServer::stats() const {

@@ -102,7 +102,7 @@ class PetalsServer : public std::enable_shared_from_this<PetalsServer> {
   petals::ServerInfo server_info() const;
   // Petals' rpc_info value: free cache bytes // (K+V bytes of one token in one block).
   std::uint64_t cache_tokens_available() const;
-  std::size_t open_sessions() const;
+  std::size_t open_sessions() const;  // inference sessions holding a cache now
   ServerStats stats() const;
 
   struct Impl;                     // defined in cli/serve/server_impl.hpp

@@ -139,6 +139,13 @@ TEST_F(Serve, InferenceThroughTwoServersMatchesTheSingleProcessEngine) {
     EXPECT_TRUE(co_await sb->close());
   });
   EXPECT_EQ(s02->stats().inference_steps, 4u);
+  for (const auto* s : {s02.get(), s25.get()}) {
+    const auto st = s->stats();  // informational: time outside the engine per step
+    std::printf("serve [%u, %u): handler %.3f ms/step, compute %.3f ms/step\n",
+                s->schema().start_block, s->schema().end_block,
+                1e3 * st.handler_seconds / static_cast<double>(st.inference_steps),
+                1e3 * st.compute_seconds / static_cast<double>(st.inference_steps));
+  }
   EXPECT_GT(s02->stats().compute_seconds, 0.0);
   stop(s02);
   stop(s25);
@@ -398,6 +405,38 @@ TEST_F(Serve, AClientThatVanishesMidSessionFreesItsCacheAtOnce) {
   stop(srv);
 }
 
+TEST_F(Serve, ASilentClientIsDroppedAfterStepTimeoutAndItsCacheFreed) {
+  auto a = net::test::make_node(ctx_);
+  auto client = net::test::make_node(ctx_);
+  auto c = config();
+  c.limits.step_timeout = 0.3;
+  auto srv = serve(a, 0, 5, c);
+  const auto full = srv->cache_tokens_available();
+  run_coro(ctx_, [&]() -> asio::awaitable<void> {
+    SERVE_CHECK((co_await client.host->connect(net::test::full_addr(*a.host))).ok(), "");
+    auto s = co_await InferenceStream::open(*client.host, a.host->id());
+    std::string err;
+    auto out = co_await s->step(step_request(petals::chain_uid(kPrefix, 0, 5), 1,
+                                             random_hidden(2, seed_), meta("quiet", 0, 64, 0)),
+                                &err);
+    SERVE_CHECK(out.has_value(), err);
+    EXPECT_LT(srv->cache_tokens_available(), full);
+    // No further request: Petals ends such a stream silently after step_timeout.
+    auto next = co_await s->response(&err);
+    EXPECT_FALSE(next.has_value());
+    EXPECT_EQ(err, "<stream ended>");
+    // The release runs on the compute worker right after the stream ends.
+    asio::steady_timer t(ctx_);
+    for (int i = 0; i < 100 && srv->cache_tokens_available() != full; ++i) {
+      t.expires_after(10ms);
+      co_await t.async_wait(asio::use_awaitable);
+    }
+  });
+  EXPECT_EQ(srv->cache_tokens_available(), full);
+  EXPECT_EQ(srv->open_sessions(), 0u);
+  stop(srv);
+}
+
 TEST_F(Serve, ConcurrentSessionsGiveTheSameResultsAsSequentialOnes) {
   SCOPED_TRACE("seed " + std::to_string(seed_));
   auto a = net::test::make_node(ctx_);
@@ -444,7 +483,14 @@ TEST_F(Serve, ConcurrentSessionsGiveTheSameResultsAsSequentialOnes) {
       EXPECT_LT(max_abs_diff(got[s][k], ref->step(inputs[s][k], k == 0 ? 3 : 1)), 1e-4f)
           << "session " << s << " step " << k;
   }
-  EXPECT_EQ(srv->stats().inference_steps, static_cast<std::uint64_t>(kSessions * kSteps));
+  const auto st = srv->stats();
+  EXPECT_EQ(st.inference_steps, static_cast<std::uint64_t>(kSessions * kSteps));
+  // Informational (no timing assertions in tests): server time per step outside the engine.
+  std::printf("serve: %llu steps, handler %.3f ms/step, compute %.3f ms/step, %llu batched\n",
+              static_cast<unsigned long long>(st.inference_steps),
+              1e3 * st.handler_seconds / static_cast<double>(st.inference_steps),
+              1e3 * st.compute_seconds / static_cast<double>(st.inference_steps),
+              static_cast<unsigned long long>(st.batched_submissions));
   stop(srv);
 }
 
