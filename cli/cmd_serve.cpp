@@ -245,10 +245,12 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
         serve::ComputeWorker loader(1);
         std::string load_error;
         try {
-          exec = co_await serve::on_worker<std::shared_ptr<llama::SpanExecutor>>(
-              loader,
-              [&] { return std::make_shared<llama::SpanExecutor>(*be, *src, start, end, quant); },
-              true);
+          std::function<std::shared_ptr<llama::SpanExecutor>()> load = [&] {
+            return std::make_shared<llama::SpanExecutor>(*be, *src, start, end, quant);
+          };
+          auto loaded = co_await serve::on_worker<std::shared_ptr<llama::SpanExecutor>>(
+              loader, std::move(load), true);
+          exec = std::move(loaded);
         } catch (const std::exception& e) {
           load_error = e.what();
         }

@@ -46,10 +46,12 @@ asio::awaitable<petals::Result<hm::pb::ExpertResponse>> run_forward(
     if (b * t > 0) {
       auto hidden = std::make_shared<std::vector<float>>(in->hidden_states.to_floats());
       const auto t0 = std::chrono::steady_clock::now();
-      out = co_await on_worker<std::vector<float>>(im.worker, [&exec = im.exec, hidden, b, t] {
+      std::function<std::vector<float>()> job = [&exec = im.exec, hidden, b, t] {
         auto cache = exec.make_cache(b, t);
         return exec.forward(*hidden, b, t, cache, 0);
-      });
+      };
+      auto result = co_await on_worker<std::vector<float>>(im.worker, std::move(job));
+      out = std::move(result);
       const double secs =
           std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
       im.add_stats([&](ServerStats& s) {

@@ -159,17 +159,18 @@ asio::awaitable<std::string> handle_request(PetalsServer& srv, PetalsServer::Imp
       const std::int64_t length =
           std::max<std::int64_t>(1, static_cast<std::int64_t>(a->max_length));
       try {
-        auto lease =
-            std::make_shared<CacheLease>(co_await allocate(im, batch * length, a->alloc_timeout));
+        // (Named values only across co_await: GCC 12 mis-handles temporaries there.)
+        CacheLease taken = co_await allocate(im, batch * length, a->alloc_timeout);
+        auto lease = std::make_shared<CacheLease>(std::move(taken));
         engine::llama::SessionOptions opt;
         opt.batch = batch;
         opt.max_length = length;
-        live->engine = co_await on_worker<std::shared_ptr<InferenceSession>>(
-            im.worker,
-            [&exec = im.exec, opt, lease] {
-              return std::make_shared<InferenceSession>(exec, opt, std::move(*lease));
-            },
-            true);
+        std::function<std::shared_ptr<InferenceSession>()> make = [&exec = im.exec, opt, lease] {
+          return std::make_shared<InferenceSession>(exec, opt, std::move(*lease));
+        };
+        auto created =
+            co_await on_worker<std::shared_ptr<InferenceSession>>(im.worker, std::move(make), true);
+        live->engine = std::move(created);
       } catch (...) {
         co_return describe(std::current_exception());
       }
