@@ -36,6 +36,7 @@ struct ClientGenerateConfig {
   float repetition_penalty = 1.0f;
   std::uint64_t seed = 0;
   std::string device;
+  std::string active_adapter;
   int max_retries = 4;
   double step_timeout_s = 180;
   bool ignore_eos = false;
@@ -103,6 +104,7 @@ void run_client_generate(const ClientGenerateConfig& c, const GlobalOptions& glo
   cfg.initial_peers = c.initial_peers;
   cfg.dht_prefix = c.dht_prefix;
   cfg.max_retries = c.max_retries;
+  if (!c.active_adapter.empty()) cfg.active_adapter = c.active_adapter;
   cfg.timeouts.step = std::chrono::milliseconds(static_cast<std::int64_t>(c.step_timeout_s * 1000));
   client::PetalsClient pc(ends, cfg);
 
@@ -188,6 +190,8 @@ void register_client(CLI::App& app, GlobalOptions& global) {
       ->capture_default_str();
   sub->add_option("--seed", cfg->seed, "sampling seed")->capture_default_str();
   sub->add_option("--device", cfg->device, "device for the model's ends (default: cpu)");
+  sub->add_option("--active-adapter", cfg->active_adapter,
+                  "only servers with this adapter; it is requested in each session");
   sub->add_option("--max-retries", cfg->max_retries, "failed server attempts before giving up")
       ->capture_default_str()
       ->check(CLI::Range(0, 1000));

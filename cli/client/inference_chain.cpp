@@ -78,6 +78,7 @@ asio::awaitable<std::vector<InferenceChain::Hop>> InferenceChain::open_range(
       Hop h;
       h.session = std::move(*sess);
       h.session->set_wire_format(wire_);
+      h.session->set_active_adapter(cfg_.active_adapter);
       if (out.empty()) h.replay = replay;
       out.push_back(std::move(h));
     }

@@ -196,6 +196,7 @@ asio::awaitable<lp::Result<std::vector<float>>> ServerSession::step(
   meta.session_id = session_id_;
   meta.step_id = uuid4_string();
   if (!stepped_) meta.max_length = max_length_;
+  meta.active_adapter = active_adapter_;
   meta.start_from_position = position_;
   meta.n_tensors = 3;
   hm::pb::ExpertRequest req;

@@ -76,6 +76,8 @@ class ServerSession {
 
   // Inputs of later steps are cast to this format (float32/NONE until set).
   void set_wire_format(WireFormat w) { wire_ = w; }
+  // The adapter to ask for in the first step's metadata (Petals' active_adapter).
+  void set_active_adapter(std::optional<std::string> a) { active_adapter_ = std::move(a); }
   const RemoteSpan& span() const { return span_; }
   std::int64_t position() const { return position_; }
   const std::string& session_id() const { return session_id_; }
@@ -90,6 +92,7 @@ class ServerSession {
   std::int64_t max_length_ = 0;
   SessionTimeouts t_;
   WireFormat wire_;
+  std::optional<std::string> active_adapter_;
   net::FramedStream stream_;
   std::int64_t position_ = 0;
   bool stepped_ = false, broken_ = false, closed_ = false;

@@ -114,6 +114,7 @@ TEST(ClientServerSession, StepsCarryPetalsMetadataAndTensors) {
     auto s = co_await ServerSession::open(host, span, "m-hf", 16, quick());
     EXPECT_TRUE(s);
     if (!s) co_return;
+    (*s)->set_active_adapter("lora-x");
     const std::vector<float> prompt{0.5f, -1.f, 2.f, 4.f, 0.25f, 8.f};  // [1, 3, 2]
     auto a = co_await (*s)->step(prompt, 1, 3, 2);
     EXPECT_TRUE(a);
@@ -129,6 +130,7 @@ TEST(ClientServerSession, StepsCarryPetalsMetadataAndTensors) {
   const auto& second = seen.meta[1];
   EXPECT_EQ(seen.requests[0].uid(), "m-hf.3 m-hf.4");
   EXPECT_EQ(first.max_length, 16);  // only on the first step
+  EXPECT_EQ(first.active_adapter, "lora-x");
   EXPECT_FALSE(second.max_length.has_value());
   EXPECT_EQ(first.session_id, second.session_id);
   EXPECT_NE(first.step_id, second.step_id);
