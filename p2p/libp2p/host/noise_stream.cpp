@@ -12,10 +12,7 @@ namespace kwaai::p2p::libp2p {
 
 NoiseStream::NoiseStream(std::unique_ptr<ByteStream> raw, std::unique_ptr<BufferedReader> reader,
                          noise::NoiseSession session)
-    : raw_(std::move(raw)),
-      reader_(std::move(reader)),
-      session_(std::move(session)),
-      rx_(kRxBuffer) {}
+    : raw_(std::move(raw)), reader_(std::move(reader)), session_(std::move(session)) {}
 
 Result<std::size_t> NoiseStream::take_frames(std::span<std::uint8_t> buf) {
   std::size_t done = 0;
@@ -64,6 +61,7 @@ asio::awaitable<Result<std::size_t>> NoiseStream::read_some(std::span<std::uint8
     if (*got > 0) co_return *got;
     // No complete frame (or only empty ones): all plaintext is consumed, so the partial frame
     // can move to the front when a maximal frame would no longer fit behind it.
+    if (rx_.empty()) rx_.resize(kRxMin);
     if (rx_.size() - head_ < 2 + noise::kMaxFrameLength) {
       std::memmove(rx_.data(), rx_.data() + head_, tail_ - head_);
       tail_ -= head_;
@@ -79,6 +77,8 @@ asio::awaitable<Result<std::size_t>> NoiseStream::read_some(std::span<std::uint8
                                               std::to_string(tail_ - head_) + " bytes of it)");
     }
     tail_ += *n;
+    // A read that filled the buffer: the peer is streaming, so read in larger pieces.
+    if (tail_ == rx_.size() && rx_.size() < kRxBuffer) rx_.resize(kRxBuffer);
   }
 }
 

@@ -29,8 +29,10 @@ class NoiseStream final : public ByteStream {
  private:
   // Socket reads land in rx_ and are decrypted from there into the caller's buffer (or in
   // place when the caller's buffer is too small for a frame), so a received byte is copied
-  // at most once in user space and nothing is allocated per frame. 256 KiB reads keep syscalls
-  // per byte low; the buffer holds at least one maximal frame, so it is bounded by that.
+  // at most once in user space and nothing is allocated per frame. rx_ starts at one maximal
+  // frame (an idle connection of a DHT node should not hold more) and grows once to kRxBuffer
+  // when a read fills it: 256 KiB reads keep syscalls per byte low on busy connections.
+  static constexpr std::size_t kRxMin = 2 + noise::kMaxFrameLength;
   static constexpr std::size_t kRxBuffer = 256 * 1024;
   // Outgoing data is encrypted into tx_ and written in pieces of this many plaintext bytes,
   // so the buffer stays cache-sized however large the caller's write is.

@@ -32,7 +32,8 @@ std::span<std::uint8_t> RecvRing::prepare(std::size_t n) {
 }
 
 void RecvRing::grow(std::size_t need) {
-  std::size_t cap = std::max<std::size_t>(cap_ * 2, 64 * 1024);
+  // Small first (a thousand streams of small RPCs must not cost a big block each), doubling.
+  std::size_t cap = std::max<std::size_t>(cap_ * 2, 4096);
   while (cap < need) cap *= 2;
   auto fresh = std::make_unique_for_overwrite<std::uint8_t[]>(cap);
   const std::size_t got = read(std::span<std::uint8_t>(fresh.get(), size_));  // unwraps
