@@ -35,7 +35,9 @@ asio::awaitable<std::vector<RemoteSpan>> read_spans(hm::net::DHTNode& dht, lp::K
   records.reserve(n);
   for (std::uint32_t b = 0; b < n; ++b) {
     const std::string uid = p2p::petals::block_uid(cfg.dht_prefix, b);
-    auto v = co_await dht.get(hm::DHTID::from_key_str(uid), /*latest=*/true);
+    // Named: no temporaries bound to references across co_await (GCC 12 frees them early).
+    const hm::DHTID key = hm::DHTID::from_key_str(uid);
+    auto v = co_await dht.get(key, /*latest=*/true);
     if (!v || !v->is_dictionary) {
       records.emplace_back();
       continue;

@@ -88,10 +88,12 @@ asio::awaitable<std::vector<InferenceChain::Hop>> InferenceChain::open_range(
 
 asio::awaitable<void> InferenceChain::open() {
   for (;;) {
-    hops_ = co_await open_range(0, n_blocks_, {});
+    std::vector<float> no_replay;
+    hops_ = co_await open_range(0, n_blocks_, std::move(no_replay));
     const std::string peer = hops_.front().session->span().peer;
-    auto w = co_await fetch_inference_format(
-        host_, peer, p2p::petals::block_uid(cfg_.dht_prefix, 0), cfg_.timeouts.step);
+    // Named: no temporaries bound to references across co_await (GCC 12 frees them early).
+    const std::string uid0 = p2p::petals::block_uid(cfg_.dht_prefix, 0);
+    auto w = co_await fetch_inference_format(host_, peer, uid0, cfg_.timeouts.step);
     if (w) {
       wire_ = *w;
       for (auto& h : hops_) h.session->set_wire_format(wire_);

@@ -80,8 +80,9 @@ asio::awaitable<lp::Result<WireFormat>> fetch_inference_format(lp::Host& host,
   const hm::Bytes bytes(wire.begin(), wire.end());
   net::CallOptions opt;
   opt.timeout = timeout;
-  auto answer =
-      co_await net::call_unary(host, *pid, "TransformerConnectionHandler.rpc_info", bytes, opt);
+  // Named: no temporaries bound to references across co_await (GCC 12 frees them early).
+  const std::string name = "TransformerConnectionHandler.rpc_info";
+  auto answer = co_await net::call_unary(host, *pid, name, bytes, opt);
   if (!answer) co_return std::move(answer).error();
   if (answer->is_error)
     co_return lp::make_error(lp::Errc::kProtocol, "rpc_info at " + peer + ": " + answer->error);

@@ -79,7 +79,8 @@ void with_peer(Mode mode, Seen& seen, Body body) {
           }
           std::string out;
           resp.SerializeToString(&out);
-          (void)co_await s.write_message(hm::Bytes(out.begin(), out.end()));
+          const hm::Bytes bytes(out.begin(), out.end());  // named: outlives the co_await
+          (void)co_await s.write_message(bytes);
         }
       });
   const auto addr = server.host->listen_addrs().at(0).with_peer_id(server.host->id());
