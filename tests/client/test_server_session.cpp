@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 
 #include <optional>
+#include <ostream>
 
 #include "cli/client/server_session.hpp"
 #include "p2p/hivemind/framing.hpp"
@@ -170,6 +171,11 @@ struct BadCase {
   lp::Errc code;
   const char* text;
 };
+
+// Readable in test names and failures (gtest would otherwise dump the struct's bytes).
+void PrintTo(const BadCase& c, std::ostream* os) {
+  *os << c.text;
+}
 
 class ClientServerSessionFailures : public ::testing::TestWithParam<BadCase> {};
 
