@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Sets up, builds, and runs the main job on the bundled default: lists the compute devices,
-# generates from the bundled stories260K model (../shared/models) on the best device, and
+# starts a Petals swarm on loopback (a DHT bootstrap node and two `kwaainet serve` processes
+# splitting the bundled stories260K, ../shared/models) and generates text through it with
+# `kwaainet client generate` (swarm.sh), then generates the same tokens in one process and
 # benchmarks every device side by side (op throughput, then tokens/s of the bundled model).
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,7 +17,10 @@ devices=cpu
 for i in $($kw devices --json | sed -n '/^  "vulkan": \[/,$p' | sed -nE 's/^ {6}"index": ([0-9]+).*/\1/p'); do
   devices="$devices,vulkan:$i"
 done
-echo "== generate: 48 greedy tokens from BOS (id 1) with stories260K on the default device"
+echo "== swarm: bootstrap node + two servers on loopback, client generate through them"
+KWAAINET=$kw ./swarm.sh
+echo
+echo "== generate: the same 48 greedy tokens from BOS (id 1) in one process, default device"
 $kw generate --model "$model" --prompt-ids 1 --max-new-tokens 48 --temperature 0
 echo
 echo "== bench: op throughput on $devices"
