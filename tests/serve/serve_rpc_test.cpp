@@ -437,6 +437,44 @@ TEST_F(Serve, ASilentClientIsDroppedAfterStepTimeoutAndItsCacheFreed) {
   stop(srv);
 }
 
+TEST_F(Serve, AServerOnVulkanMatchesTheCpuEngine) {
+  SCOPED_TRACE("seed " + std::to_string(seed_));
+  std::unique_ptr<engine::Backend> vk;
+  try {
+    vk = engine::make_backend("vulkan");
+  } catch (const std::exception& e) {
+    GTEST_SKIP() << "no Vulkan device: " << e.what();
+  }
+  {
+    SpanExecutor vexec(*vk, *src_, 0, 5);
+    auto a = net::test::make_node(ctx_);
+    auto client = net::test::make_node(ctx_);
+    auto srv = PetalsServer::create(a.host, nullptr, vexec, config());
+    run_coro(ctx_, srv->start());
+    auto ref = reference(1, 16);
+    run_coro(ctx_, [&]() -> asio::awaitable<void> {
+      SERVE_CHECK((co_await client.host->connect(net::test::full_addr(*a.host))).ok(), "");
+      auto s = co_await InferenceStream::open(*client.host, a.host->id());
+      std::int64_t pos = 0;
+      for (int k = 0; k < 3; ++k) {
+        const std::int64_t t = k == 0 ? 4 : 1;
+        const auto in = random_hidden(t, seed_ + static_cast<std::uint64_t>(k));
+        std::string err;
+        auto out = co_await s->step(
+            step_request(
+                petals::chain_uid(kPrefix, 0, 5), 1, in,
+                meta("vk", k, k == 0 ? std::optional<std::int64_t>(16) : std::nullopt, pos)),
+            &err);
+        SERVE_CHECK(out.has_value(), err);
+        EXPECT_LT(max_abs_diff(*out, ref->step(in, t)), 2e-3f) << "step " << k;
+        pos += t;
+      }
+      EXPECT_TRUE(co_await s->close());
+    });
+    stop(srv);
+  }
+}
+
 TEST_F(Serve, ConcurrentSessionsGiveTheSameResultsAsSequentialOnes) {
   SCOPED_TRACE("seed " + std::to_string(seed_));
   auto a = net::test::make_node(ctx_);
