@@ -437,6 +437,37 @@ TEST_F(Serve, ASilentClientIsDroppedAfterStepTimeoutAndItsCacheFreed) {
   stop(srv);
 }
 
+TEST_F(Serve, ShutdownFailsOpenSessionsWithAnErrorFrameAndFreesTheirCache) {
+  auto a = net::test::make_node(ctx_);
+  auto client = net::test::make_node(ctx_);
+  auto srv = serve(a, 0, 5);
+  const auto full = srv->cache_tokens_available();
+  std::string err;
+  run_coro(ctx_, [&]() -> asio::awaitable<void> {
+    SERVE_CHECK((co_await client.host->connect(net::test::full_addr(*a.host))).ok(), "");
+    auto s = co_await InferenceStream::open(*client.host, a.host->id());
+    auto out = co_await s->step(step_request(petals::chain_uid(kPrefix, 0, 5), 1,
+                                             random_hidden(2, seed_), meta("open", 0, 32, 0)),
+                                &err);
+    SERVE_CHECK(out.has_value(), err);
+    bool down = false;
+    asio::co_spawn(
+        ctx_, [&]() -> asio::awaitable<void> { co_await srv->shutdown(); },
+        [&](std::exception_ptr) { down = true; });
+    auto next = co_await s->response(&err);
+    EXPECT_FALSE(next.has_value());
+    asio::steady_timer t(ctx_);
+    while (!down) {
+      t.expires_after(5ms);
+      co_await t.async_wait(asio::use_awaitable);
+    }
+  });
+  EXPECT_EQ(err, "server is shutting down");
+  EXPECT_EQ(srv->state(), petals::ServerState::offline);
+  EXPECT_EQ(srv->open_sessions(), 0u);
+  EXPECT_EQ(srv->cache_tokens_available(), full);
+}
+
 TEST_F(Serve, AServerOnVulkanMatchesTheCpuEngine) {
   SCOPED_TRACE("seed " + std::to_string(seed_));
   std::unique_ptr<engine::Backend> vk;
