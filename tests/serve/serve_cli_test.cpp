@@ -10,6 +10,7 @@
 #include <unistd.h>
 #include <csignal>
 #include <cstdio>
+#include <thread>
 
 #include "p2p/petals/dht_records.hpp"
 #include "tests/serve/serve_test_util.hpp"
@@ -133,6 +134,63 @@ TEST(ServeCli, PrintsItsAddressServesAndExitsCleanlyOnSigtermAnnouncingOffline) 
       if (s.peer_id_base58 == server.to_base58()) state = s.info.state;
   });
   EXPECT_EQ(state, petals::ServerState::offline);
+}
+
+TEST(ServeCli, NumBlocksTakesTheLeastServedBlocksOfTheSwarm) {
+  // A DHT peer that already holds an ONLINE record for blocks [0, 3).
+  asio::io_context ctx;
+  auto seed = net::test::make_node(ctx);
+  auto sdht = net::DHTNode::create(seed.host, seed.kad);
+  ServerConfig other;
+  other.dht_prefix = kPrefix;
+  other.update_period = 60;
+  petals::ServerInfo info;
+  info.state = petals::ServerState::online;
+  info.throughput = 10;
+  run_coro(ctx, [&]() -> asio::awaitable<void> {
+    SERVE_CHECK(co_await announce_span(*sdht, seed.host->id(), other, 0, 3, info) >= 3, "");
+  });
+  Child child({KWAAINET_BIN, "serve", "--model", stories_dir(), "--num-blocks", "2", "--device",
+               "cpu", "--host-maddr", "/ip4/127.0.0.1/tcp/0", "--throughput", "10",
+               "--initial-peers", net::test::full_addr(*seed.host).to_string()});
+  ASSERT_GT(child.pid(), 0);
+  // Keep the seed answering while the child bootstraps and reads the records.
+  std::string line;
+  std::thread reader([&] { line = child.read_line(30s); });
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (std::chrono::steady_clock::now() < deadline) {
+    ctx.run_for(20ms);
+    if (ctx.stopped()) ctx.restart();
+    if (!line.empty()) break;
+  }
+  reader.join();
+  auto addr = lp::Multiaddr::from_string(line);
+  ASSERT_TRUE(addr.ok() && addr->peer_id()) << line;
+  std::vector<bool> serves;
+  run_coro(ctx, [&]() -> asio::awaitable<void> {
+    SERVE_CHECK((co_await seed.host->connect(*addr)).ok(), "");
+    asio::steady_timer t(ctx);
+    const std::string name = std::string(kHandlerPrefix) + "rpc_info";
+    for (std::uint32_t b = 0; b < 5; ++b) {
+      hm::pb::ExpertUID uid;
+      uid.set_uid(petals::block_uid(kPrefix, b));
+      const hm::Bytes req = to_bytes(uid);
+      std::optional<bool> ok;
+      for (int i = 0; i < 200 && !ok; ++i) {
+        // Until the server is ONLINE the protocol is not there (a transport error): retry.
+        auto ans = co_await net::call_unary(*seed.host, *addr->peer_id(), name, req);
+        if (ans.ok()) {
+          ok = !ans->is_error;
+        } else {
+          t.expires_after(50ms);
+          co_await t.async_wait(asio::use_awaitable);
+        }
+      }
+      serves.push_back(ok.value_or(false));
+    }
+  });
+  kill(child.pid(), SIGTERM);
+  EXPECT_EQ(serves, (std::vector<bool>{false, false, false, true, true}));
 }
 
 }  // namespace
