@@ -7,7 +7,10 @@
 namespace kwaai::engine::llama {
 
 InferenceSession::InferenceSession(SpanExecutor& exec, const SessionOptions& opt, CacheLease lease)
-    : exec_(exec), cache_(exec.make_cache(opt.batch, opt.max_length)), lease_(std::move(lease)) {}
+    : exec_(exec),
+      range_(exec.resolve_range(opt.block_begin, opt.block_end)),
+      cache_(exec.make_cache(opt.batch, opt.max_length, range_.begin, range_.end)),
+      lease_(std::move(lease)) {}
 
 std::int64_t InferenceSession::position() const {
   std::lock_guard lock(mu_);
@@ -59,7 +62,8 @@ std::vector<float> InferenceSession::step(std::span<const float> hidden, std::in
     cache_.reorder(exec_.backend(), hypo_ids);
   }
   std::vector<float> out;
-  if (tokens > 0) out = exec_.forward(hidden, cache_.batch(), tokens, cache_, pos);
+  if (tokens > 0)
+    out = exec_.forward(hidden, cache_.batch(), tokens, cache_, pos, range_.begin, range_.end);
   // Only a completed step moves the position, so a failed step can simply be retried.
   position_ = pos + tokens;
   return out;
@@ -122,19 +126,26 @@ std::vector<std::vector<float>> step_batch(std::span<const StepRequest> requests
         if (!r.hypo_ids.empty()) r.session->cache_.reorder(ex.backend(), r.hypo_ids);
     }
   }
-  // Zero-token requests only reorder and move their position; the rest run as one span step.
-  std::vector<SpanSegment> segs;
-  std::vector<std::span<const float>> inputs;
-  std::vector<std::size_t> owner;
-  for (std::size_t i = 0; i < requests.size(); ++i) {
-    const StepRequest& r = requests[i];
-    if (r.tokens == 0) continue;
-    segs.push_back({&r.session->cache_, r.session->cache_.batch(), r.tokens, pos[i]});
-    inputs.push_back(r.hidden);
-    owner.push_back(i);
-  }
+  // Zero-token requests only reorder and move their position; the rest run as one span step
+  // per distinct block range (a pass's rows go through every block of its range), in order of
+  // each range's first request.
   std::vector<std::vector<float>> out(requests.size());
-  if (!segs.empty()) {
+  std::vector<bool> done(requests.size(), false);
+  for (std::size_t first = 0; first < requests.size(); ++first) {
+    if (done[first] || requests[first].tokens == 0) continue;
+    const BlockRange range = requests[first].session->range_;
+    std::vector<SpanSegment> segs;
+    std::vector<std::span<const float>> inputs;
+    std::vector<std::size_t> owner;
+    for (std::size_t i = first; i < requests.size(); ++i) {
+      const StepRequest& r = requests[i];
+      if (done[i] || r.tokens == 0 || !(r.session->range_ == range)) continue;
+      done[i] = true;
+      segs.push_back({&r.session->cache_, r.session->cache_.batch(), r.tokens, pos[i], range.begin,
+                      range.end});
+      inputs.push_back(r.hidden);
+      owner.push_back(i);
+    }
     auto results = ex.forward_batch(inputs, segs);
     for (std::size_t k = 0; k < owner.size(); ++k) out[owner[k]] = std::move(results[k]);
   }
@@ -167,6 +178,7 @@ std::shared_ptr<InferenceSession> SessionManager::open(const std::string& id,
   }
   close_idle();
   // Admission happens outside the map lock: waiting for budget must not block other sessions.
+  (void)exec_.resolve_range(opt.block_begin, opt.block_end);  // refuse a bad range before admission
   CacheLease lease = budget_.acquire(opt.batch * opt.max_length, opt.alloc_timeout);
   auto s = std::make_shared<InferenceSession>(exec_, opt, std::move(lease));
   std::lock_guard lock(mu_);

@@ -29,6 +29,10 @@ struct SessionOptions {
   std::int64_t batch = 1;
   std::int64_t max_length = 0;  // tokens of cache; 0 < max_length <= manager's max_length
   std::chrono::milliseconds alloc_timeout{0};  // 0: refuse at once when the budget is full
+  // Model blocks [block_begin, block_end) the session runs: a consecutive sub-range of the
+  // executor's span (a Petals client's route may start or end a hop inside a server's span).
+  // -1, -1: the whole span. The session's cache holds only these blocks.
+  std::int64_t block_begin = -1, block_end = -1;
 };
 
 class InferenceSession;
@@ -43,14 +47,17 @@ struct StepRequest {
 };
 
 // Steps several sessions of one span together. One output per request, in order
-// (f32[batch_i, tokens_i, hidden]). Every request is validated before anything runs (exceptions
-// name the request index and what is wrong, and leave every session unchanged); on success the
-// result equals calling InferenceSession::step on each request in turn. The sessions are locked
-// in address order, so concurrent callers with overlapping sets cannot deadlock.
+// (f32[batch_i, tokens_i, hidden]). Sessions over different block sub-ranges are grouped by
+// range: one engine pass per distinct range (a single pass when all run the same range). Every
+// request is validated before anything runs (exceptions name the request index and what is wrong,
+// and leave every session unchanged); on success the result equals calling InferenceSession::step
+// on each request in turn. The sessions are locked in address order, so concurrent callers with
+// overlapping sets cannot deadlock.
 std::vector<std::vector<float>> step_batch(std::span<const StepRequest> requests);
 
 class InferenceSession {
  public:
+  // Throws std::invalid_argument when opt's block range is empty or outside exec's span.
   InferenceSession(SpanExecutor& exec, const SessionOptions& opt, CacheLease lease);
 
   // hidden f32[B, T, hidden] (T may be 0: nothing runs, an empty result comes back).
@@ -65,6 +72,7 @@ class InferenceSession {
   std::int64_t batch() const { return cache_.batch(); }
   std::int64_t max_length() const { return cache_.max_length(); }
   std::int64_t cache_tokens() const { return lease_.tokens(); }
+  BlockRange block_range() const { return range_; }
 
  private:
   friend std::vector<std::vector<float>> step_batch(std::span<const StepRequest> requests);
@@ -76,6 +84,7 @@ class InferenceSession {
 
   SpanExecutor& exec_;
   mutable std::mutex mu_;  // one step at a time per session
+  BlockRange range_;       // before cache_: the cache is sized from it
   KvCache cache_;
   CacheLease lease_;
   std::int64_t position_ = 0;

@@ -34,11 +34,22 @@ std::uint64_t SpanExecutor::weight_bytes() const {
   return n;
 }
 
+BlockRange SpanExecutor::resolve_range(std::int64_t begin, std::int64_t end) const {
+  if (begin == -1 && end == -1) return {start_, end_};
+  if (begin < start_ || end > end_ || begin >= end)
+    throw std::invalid_argument("SpanExecutor: block range [" + std::to_string(begin) + ", " +
+                                std::to_string(end) + ") is empty or not inside the span [" +
+                                std::to_string(start_) + ", " + std::to_string(end_) + ")");
+  return {begin, end};
+}
+
 void SpanExecutor::check_step(std::int64_t batch, std::int64_t tokens, const KvCache& cache,
-                              std::int64_t n_past) const {
-  if (cache.n_blocks() != n_blocks())
+                              std::int64_t n_past, const BlockRange& range) const {
+  if (cache.n_blocks() != range.size())
     throw std::invalid_argument("SpanExecutor: cache has " + std::to_string(cache.n_blocks()) +
-                                " blocks, span has " + std::to_string(n_blocks()));
+                                " blocks, block range [" + std::to_string(range.begin) + ", " +
+                                std::to_string(range.end) + ") has " +
+                                std::to_string(range.size()));
   if (batch != cache.batch())
     throw std::invalid_argument("SpanExecutor: batch " + std::to_string(batch) +
                                 " but the cache was allocated for " +
@@ -50,13 +61,14 @@ void SpanExecutor::check_step(std::int64_t batch, std::int64_t tokens, const KvC
 }
 
 void SpanExecutor::record(const Tensor& x, std::int64_t batch, std::int64_t tokens, KvCache& cache,
-                          std::int64_t n_past) {
-  check_step(batch, tokens, cache, n_past);
-  const SpanSegment one{&cache, batch, tokens, n_past};
+                          std::int64_t n_past, std::int64_t begin, std::int64_t end) {
+  check_step(batch, tokens, cache, n_past, resolve_range(begin, end));
+  const SpanSegment one{&cache, batch, tokens, n_past, begin, end};
   record_batch(x, std::span(&one, 1));
 }
 
-std::int64_t SpanExecutor::check_segments(std::span<const SpanSegment> segments) const {
+std::int64_t SpanExecutor::check_segments(std::span<const SpanSegment> segments,
+                                          BlockRange& range) const {
   if (segments.empty())
     throw std::invalid_argument("SpanExecutor: a batched step with no segments");
   std::int64_t m = 0;
@@ -64,12 +76,25 @@ std::int64_t SpanExecutor::check_segments(std::span<const SpanSegment> segments)
     const SpanSegment& g = segments[i];
     const std::string where = "SpanExecutor: segment " + std::to_string(i) + ": ";
     if (!g.cache) throw std::invalid_argument(where + "no cache");
+    BlockRange r;
+    try {
+      r = resolve_range(g.block_begin, g.block_end);
+    } catch (const std::invalid_argument& e) {
+      throw std::invalid_argument(where + e.what());
+    }
+    if (i == 0) range = r;
+    // Rows of one pass go through every block of the pass, so one range per pass.
+    if (r != range)
+      throw std::invalid_argument(where + "block range [" + std::to_string(r.begin) + ", " +
+                                  std::to_string(r.end) + ") differs from segment 0's [" +
+                                  std::to_string(range.begin) + ", " + std::to_string(range.end) +
+                                  ")");
     // Two segments writing one cache would race within the step; refuse instead.
     for (std::size_t j = 0; j < i; ++j)
       if (segments[j].cache == g.cache)
         throw std::invalid_argument(where + "same cache as segment " + std::to_string(j));
     try {
-      check_step(g.batch, g.tokens, *g.cache, g.n_past);
+      check_step(g.batch, g.tokens, *g.cache, g.n_past, range);
     } catch (const std::length_error& e) {
       throw std::length_error(where + e.what());
     } catch (const std::invalid_argument& e) {
@@ -81,7 +106,8 @@ std::int64_t SpanExecutor::check_segments(std::span<const SpanSegment> segments)
 }
 
 void SpanExecutor::record_batch(const Tensor& x, std::span<const SpanSegment> segments) {
-  const std::int64_t m = check_segments(segments);
+  BlockRange range;
+  const std::int64_t m = check_segments(segments, range);
   if (x.dtype() != DType::F32 || x.numel() != m * cfg_.hidden)
     throw std::invalid_argument("SpanExecutor::record: x is " + x.describe() + ", expected f32[" +
                                 std::to_string(m) + ", " + std::to_string(cfg_.hidden) + "]");
@@ -95,13 +121,14 @@ void SpanExecutor::record_batch(const Tensor& x, std::span<const SpanSegment> se
   be_.upload(positions_, std::as_bytes(std::span(pos_host_)));
   const Tensor x2 = x.reshaped({m, cfg_.hidden});
   block_segs_.resize(segments.size());
-  for (std::int64_t i = 0; i < n_blocks(); ++i) {
+  // i indexes the range's blocks (and so the caches); blocks_ is indexed from start_.
+  for (std::int64_t i = 0; i < range.size(); ++i) {
     for (std::size_t j = 0; j < segments.size(); ++j) {
       const SpanSegment& g = segments[j];
       block_segs_[j] = {g.batch, g.tokens, g.n_past, g.cache->k(i), g.cache->v(i)};
     }
-    record_block(be_, cfg_, blocks_[static_cast<std::size_t>(i)], x2, positions_, block_segs_,
-                 scratch_);
+    record_block(be_, cfg_, blocks_[static_cast<std::size_t>(range.begin - start_ + i)], x2,
+                 positions_, block_segs_, scratch_);
   }
 }
 
@@ -110,7 +137,8 @@ std::vector<std::vector<float>> SpanExecutor::forward_batch(
   if (hidden.size() != segments.size())
     throw std::invalid_argument("SpanExecutor::forward_batch: " + std::to_string(hidden.size()) +
                                 " inputs for " + std::to_string(segments.size()) + " segments");
-  const std::int64_t m = check_segments(segments);
+  BlockRange range;
+  const std::int64_t m = check_segments(segments, range);
   for (std::size_t i = 0; i < segments.size(); ++i) {
     const SpanSegment& g = segments[i];
     if (static_cast<std::int64_t>(hidden[i].size()) != g.batch * g.tokens * cfg_.hidden)
@@ -137,17 +165,18 @@ std::vector<std::vector<float>> SpanExecutor::forward_batch(
 }
 
 std::vector<float> SpanExecutor::forward(std::span<const float> hidden, std::int64_t batch,
-                                         std::int64_t tokens, KvCache& cache, std::int64_t n_past) {
+                                         std::int64_t tokens, KvCache& cache, std::int64_t n_past,
+                                         std::int64_t begin, std::int64_t end) {
   const std::int64_t m = batch * tokens;
   if (static_cast<std::int64_t>(hidden.size()) != m * cfg_.hidden)
     throw std::invalid_argument("SpanExecutor::forward: " + std::to_string(hidden.size()) +
                                 " values for [" + std::to_string(batch) + ", " +
                                 std::to_string(tokens) + ", " + std::to_string(cfg_.hidden) + "]");
-  check_step(batch, tokens, cache, n_past);
+  check_step(batch, tokens, cache, n_past, resolve_range(begin, end));
   std::lock_guard lock(device_mutex(be_));
   if (!x_.defined() || x_.numel() != m * cfg_.hidden) x_ = be_.alloc(DType::F32, {m, cfg_.hidden});
   be_.upload(x_, std::as_bytes(hidden));
-  record(x_, batch, tokens, cache, n_past);
+  record(x_, batch, tokens, cache, n_past, begin, end);
   std::vector<float> out(hidden.size());
   be_.download(x_, std::as_writable_bytes(std::span(out)));
   return out;

@@ -43,14 +43,24 @@ Result<std::vector<InferenceAction>> InferenceProtocol::handle(const pb::ExpertR
   if (!meta) return meta.error();
 
   if (state_ == State::awaiting_first) {
-    // _check_uids: every uid of the chain must be one of ours.
+    // _check_uids: every uid of the chain must be one of ours. Petals then runs the requested
+    // backends in chain order; we run a block range, so the chain must be consecutive and
+    // increasing (what every real client route sends) and anything else is refused.
     auto chain = parse_chain_uid(req.uid(), span_.end_block - span_.start_block + 1);
     if (!chain) return chain.error();
-    for (const auto& b : *chain) {
+    for (std::size_t i = 0; i < chain->size(); ++i) {
+      const BlockUid& b = (*chain)[i];
       if (!span_.serves(b.to_string()))
         return make_error(Errc::rejected, "Remote peer does not serve " + b.to_string());
+      if (i > 0 && b.block != (*chain)[i - 1].block + 1)
+        return make_error(Errc::malformed,
+                          "rpc_inference: uid chain is not consecutive and "
+                          "increasing at " +
+                              b.to_string());
     }
     n_blocks_ = static_cast<std::uint32_t>(chain->size());
+    start_block_ = chain->front().block;
+    end_block_ = chain->back().block + 1;
     if (!meta->max_length)
       return make_error(Errc::malformed, "rpc_inference: first request must carry max_length");
     if (auto s = check_max_length(limits_, *meta->max_length); !s) return s.error();
@@ -70,7 +80,7 @@ Result<std::vector<InferenceAction>> InferenceProtocol::handle(const pb::ExpertR
       return make_error(Errc::too_large, "batch " + std::to_string(batch_) +
                                              " exceeds max_batch_size " +
                                              std::to_string(limits_.max_batch_size));
-    actions.emplace_back(AllocateCache{batch_, max_length_, *timeout});
+    actions.emplace_back(AllocateCache{start_block_, end_block_, batch_, max_length_, *timeout});
     state_ = State::running;
   }
 
@@ -94,6 +104,8 @@ Result<std::vector<InferenceAction>> InferenceProtocol::handle(const pb::ExpertR
   if (auto s = check_positions(prefix_length_, new_tokens, max_length_); !s) return s.error();
   if (auto s = check_task_size(limits_, batch_, new_tokens); !s) return s.error();
   step->start_from_position = prefix_length_;
+  step->start_block = start_block_;
+  step->end_block = end_block_;
   step->pushed = meta->pushed;
   prefix_length_ += new_tokens;
   if (meta->step_id) remember(*meta->step_id);

@@ -22,12 +22,18 @@
 namespace kwaai::p2p::petals {
 
 struct AllocateCache {
+  // The requested chain's blocks [start_block, end_block): any consecutive run of the span
+  // (Petals' _check_uids + requested_backends), not necessarily the whole span.
+  std::uint32_t start_block = 0;
+  std::uint32_t end_block = 0;
   std::uint64_t batch = 0;
   std::uint64_t max_length = 0;
   double alloc_timeout = 0;  // already clamped to max_alloc_timeout
 };
 
 struct RunStep {
+  std::uint32_t start_block = 0;  // the session's blocks [start_block, end_block)
+  std::uint32_t end_block = 0;
   HostTensor hidden_states;               // [batch, new_tokens, hidden], as sent (caller casts)
   std::optional<HostTensor> prompts;      // [n_blocks, batch|1, prefix, hidden]; nullopt = dummy
   std::optional<HostTensor> hypo_ids;     // int64 [batch]; nullopt = dummy
@@ -57,6 +63,9 @@ class InferenceProtocol {
   std::uint64_t prefix_length() const { return prefix_length_; }
   std::uint64_t max_length() const { return max_length_; }
   std::uint64_t batch() const { return batch_; }
+  // The session's requested blocks (valid once the first request was accepted).
+  std::uint32_t start_block() const { return start_block_; }
+  std::uint32_t end_block() const { return end_block_; }
   const std::optional<std::string>& session_id() const { return session_id_; }
 
  private:
@@ -73,6 +82,7 @@ class InferenceProtocol {
   std::uint64_t batch_ = 0;
   std::uint64_t prefix_length_ = 0;
   std::uint32_t n_blocks_ = 0;
+  std::uint32_t start_block_ = 0, end_block_ = 0;
   std::optional<Value> args_structure_;  // from the first request, for the whole session
   std::optional<std::string> session_id_;
   std::unordered_set<std::string> seen_steps_;

@@ -37,6 +37,31 @@ TEST(PetalsForwardRequest, VectorRequestDecodesUnaryAndStreamed) {
   EXPECT_EQ(streamed->hidden_states.data, in->hidden_states.data);
 }
 
+TEST(PetalsForwardRequest, SubSpanChainDecodesItsRangeAndGapsAreRefused) {
+  auto with_uid = [](const std::string& uid) {
+    pb::ExpertRequest r = forward_vector();
+    r.set_uid(uid);
+    return decode_forward_request(r, kSpan, ServerLimits::petals_defaults());
+  };
+  auto sub = with_uid("stories260K-hf.3 stories260K-hf.4");
+  ASSERT_TRUE(sub.ok()) << sub.error().what();
+  EXPECT_EQ(sub->start_block, 3u);
+  EXPECT_EQ(sub->end_block, 5u);
+  auto one = with_uid("stories260K-hf.0");
+  ASSERT_TRUE(one.ok()) << one.error().what();
+  EXPECT_EQ(one->start_block, 0u);
+  EXPECT_EQ(one->end_block, 1u);
+  for (const std::string uid :
+       {"stories260K-hf.4 stories260K-hf.3", "stories260K-hf.0 stories260K-hf.2",
+        "stories260K-hf.1 stories260K-hf.1"}) {
+    SCOPED_TRACE(uid);
+    auto bad = with_uid(uid);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_NE(bad.error().message.find("not consecutive"), std::string::npos)
+        << bad.error().message;
+  }
+}
+
 TEST(PetalsForwardRequest, RejectsBadRequests) {
   const auto good = forward_vector();
   ServerLimits small = ServerLimits::petals_defaults();

@@ -92,6 +92,49 @@ TEST(PetalsInferenceProtocol, VectorSessionYieldsAllocateStepsAndClose) {
   EXPECT_FALSE(p.on_request(step_request(1, 1, std::nullopt, 18, "late")).ok());
 }
 
+// The server holds [1, 4); a client route starting or ending inside it asks for a sub-span.
+TEST(PetalsInferenceProtocol, SubSpanChainExposesItsBlockRange) {
+  struct Case {
+    std::uint32_t begin, end;
+  };
+  for (const Case c : {Case{1, 4}, Case{2, 4}, Case{1, 2}, Case{3, 4}, Case{2, 3}}) {
+    SCOPED_TRACE("chain [" + std::to_string(c.begin) + ", " + std::to_string(c.end) + ")");
+    auto p = make_protocol();
+    auto first = step_request(1, 3, 16, 0, "a");
+    first.set_uid(chain_uid("stories260K-hf", c.begin, c.end));
+    auto a = p.on_request(first);
+    ASSERT_TRUE(a.ok()) << a.error().what();
+    const auto& alloc = std::get<AllocateCache>(a->at(0));
+    EXPECT_EQ(alloc.start_block, c.begin);
+    EXPECT_EQ(alloc.end_block, c.end);
+    EXPECT_EQ(std::get<RunStep>(a->at(1)).start_block, c.begin);
+    EXPECT_EQ(std::get<RunStep>(a->at(1)).end_block, c.end);
+    EXPECT_EQ(p.start_block(), c.begin);
+    EXPECT_EQ(p.end_block(), c.end);
+    // Later steps keep the session's range (their uid is not re-read, as in Petals).
+    auto b = p.on_request(step_request(1, 1, std::nullopt, 3, "b"));
+    ASSERT_TRUE(b.ok()) << b.error().what();
+    EXPECT_EQ(std::get<RunStep>(b->at(0)).start_block, c.begin);
+    EXPECT_EQ(std::get<RunStep>(b->at(0)).end_block, c.end);
+  }
+}
+
+TEST(PetalsInferenceProtocol, ChainsWithGapsOrOutOfOrderAreRefused) {
+  for (const std::string uid :
+       {"stories260K-hf.1 stories260K-hf.3", "stories260K-hf.3 stories260K-hf.2",
+        "stories260K-hf.2 stories260K-hf.2",
+        "stories260K-hf.1 stories260K-hf.2 stories260K-hf.1"}) {
+    SCOPED_TRACE(uid);
+    auto p = make_protocol();
+    auto r = step_request(1, 1, 16, 0, "a");
+    r.set_uid(uid);
+    auto a = p.on_request(r);
+    ASSERT_FALSE(a.ok());
+    EXPECT_NE(a.error().message.find("not consecutive"), std::string::npos) << a.error().message;
+    EXPECT_TRUE(p.closed());
+  }
+}
+
 TEST(PetalsInferenceProtocol, FirstRequestFloat16SchemaDecodes) {
   auto p = make_protocol();
   auto a = p.on_request(vector_request("rpc_inference step 1 under a FLOAT16 server schema"));
