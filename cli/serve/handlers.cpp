@@ -24,18 +24,12 @@ hm::Bytes to_bytes(const google::protobuf::MessageLite& m) {
   return out;
 }
 
-// A forward pass over the whole requested span, positions 0..T-1, with a temporary cache.
+// A forward pass over exactly the requested blocks (any consecutive run of the span, as
+// Petals' requested_backends), positions 0..T-1, with a temporary cache of those blocks.
 asio::awaitable<petals::Result<hm::pb::ExpertResponse>> run_forward(
     PetalsServer& srv, PetalsServer::Impl& im, const hm::pb::ExpertRequest& req) {
   auto in = petals::decode_forward_request(req, srv.schema(), srv.config().limits);
   if (!in) co_return in.error();
-  if (in->start_block != srv.schema().start_block || in->end_block != srv.schema().end_block)
-    co_return petals::make_error(
-        petals::Errc::rejected,
-        "this server runs only its whole span " +
-            petals::chain_uid(srv.schema().dht_prefix, srv.schema().start_block,
-                              srv.schema().end_block) +
-            " in one call");
   if (in->prompts)
     co_return petals::make_error(petals::Errc::rejected,
                                  "deep prompts are not supported by this server yet");
@@ -46,9 +40,10 @@ asio::awaitable<petals::Result<hm::pb::ExpertResponse>> run_forward(
     if (b * t > 0) {
       auto hidden = std::make_shared<std::vector<float>>(in->hidden_states.to_floats());
       const auto t0 = std::chrono::steady_clock::now();
-      std::function<std::vector<float>()> job = [&exec = im.exec, hidden, b, t] {
-        auto cache = exec.make_cache(b, t);
-        return exec.forward(*hidden, b, t, cache, 0);
+      const std::int64_t first = in->start_block, last = in->end_block;
+      std::function<std::vector<float>()> job = [&exec = im.exec, hidden, b, t, first, last] {
+        auto cache = exec.make_cache(b, t, first, last);
+        return exec.forward(*hidden, b, t, cache, 0, first, last);
       };
       auto result = co_await on_worker<std::vector<float>>(im.worker, std::move(job));
       out = std::move(result);

@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "cli/serve/chunking.hpp"
 #include "cli/serve/handlers.hpp"
 #include "p2p/hivemind/framing.hpp"
 
@@ -158,13 +159,18 @@ asio::awaitable<std::string> handle_request(PetalsServer& srv, PetalsServer::Imp
       const std::int64_t batch = static_cast<std::int64_t>(a->batch);
       const std::int64_t length =
           std::max<std::int64_t>(1, static_cast<std::int64_t>(a->max_length));
+      // Petals allocates batch × max_length for each requested block, so a sub-span session
+      // charges only its own blocks.
+      const std::int64_t n_req = static_cast<std::int64_t>(a->end_block - a->start_block);
       try {
         // (Named values only across co_await: GCC 12 mis-handles temporaries there.)
-        CacheLease taken = co_await allocate(im, batch * length, a->alloc_timeout);
+        CacheLease taken = co_await allocate(im, batch * length * n_req, a->alloc_timeout);
         auto lease = std::make_shared<CacheLease>(std::move(taken));
         engine::llama::SessionOptions opt;
         opt.batch = batch;
         opt.max_length = length;
+        opt.block_begin = a->start_block;
+        opt.block_end = a->end_block;
         std::function<std::shared_ptr<InferenceSession>()> make = [&exec = im.exec, opt, lease] {
           return std::make_shared<InferenceSession>(exec, opt, std::move(*lease));
         };
@@ -193,21 +199,46 @@ asio::awaitable<std::string> handle_request(PetalsServer& srv, PetalsServer::Imp
         shape[2] != static_cast<std::int64_t>(srv.schema().hidden_size))
       co_return "hidden_states must be [" + std::to_string(live->engine->batch()) + ", tokens, " +
           std::to_string(srv.schema().hidden_size) + "]";
-    StepTask task;
-    task.session = live->engine;
-    task.hidden = step.hidden_states.to_floats();
-    task.tokens = shape[1];
-    if (step.hypo_ids) task.hypo_ids = int64s(*step.hypo_ids);
-    task.start_from_position = static_cast<std::int64_t>(step.start_from_position);
+    // max_chunk_size_bytes: the new tokens run as consecutive chunks (Petals'
+    // inference_step); hypo_ids apply once, before the first chunk, and each later chunk
+    // continues where the previous one ended, so the output equals one pass.
+    const std::int64_t b = shape[0], t = shape[1], h = shape[2];
+    const auto prefix = static_cast<std::int64_t>(step.start_from_position);
+    const std::int64_t chunk =
+        t == 0 ? 1
+               : max_chunk_length(srv.config().limits.max_chunk_size_bytes, im.exec.config().heads,
+                                  b, static_cast<std::int64_t>(hm::dtype_size(srv.config().dtype)),
+                                  prefix, t);
+    std::vector<float> hidden = step.hidden_states.to_floats();
     StepOutcome out;
-    try {
-      out = co_await step_on_worker(im.worker, std::move(task));
-    } catch (const ServerBusy& e) {
-      im.add_stats([](ServerStats& s) { ++s.rejected_busy; });
-      co_return e.what();
-    } catch (...) {
-      co_return describe(std::current_exception());
-    }
+    if (chunk < t) out.output.resize(hidden.size());
+    std::int64_t at = 0, n_chunks = 0;
+    do {  // at least once: a zero-token step still applies hypo_ids and the rollback
+      const std::int64_t until = std::min(t, at + chunk);
+      StepTask task;
+      task.session = live->engine;
+      // One pass (the usual case): the input moves in, no copy.
+      task.hidden = chunk < t ? slice_tokens(hidden, b, t, h, at, until) : std::move(hidden);
+      task.tokens = until - at;
+      if (step.hypo_ids && at == 0) task.hypo_ids = int64s(*step.hypo_ids);
+      task.start_from_position = prefix + at;
+      StepOutcome part;
+      try {
+        part = co_await step_on_worker(im.worker, std::move(task));
+      } catch (const ServerBusy& e) {
+        im.add_stats([](ServerStats& s) { ++s.rejected_busy; });
+        co_return e.what();
+      } catch (...) {
+        co_return describe(std::current_exception());
+      }
+      out.compute_seconds += part.compute_seconds;
+      ++n_chunks;
+      if (chunk < t)
+        place_tokens(part.output, out.output, b, t, h, at, until);
+      else
+        out.output = std::move(part.output);
+      at = until;
+    } while (at < t);
     auto tensor = hm::HostTensor::from_floats({shape[0], shape[1], shape[2]}, out.output);
     auto resp = petals::build_step_response(tensor, srv.schema());
     if (!resp) co_return resp.error().message;
@@ -225,6 +256,7 @@ asio::awaitable<std::string> handle_request(PetalsServer& srv, PetalsServer::Imp
     const double handler_s = std::chrono::duration<double>(Clock::now() - t0).count();
     im.add_stats([&](ServerStats& s) {
       ++s.inference_steps;
+      s.inference_chunks += static_cast<std::uint64_t>(n_chunks);
       s.handler_seconds += handler_s;
       s.compute_seconds += out.compute_seconds;
     });

@@ -103,15 +103,15 @@ petals::ServerInfo PetalsServer::server_info() const {
   info.quant_type = config_.quant_type;
   info.using_relay = config_.using_relay;
   // Petals: memory_cache.bytes_left // (hidden × dtype bytes / kv groups), i.e. K or V of one
-  // token in one block; our budget counts batch × length for the whole span (K and V).
+  // token in one block; our budget counts K and V of one token in one block.
   info.cache_tokens_left =
       state_ == petals::ServerState::offline ? 0 : 2 * cache_tokens_available();
   return info;
 }
 
 std::uint64_t PetalsServer::cache_tokens_available() const {
-  return static_cast<std::uint64_t>(impl_->budget.available()) *
-         static_cast<std::uint64_t>(schema_.end_block - schema_.start_block);
+  // The budget is kept in token × block units (see Impl), the same unit as this value.
+  return static_cast<std::uint64_t>(impl_->budget.available());
 }
 
 std::size_t PetalsServer::open_sessions() const {

@@ -44,7 +44,7 @@ struct ServerConfig {
   std::optional<double> expiration;  // record lifetime; default max(2 × update_period, 3 s)
   bool announce = true;              // false: no DHT stores at all (tests of the RPCs only)
   petals::ServerLimits limits = petals::ServerLimits::petals_defaults();
-  // KV cache budget in tokens of batch × max_length for the whole span — Petals'
+  // KV cache budget per block of the span, in tokens of batch × max_length — Petals'
   // attn_cache_tokens (4096, or 16384 with grouped-query attention).
   std::int64_t max_cache_tokens = 4096;
   // The dtype outputs travel in (Petals: the checkpoint's torch_dtype, bfloat16 for float32).
@@ -67,6 +67,7 @@ struct ServerConfig {
 // serialize, send); `compute` the worker's time inside the engine for those steps.
 struct ServerStats {
   std::uint64_t inference_steps = 0;
+  std::uint64_t inference_chunks = 0;  // engine passes of those steps (max_chunk_size_bytes)
   std::uint64_t forward_calls = 0;
   std::uint64_t batched_submissions = 0;  // worker submissions that carried > 1 inference step
   std::uint64_t rejected_busy = 0;

@@ -49,7 +49,9 @@ struct PetalsServer::Impl {
       : host(std::move(h)),
         dht(std::move(d)),
         exec(e),
-        budget(c.max_cache_tokens),
+        // Counted in Petals' unit, one token of one block: a session charges batch ×
+        // max_length × its requested blocks, so max_cache_tokens per block of the span.
+        budget(c.max_cache_tokens * e.n_blocks()),
         worker(c.max_queued_tasks),
         announce_timer(host->executor()),
         alloc_timer(host->executor()) {}

@@ -80,6 +80,21 @@ TEST_F(ClientSwarm, ThreeServersGiveTheReferenceGreedyIds) {
   EXPECT_EQ(res.route[1].end, 4u);
 }
 
+// Overlapping servers: the route hops where the first span ends, so the second server gets a
+// sub-span ("prefix.3 prefix.4") of its [1, 5) and must run only those two blocks.
+TEST_F(ClientSwarm, OverlappingServersUseASubSpanOfTheSecondAndGiveTheReferenceGreedyIds) {
+  LocalSwarm swarm(test::stories_dir(), "stories260K-hf");
+  const auto a = swarm.add_server(0, 3);
+  const auto b = swarm.add_server(1, 5);
+  PetalsClient client(ends_, config(swarm));
+  const GenerateResult res = client.generate(greedy_from_bos());
+  EXPECT_EQ(res.ids, ref_.i32("greedy_from_bos"));
+  const std::vector<RouteHop> want{{swarm.peer_id(a), 0, 3}, {swarm.peer_id(b), 3, 5}};
+  EXPECT_EQ(res.route, want);
+  EXPECT_TRUE(res.failures.empty());
+  EXPECT_EQ(swarm.stats(b).inference_steps, 128u);
+}
+
 TEST_F(ClientSwarm, AServerKilledMidGenerationIsReplacedByAnotherHoldingTheSameBlocks) {
   LocalSwarm swarm(test::stories_dir(), "stories260K-hf");
   swarm.add_server(0, 3);
