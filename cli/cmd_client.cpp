@@ -142,6 +142,7 @@ void run_client_generate(const ClientGenerateConfig& c, const GlobalOptions& glo
   };
   const client::GenerateResult res = pc.generate(opt);
   std::fputc('\n', stream);
+  std::fflush(stream);  // before the stderr summary, also when stdout is a pipe
   spdlog::info(
       "client: {} new tokens, {:.1f} tokens/s (setup {:.2f} s, prefill {:.3f} s){}", res.ids.size(),
       res.tokens_per_s, res.setup_s, res.prefill_s,

@@ -120,6 +120,7 @@ void run_generate(const GenerateConfig& c, const GlobalOptions& global) {
   };
   const llama::GenerateResult res = llama::generate(model, prompt, opt, on_token);
   std::fputc('\n', stream);
+  std::fflush(stream);  // before the stderr summary, also when stdout is a pipe
   const double tps = res.decode_tokens_per_s();
   spdlog::info(
       "generate: {} prompt tokens in {:.3f} s ({:.1f} tok/s), {} new tokens, decode "
