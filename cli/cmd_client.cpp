@@ -3,7 +3,6 @@
 // the model's ends (--model gives those tensors and the tokenizer; no block is loaded).
 #include <spdlog/spdlog.h>
 
-#include <charconv>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -16,6 +15,7 @@
 
 #include "cli/client/client.hpp"
 #include "cli/commands.hpp"
+#include "cli/generation_io.hpp"
 #include "engine/core/backend.hpp"
 #include "engine/model/model_source.hpp"
 #include "engine/model/tokenizer.hpp"
@@ -43,25 +43,6 @@ struct ClientGenerateConfig {
   bool json = false;
 };
 
-std::vector<std::int32_t> parse_id_list(const std::string& text) {
-  std::vector<std::int32_t> ids;
-  std::size_t i = 0;
-  while (i <= text.size()) {
-    const std::size_t comma = std::min(text.find(',', i), text.size());
-    std::string_view tok(text.data() + i, comma - i);
-    while (!tok.empty() && tok.front() == ' ') tok.remove_prefix(1);
-    while (!tok.empty() && tok.back() == ' ') tok.remove_suffix(1);
-    std::int32_t v = 0;
-    auto [end, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), v);
-    if (tok.empty() || ec != std::errc{} || end != tok.data() + tok.size())
-      throw std::invalid_argument("--prompt-ids: '" + std::string(tok) +
-                                  "' is not a token id (expected e.g. 1,2,3)");
-    ids.push_back(v);
-    i = comma + 1;
-  }
-  return ids;
-}
-
 std::string route_text(const std::vector<client::RouteHop>& route) {
   std::string s;
   for (const auto& h : route)
@@ -72,33 +53,15 @@ std::string route_text(const std::vector<client::RouteHop>& route) {
 
 void run_client_generate(const ClientGenerateConfig& c, const GlobalOptions& global) {
   using namespace kwaai::engine;
-  if (c.prompt.empty() == c.prompt_ids.empty())
-    throw std::invalid_argument("client generate: give exactly one of --prompt and --prompt-ids");
   const std::string device = !c.device.empty()                 ? c.device
                              : !global.device_override.empty() ? global.device_override
                                                                : "cpu";
   auto src = open_model(c.model);
-  std::optional<Tokenizer> tok;
-  if (std::filesystem::is_directory(c.model))
-    tok = Tokenizer::from_model_dir(c.model);
-  else if (src->format() == "gguf")
-    tok = Tokenizer::from_gguf(c.model);
-  std::vector<std::int32_t> prompt;
-  if (!c.prompt_ids.empty()) {
-    prompt = parse_id_list(c.prompt_ids);
-  } else {
-    if (!tok)
-      throw std::invalid_argument("client generate: --prompt needs a tokenizer in " + c.model +
-                                  "; use --prompt-ids");
-    prompt = tok->encode(c.prompt, /*add_bos=*/true);
-  }
+  Prompt p = resolve_prompt(c.model, *src, c.prompt, c.prompt_ids, "client generate");
+  const std::optional<Tokenizer>& tok = p.tokenizer;
+  const std::vector<std::int32_t>& prompt = p.ids;
   auto be = make_backend(device);
   llama::ModelEnds ends(*be, *src);
-  for (std::size_t i = 0; i < prompt.size(); ++i)
-    if (prompt[i] < 0 || prompt[i] >= src->config().vocab)
-      throw std::invalid_argument("client generate: token id " + std::to_string(prompt[i]) +
-                                  " outside the vocabulary [0, " +
-                                  std::to_string(src->config().vocab) + ")");
 
   client::ClientConfig cfg;
   cfg.initial_peers = c.initial_peers;
@@ -112,27 +75,11 @@ void run_client_generate(const ClientGenerateConfig& c, const GlobalOptions& glo
   opt.prompt = prompt;
   opt.max_new_tokens = c.max_new_tokens;
   opt.sampling = {c.temperature, c.top_k, c.top_p, c.repetition_penalty, c.seed};
-  if (!c.ignore_eos) {
-    for (auto id : src->config().eos_ids) opt.stop_tokens.push_back(static_cast<std::int32_t>(id));
-    if (tok && tok->eos_id() >= 0) opt.stop_tokens.push_back(tok->eos_id());
-  }
+  opt.stop_tokens = stop_tokens(*src, tok, c.ignore_eos);
   // Text (or ids) stream to stdout, or to stderr under --json; the route always to stderr.
   std::FILE* stream = c.json ? stderr : stdout;
-  std::vector<std::int32_t> generated;
-  std::string shown;
-  opt.on_token = [&](std::int32_t id) {
-    generated.push_back(id);
-    if (tok) {
-      const std::string text = tok->decode(generated, /*skip_special=*/true);
-      if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0) {
-        std::fputs(text.c_str() + shown.size(), stream);
-        shown = text;
-      }
-    } else {
-      std::fprintf(stream, "%s%d", generated.size() > 1 ? "," : "", id);
-    }
-    std::fflush(stream);
-  };
+  TokenPrinter printer(stream, tok ? &*tok : nullptr);
+  opt.on_token = [&](std::int32_t id) { printer(id); };
   bool first_route = true;
   opt.on_route = [&](const std::vector<client::RouteHop>& r) {
     std::fprintf(stderr, "%s%s\n",
@@ -141,8 +88,7 @@ void run_client_generate(const ClientGenerateConfig& c, const GlobalOptions& glo
     first_route = false;
   };
   const client::GenerateResult res = pc.generate(opt);
-  std::fputc('\n', stream);
-  std::fflush(stream);  // before the stderr summary, also when stdout is a pipe
+  printer.finish();
   spdlog::info(
       "client: {} new tokens, {:.1f} tokens/s (setup {:.2f} s, prefill {:.3f} s){}", res.ids.size(),
       res.tokens_per_s, res.setup_s, res.prefill_s,

@@ -1,7 +1,6 @@
 // `kwaainet generate`: run a whole model locally and stream the generated tokens.
 #include <spdlog/spdlog.h>
 
-#include <charconv>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -14,6 +13,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "cli/generation_io.hpp"
 #include "engine/core/backend.hpp"
 #include "engine/llama/generate.hpp"
 #include "engine/model/model_source.hpp"
@@ -39,50 +39,15 @@ struct GenerateConfig {
   bool json = false;
 };
 
-std::vector<std::int32_t> parse_ids(const std::string& text) {
-  std::vector<std::int32_t> ids;
-  std::size_t i = 0;
-  while (i <= text.size()) {
-    const std::size_t comma = std::min(text.find(',', i), text.size());
-    std::string_view tok(text.data() + i, comma - i);
-    while (!tok.empty() && tok.front() == ' ') tok.remove_prefix(1);
-    while (!tok.empty() && tok.back() == ' ') tok.remove_suffix(1);
-    std::int32_t v = 0;
-    auto [end, ec] = std::from_chars(tok.data(), tok.data() + tok.size(), v);
-    if (tok.empty() || ec != std::errc{} || end != tok.data() + tok.size())
-      throw std::invalid_argument("--prompt-ids: '" + std::string(tok) +
-                                  "' is not a token id (expected e.g. 1,2,3)");
-    ids.push_back(v);
-    i = comma + 1;
-  }
-  return ids;
-}
-
 void run_generate(const GenerateConfig& c, const GlobalOptions& global) {
   using namespace kwaai::engine;
-  if (c.prompt.empty() == c.prompt_ids.empty())
-    throw std::invalid_argument("generate: give exactly one of --prompt and --prompt-ids");
   const std::string device = !c.device.empty()                 ? c.device
                              : !global.device_override.empty() ? global.device_override
                                                                : "auto";
   auto src = open_model(c.model);
-  std::optional<Tokenizer> tok;
-  // HF folder: tokenizer.json; GGUF: the tokenizer.ggml.* metadata (either may be absent).
-  if (std::filesystem::is_directory(c.model))
-    tok = Tokenizer::from_model_dir(c.model);
-  else if (src->format() == "gguf")
-    tok = Tokenizer::from_gguf(c.model);
-  std::vector<std::int32_t> prompt;
-  if (!c.prompt_ids.empty()) {
-    prompt = parse_ids(c.prompt_ids);
-  } else {
-    if (!tok)
-      throw std::invalid_argument(
-          "generate: --prompt needs a tokenizer (tokenizer.json in the folder or GGUF metadata); "
-          "use --prompt-ids for " +
-          c.model);
-    prompt = tok->encode(c.prompt, /*add_bos=*/true);
-  }
+  Prompt p = resolve_prompt(c.model, *src, c.prompt, c.prompt_ids, "generate");
+  const std::optional<Tokenizer>& tok = p.tokenizer;
+  const std::vector<std::int32_t>& prompt = p.ids;
 
   auto be = make_backend(device);
   spdlog::info("generate: {} on {} ({}), quant {}", src->config().describe(), be->name(),
@@ -96,31 +61,14 @@ void run_generate(const GenerateConfig& c, const GlobalOptions& global) {
   llama::GenerateOptions opt;
   opt.max_new_tokens = c.max_new_tokens;
   opt.sampling = {c.temperature, c.top_k, c.top_p, c.repetition_penalty, c.seed};
-  if (!c.ignore_eos) {
-    for (auto id : src->config().eos_ids) opt.stop_tokens.push_back(static_cast<std::int32_t>(id));
-    if (tok && tok->eos_id() >= 0) opt.stop_tokens.push_back(tok->eos_id());
-  }
+  opt.stop_tokens = stop_tokens(*src, tok, c.ignore_eos);
 
   // The stream goes to stdout, or to stderr under --json so stdout stays one JSON document.
   std::FILE* stream = c.json ? stderr : stdout;
-  std::vector<std::int32_t> generated;
-  std::string shown;  // text printed so far: decoding the whole tail keeps multi-byte runs whole
-  auto on_token = [&](std::int32_t id) {
-    generated.push_back(id);
-    if (tok) {
-      const std::string text = tok->decode(generated, /*skip_special=*/true);
-      if (text.size() > shown.size() && text.compare(0, shown.size(), shown) == 0) {
-        std::fputs(text.c_str() + shown.size(), stream);
-        shown = text;
-      }
-    } else {
-      std::fprintf(stream, "%s%d", generated.size() > 1 ? "," : "", id);
-    }
-    std::fflush(stream);
-  };
+  TokenPrinter printer(stream, tok ? &*tok : nullptr);
+  auto on_token = [&](std::int32_t id) { printer(id); };
   const llama::GenerateResult res = llama::generate(model, prompt, opt, on_token);
-  std::fputc('\n', stream);
-  std::fflush(stream);  // before the stderr summary, also when stdout is a pipe
+  printer.finish();
   const double tps = res.decode_tokens_per_s();
   spdlog::info(
       "generate: {} prompt tokens in {:.3f} s ({:.1f} tok/s), {} new tokens, decode "

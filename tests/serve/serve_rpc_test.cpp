@@ -18,47 +18,14 @@ using engine::llama::CacheBudget;
 using engine::llama::InferenceSession;
 using engine::llama::SpanExecutor;
 
-class Serve : public ::testing::Test {
+class Serve : public ServerFixture {
  protected:
-  void SetUp() override {
-    be_ = engine::make_backend("cpu");
-    src_ = engine::open_model(stories_dir());
-    seed_ = std::random_device{}();
-  }
-  SpanExecutor& exec(std::int64_t a, std::int64_t b) {
-    auto& e = execs_[{a, b}];
-    if (!e) e = std::make_unique<SpanExecutor>(*be_, *src_, a, b);
-    return *e;
-  }
-  static ServerConfig config() {
-    ServerConfig c;
-    c.dht_prefix = kPrefix;
-    c.announce = false;
-    c.dtype = hm::DType::float32;  // exact comparisons with the engine
-    c.max_cache_tokens = 4096;
-    return c;
-  }
-  std::shared_ptr<PetalsServer> serve(lp::Libp2pNode& node, std::int64_t a, std::int64_t b,
-                                      ServerConfig c = config()) {
-    auto s = PetalsServer::create(node.host, nullptr, exec(a, b), c);
-    run_coro(ctx_, s->start());
-    return s;
-  }
-  void stop(const std::shared_ptr<PetalsServer>& s) { run_coro(ctx_, s->shutdown()); }
   // A reference session over all five blocks in one process.
   std::unique_ptr<InferenceSession> reference(std::int64_t batch, std::int64_t len) {
     return std::make_unique<InferenceSession>(exec(0, 5),
                                               engine::llama::SessionOptions{batch, len, 0ms},
                                               budget_.acquire(batch * len, 0ms));
   }
-
-  std::unique_ptr<engine::Backend> be_;
-  std::unique_ptr<engine::ModelSource> src_;
-  std::map<std::pair<std::int64_t, std::int64_t>, std::unique_ptr<SpanExecutor>> execs_;
-  CacheBudget budget_{1 << 20};
-  std::uint64_t seed_ = 0;
-  // Last, so it is destroyed first: coroutine frames it still holds may own engine objects.
-  asio::io_context ctx_;
 };
 
 asio::awaitable<lp::Result<net::UnaryAnswer>> unary(lp::Host& h, lp::PeerId p, std::string method,

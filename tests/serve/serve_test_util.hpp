@@ -8,6 +8,7 @@
 #include <utility>  // before asio (Boost 1.74 uses std::exchange unincluded)
 
 #include <cmath>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
@@ -163,6 +164,45 @@ class InferenceStream {
  private:
   lp::YamuxStreamPtr raw_;
   net::FramedStream fs_;
+};
+
+// A CPU backend, stories260K, span executors loaded on demand, in-process servers on ctx_.
+class ServerFixture : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    be_ = engine::make_backend("cpu");
+    src_ = engine::open_model(stories_dir());
+    seed_ = std::random_device{}();
+  }
+  engine::llama::SpanExecutor& exec(std::int64_t a, std::int64_t b) {
+    auto& e = execs_[{a, b}];
+    if (!e) e = std::make_unique<engine::llama::SpanExecutor>(*be_, *src_, a, b);
+    return *e;
+  }
+  static ServerConfig config() {
+    ServerConfig c;
+    c.dht_prefix = kPrefix;
+    c.announce = false;
+    c.dtype = hm::DType::float32;  // exact comparisons with the engine
+    c.max_cache_tokens = 4096;
+    return c;
+  }
+  std::shared_ptr<PetalsServer> serve(lp::Libp2pNode& node, std::int64_t a, std::int64_t b,
+                                      ServerConfig c = config()) {
+    auto s = PetalsServer::create(node.host, nullptr, exec(a, b), c);
+    run_coro(ctx_, s->start());
+    return s;
+  }
+  void stop(const std::shared_ptr<PetalsServer>& s) { run_coro(ctx_, s->shutdown()); }
+
+  std::unique_ptr<engine::Backend> be_;
+  std::unique_ptr<engine::ModelSource> src_;
+  std::map<std::pair<std::int64_t, std::int64_t>, std::unique_ptr<engine::llama::SpanExecutor>>
+      execs_;
+  engine::llama::CacheBudget budget_{1 << 20};  // for reference sessions of the tests
+  std::uint64_t seed_ = 0;
+  // Last, so it is destroyed first: coroutine frames it still holds may own engine objects.
+  asio::io_context ctx_;
 };
 
 }  // namespace kwaai::serve::test
