@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "engine/llama/model_ends.hpp"
 #include "engine/llama/span_executor.hpp"
 
 namespace kwaai::engine::llama {
@@ -33,7 +34,7 @@ class LlamaModel {
 
  private:
   std::unique_ptr<SpanExecutor> exec_;
-  Tensor embed_table_, final_norm_, lm_head_;
+  ModelEnds ends_;                           // embedding, final norm, LM head
   Tensor ids_, x_, last_, normed_, logits_;  // guarded by the device lock
 };
 

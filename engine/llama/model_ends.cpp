@@ -9,9 +9,18 @@
 
 namespace kwaai::engine::llama {
 
+void check_token_ids(std::span<const std::int32_t> ids, std::int64_t vocab) {
+  for (std::size_t i = 0; i < ids.size(); ++i)
+    if (ids[i] < 0 || ids[i] >= vocab)
+      throw std::out_of_range("token id " + std::to_string(ids[i]) + " at index " +
+                              std::to_string(i) + " outside the vocabulary [0, " +
+                              std::to_string(vocab) + ")");
+}
+
 ModelEnds::ModelEnds(Backend& be, const ModelSource& src, Quant quant)
     : be_(be), cfg_(src.config()) {
-  // Same loading rules as LlamaModel, so logits from a remote chain match the local model.
+  // The table is read one row per token, so it keeps its loaded dtype unless it doubles as
+  // the LM head (then the head's quantization applies to both).
   const bool tied = cfg_.tied_embeddings || !src.has(kLmHeadName);
   HostTensor table = src.load(kEmbedName);
   expect_shape(table, {cfg_.vocab, cfg_.hidden});
@@ -33,11 +42,7 @@ std::uint64_t ModelEnds::weight_bytes() const {
 }
 
 std::vector<float> ModelEnds::embed(std::span<const std::int32_t> ids) {
-  for (std::size_t i = 0; i < ids.size(); ++i)
-    if (ids[i] < 0 || ids[i] >= cfg_.vocab)
-      throw std::out_of_range("ModelEnds::embed: token id " + std::to_string(ids[i]) +
-                              " at index " + std::to_string(i) + " outside the vocabulary [0, " +
-                              std::to_string(cfg_.vocab) + ")");
+  check_token_ids(ids, cfg_.vocab);
   const auto t = static_cast<std::int64_t>(ids.size());
   if (t == 0) return {};
   std::lock_guard lock(device_mutex(be_));

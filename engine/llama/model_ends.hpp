@@ -13,6 +13,9 @@
 
 namespace kwaai::engine::llama {
 
+// Throws std::out_of_range naming the first id outside [0, vocab) and its index.
+void check_token_ids(std::span<const std::int32_t> ids, std::int64_t vocab);
+
 class ModelEnds {
  public:
   // Quantization applies as in LlamaModel: the table keeps its loaded dtype unless it doubles
@@ -31,6 +34,11 @@ class ModelEnds {
   // hidden f32[rows, hidden] (the last hidden state of each sequence, after all blocks) ->
   // logits f32[rows, vocab]. Throws std::invalid_argument when the size is not rows * hidden.
   std::vector<float> logits(std::span<const float> hidden, std::int64_t rows);
+
+  // For LlamaModel, which records the ends around its blocks in one submission.
+  const Tensor& embed_table() const { return embed_table_; }
+  const Tensor& final_norm() const { return final_norm_; }
+  const Tensor& lm_head() const { return lm_head_; }
 
  private:
   Backend& be_;
