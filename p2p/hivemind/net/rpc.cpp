@@ -130,33 +130,29 @@ RpcServer::~RpcServer() = default;
 
 void RpcServer::add_unary(const std::string& name, UnaryHandler handler) {
   unary_[name] = std::move(handler);
-  auto host = host_.lock();
-  if (!host) return;
-  std::weak_ptr<RpcServer> weak = weak_from_this();
-  host->set_handler(
-      name, [weak, name](lp::YamuxStreamPtr s, lp::ConnectionPtr c) -> asio::awaitable<void> {
-        auto self = weak.lock();
-        if (!self) {
-          s->reset();
-          co_return;
-        }
-        co_await self->serve_unary(name, std::move(s), std::move(c));
-      });
+  route(name, &RpcServer::serve_unary);
 }
 
 void RpcServer::add_stream(const std::string& name, StreamHandler handler) {
   streaming_[name] = std::move(handler);
+  route(name, &RpcServer::serve_stream);
+}
+
+// The host's handler holds the server weakly: a stream arriving after the server is gone is
+// reset instead of keeping it alive.
+void RpcServer::route(const std::string& name, Serve serve) {
   auto host = host_.lock();
   if (!host) return;
   std::weak_ptr<RpcServer> weak = weak_from_this();
   host->set_handler(
-      name, [weak, name](lp::YamuxStreamPtr s, lp::ConnectionPtr c) -> asio::awaitable<void> {
+      name,
+      [weak, name, serve](lp::YamuxStreamPtr s, lp::ConnectionPtr c) -> asio::awaitable<void> {
         auto self = weak.lock();
         if (!self) {
           s->reset();
           co_return;
         }
-        co_await self->serve_stream(name, std::move(s), std::move(c));
+        co_await ((*self).*serve)(name, std::move(s), std::move(c));
       });
 }
 

@@ -85,6 +85,10 @@ class RpcServer : public std::enable_shared_from_this<RpcServer> {
       : host_(std::move(host)), limits_(limits) {}
   asio::awaitable<void> serve_unary(std::string name, lp::YamuxStreamPtr s, lp::ConnectionPtr c);
   asio::awaitable<void> serve_stream(std::string name, lp::YamuxStreamPtr s, lp::ConnectionPtr c);
+  using Serve = asio::awaitable<void> (RpcServer::*)(std::string, lp::YamuxStreamPtr,
+                                                     lp::ConnectionPtr);
+  // Registers `name` on the host, dispatching its streams to `serve`.
+  void route(const std::string& name, Serve serve);
 
   std::weak_ptr<lp::Host> host_;
   RpcLimits limits_;
