@@ -30,11 +30,7 @@ struct ClientGenerateConfig {
   std::string prompt;
   std::string prompt_ids;
   std::int64_t max_new_tokens = 32;
-  float temperature = 0.0f;
-  std::int64_t top_k = 0;
-  float top_p = 1.0f;
-  float repetition_penalty = 1.0f;
-  std::uint64_t seed = 0;
+  engine::llama::SamplingOptions sampling;
   std::string device;
   std::string active_adapter;
   int max_retries = 4;
@@ -74,7 +70,7 @@ void run_client_generate(const ClientGenerateConfig& c, const GlobalOptions& glo
   client::GenerateOptions opt;
   opt.prompt = prompt;
   opt.max_new_tokens = c.max_new_tokens;
-  opt.sampling = {c.temperature, c.top_k, c.top_p, c.repetition_penalty, c.seed};
+  opt.sampling = c.sampling;
   opt.stop_tokens = stop_tokens(*src, tok, c.ignore_eos);
   // Text (or ids) stream to stdout, or to stderr under --json; the route always to stderr.
   std::FILE* stream = c.json ? stderr : stdout;
@@ -130,12 +126,7 @@ void register_client(CLI::App& app, GlobalOptions& global) {
   sub->add_option("--max-new-tokens", cfg->max_new_tokens, "tokens to generate")
       ->capture_default_str()
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1} << 20));
-  sub->add_option("--temperature", cfg->temperature, "0 = greedy")->capture_default_str();
-  sub->add_option("--top-k", cfg->top_k, "0 = off")->capture_default_str();
-  sub->add_option("--top-p", cfg->top_p, "1 = off")->capture_default_str();
-  sub->add_option("--repetition-penalty", cfg->repetition_penalty, "1 = off")
-      ->capture_default_str();
-  sub->add_option("--seed", cfg->seed, "sampling seed")->capture_default_str();
+  add_sampling_flags(sub, cfg->sampling);
   sub->add_option("--device", cfg->device, "device for the model's ends (default: cpu)");
   sub->add_option("--active-adapter", cfg->active_adapter,
                   "only servers with this adapter; it is requested in each session");

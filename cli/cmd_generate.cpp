@@ -28,11 +28,7 @@ struct GenerateConfig {
   std::string prompt;
   std::string prompt_ids;
   std::int64_t max_new_tokens = 128;
-  float temperature = 0.0f;
-  std::int64_t top_k = 0;
-  float top_p = 1.0f;
-  float repetition_penalty = 1.0f;
-  std::uint64_t seed = 0;
+  engine::llama::SamplingOptions sampling;
   std::string device;
   std::string quant = "none";
   bool ignore_eos = false;
@@ -60,7 +56,7 @@ void run_generate(const GenerateConfig& c, const GlobalOptions& global) {
 
   llama::GenerateOptions opt;
   opt.max_new_tokens = c.max_new_tokens;
-  opt.sampling = {c.temperature, c.top_k, c.top_p, c.repetition_penalty, c.seed};
+  opt.sampling = c.sampling;
   opt.stop_tokens = stop_tokens(*src, tok, c.ignore_eos);
 
   // The stream goes to stdout, or to stderr under --json so stdout stays one JSON document.
@@ -101,12 +97,7 @@ void register_generate(CLI::App& app, GlobalOptions& global) {
   sub->add_option("--max-new-tokens", cfg->max_new_tokens, "tokens to generate")
       ->capture_default_str()
       ->check(CLI::Range(std::int64_t{0}, std::int64_t{1} << 20));
-  sub->add_option("--temperature", cfg->temperature, "0 = greedy")->capture_default_str();
-  sub->add_option("--top-k", cfg->top_k, "0 = off")->capture_default_str();
-  sub->add_option("--top-p", cfg->top_p, "1 = off")->capture_default_str();
-  sub->add_option("--repetition-penalty", cfg->repetition_penalty, "1 = off")
-      ->capture_default_str();
-  sub->add_option("--seed", cfg->seed, "sampling seed")->capture_default_str();
+  add_sampling_flags(sub, cfg->sampling);
   sub->add_option("--device", cfg->device,
                   "cpu | vulkan[:N] | auto (default: KWAAI_DEVICE, else auto)");
   sub->add_option("--quant", cfg->quant, "weight quantization at load: none | q8_0 | q4_0")

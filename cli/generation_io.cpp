@@ -7,6 +7,14 @@
 
 namespace kwaai::cli {
 
+void add_sampling_flags(CLI::App* cmd, engine::llama::SamplingOptions& s) {
+  cmd->add_option("--temperature", s.temperature, "0 = greedy")->capture_default_str();
+  cmd->add_option("--top-k", s.top_k, "0 = off")->capture_default_str();
+  cmd->add_option("--top-p", s.top_p, "1 = off")->capture_default_str();
+  cmd->add_option("--repetition-penalty", s.repetition_penalty, "1 = off")->capture_default_str();
+  cmd->add_option("--seed", s.seed, "sampling seed")->capture_default_str();
+}
+
 std::vector<std::int32_t> parse_id_list(const std::string& text) {
   std::vector<std::int32_t> ids;
   std::size_t i = 0;

@@ -9,10 +9,16 @@
 #include <string>
 #include <vector>
 
+#include <CLI/CLI.hpp>
+
+#include "engine/llama/sampling.hpp"
 #include "engine/model/model_source.hpp"
 #include "engine/model/tokenizer.hpp"
 
 namespace kwaai::cli {
+
+// --temperature, --top-k, --top-p, --repetition-penalty, --seed into `s` (defaults shown).
+void add_sampling_flags(CLI::App* cmd, engine::llama::SamplingOptions& s);
 
 // "1, 2,3" -> {1, 2, 3}; throws std::invalid_argument naming the bad entry.
 std::vector<std::int32_t> parse_id_list(const std::string& text);
