@@ -177,21 +177,11 @@ TEST_F(Serve, ForwardUnaryAndStreamMatchTheEngine) {
     EXPECT_LT(max_abs_diff(hm::deserialize_tensor(resp.tensors(0))->to_floats(), want), 1e-4f);
 
     // The stream variant with tiny parts, so the request and the answer both span messages.
-    std::vector<hm::Bytes> parts;
-    for (const auto& p : petals::split_stream_request(req, 256)) parts.push_back(to_bytes(p));
-    EXPECT_GT(parts.size(), 2u);
-    auto got = co_await net::call_stream(*client.host, a.host->id(),
-                                         std::string(kHandlerPrefix) + "rpc_forward_stream", parts);
-    SERVE_CHECK(got.ok(), got.error().to_string());
-    std::vector<hm::pb::Tensor> pieces;
-    for (const auto& g : *got) {
-      hm::pb::ExpertResponse r;
-      SERVE_CHECK(r.ParseFromArray(g.data(), static_cast<int>(g.size())), "");
-      for (const auto& t : r.tensors()) pieces.push_back(t);
-    }
-    auto whole = hm::combine_from_streaming(pieces);
-    SERVE_CHECK(whole.ok(), "");
-    EXPECT_LT(max_abs_diff(hm::deserialize_tensor(*whole)->to_floats(), want), 1e-4f);
+    std::size_t n_parts = 0;
+    auto streamed = co_await forward_via_stream(*client.host, a.host->id(), req, 256, &n_parts);
+    EXPECT_GT(n_parts, 2u);
+    SERVE_CHECK(streamed.has_value(), "");
+    EXPECT_LT(max_abs_diff(*streamed, want), 1e-4f);
   });
   EXPECT_EQ(srv->stats().forward_calls, 2u);
   stop(srv);

@@ -126,20 +126,9 @@ TEST_F(ServeSubSpan, ForwardOnASubSpanEqualsTheEngineOnThoseBlocks) {
       SERVE_CHECK(resp.tensors_size() == 1, resp.tensors_size());
       EXPECT_LT(max_abs_diff(hm::deserialize_tensor(resp.tensors(0))->to_floats(), want), 1e-5f);
 
-      std::vector<hm::Bytes> parts;
-      for (const auto& p : petals::split_stream_request(req, 256)) parts.push_back(to_bytes(p));
-      auto got = co_await net::call_stream(
-          *client.host, a.host->id(), std::string(kHandlerPrefix) + "rpc_forward_stream", parts);
-      SERVE_CHECK(got.ok(), got.error().to_string());
-      std::vector<hm::pb::Tensor> pieces;
-      for (const auto& g : *got) {
-        hm::pb::ExpertResponse r;
-        SERVE_CHECK(r.ParseFromArray(g.data(), static_cast<int>(g.size())), "");
-        for (const auto& t : r.tensors()) pieces.push_back(t);
-      }
-      auto whole = hm::combine_from_streaming(pieces);
-      SERVE_CHECK(whole.ok(), "");
-      EXPECT_LT(max_abs_diff(hm::deserialize_tensor(*whole)->to_floats(), want), 1e-5f);
+      auto streamed = co_await forward_via_stream(*client.host, a.host->id(), req, 256);
+      SERVE_CHECK(streamed.has_value(), "");
+      EXPECT_LT(max_abs_diff(*streamed, want), 1e-5f);
     });
   }
   EXPECT_EQ(srv->stats().forward_calls, 6u);

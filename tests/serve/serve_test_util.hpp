@@ -10,6 +10,7 @@
 #include <cmath>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
@@ -80,6 +81,37 @@ inline hm::Bytes to_bytes(const google::protobuf::MessageLite& m) {
   hm::Bytes out(m.ByteSizeLong());
   m.SerializeToArray(out.data(), static_cast<int>(out.size()));
   return out;
+}
+
+// rpc_forward_stream with `req` split into messages of `part_bytes`; the reassembled output, or
+// nullopt after recording a failure. `parts_sent` gets the number of request messages.
+inline asio::awaitable<std::optional<std::vector<float>>> forward_via_stream(
+    lp::Host& client, lp::PeerId server, hm::pb::ExpertRequest req, std::size_t part_bytes,
+    std::size_t* parts_sent = nullptr) {
+  std::vector<hm::Bytes> parts;
+  for (const auto& p : petals::split_stream_request(req, part_bytes)) parts.push_back(to_bytes(p));
+  if (parts_sent) *parts_sent = parts.size();
+  const std::string method = std::string(kHandlerPrefix) + "rpc_forward_stream";
+  auto got = co_await net::call_stream(client, server, method, parts);
+  if (!got.ok()) {
+    ADD_FAILURE() << "rpc_forward_stream: " << got.error().to_string();
+    co_return std::nullopt;
+  }
+  std::vector<hm::pb::Tensor> pieces;
+  for (const auto& g : *got) {
+    hm::pb::ExpertResponse r;
+    if (!r.ParseFromArray(g.data(), static_cast<int>(g.size()))) {
+      ADD_FAILURE() << "rpc_forward_stream: a response is not an ExpertResponse";
+      co_return std::nullopt;
+    }
+    for (const auto& t : r.tensors()) pieces.push_back(t);
+  }
+  auto whole = hm::combine_from_streaming(pieces);
+  if (!whole.ok()) {
+    ADD_FAILURE() << "rpc_forward_stream: the parts do not combine";
+    co_return std::nullopt;
+  }
+  co_return hm::deserialize_tensor(*whole)->to_floats();
 }
 
 // One inference step as a Petals client sends it: hidden [B, T, H], dummy prompts, hypo_ids.
