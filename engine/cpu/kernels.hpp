@@ -24,13 +24,32 @@ static_assert(sizeof(BlockQ8Act) == 40);
 // Kept scalar and ISA-independent so every table sees identical activation codes.
 void quantize_act_q8(const float* x, BlockQ8Act* y, std::int64_t nblocks);
 
+// The same activation codes regrouped for kernels that take four Q4_0 blocks (128 values) per
+// step: a Q4_0 byte holds value j in its low nibble and value j + 16 in its high one, so `lo`
+// holds values 0..15 of each of the four blocks and `hi` values 16..31, in the order the
+// weight nibbles come out of one register. `ds` is the 4 blocks' d then their s, where s here
+// is 2 * BlockQ8Act::s: a kernel that spreads a block's dot product over 4 int32 lanes
+// subtracts 2 s in each, 8 s in all, the block's -8 code offset (x2 is exact in float).
+// 160 bytes per 128 values: a 14336-wide row's groups (18 KiB) stay in L1 with room to spare.
+struct alignas(32) ActGroup4 {
+  std::int8_t lo[64];
+  std::int8_t hi[64];
+  float ds[8];
+};
+static_assert(sizeof(ActGroup4) == 160);
+
+// Writes nblocks / 4 groups (a trailing partial group is left to the per-block path).
+void group_act_q4(const BlockQ8Act* x, ActGroup4* g, std::int64_t nblocks);
+
 struct KernelTable {
   const char* name;
   float (*dot_f32)(const float* a, const float* b, std::int64_t n);
   float (*dot_f16)(const std::uint16_t* w, const float* x, std::int64_t n);
   float (*dot_bf16)(const std::uint16_t* w, const float* x, std::int64_t n);
   float (*dot_q8_0)(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nblocks);
-  float (*dot_q4_0)(const BlockQ4_0* w, const BlockQ8Act* x, std::int64_t nblocks);
+  // `g` is group_act_q4 of `x` (tables that do not use it ignore it).
+  float (*dot_q4_0)(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4* g,
+                    std::int64_t nblocks);
   // n-element f16 / bf16 -> f32 (used to dequantize weight tiles for sgemm).
   void (*f16_to_f32_row)(const std::uint16_t* src, float* dst, std::int64_t n);
   void (*bf16_to_f32_row)(const std::uint16_t* src, float* dst, std::int64_t n);

@@ -106,7 +106,8 @@ KWAAI_AVX2 inline __m256i unpack_q4(const std::uint8_t* qs) {
 
 // Q4_0: value = (q - 8) * d. The codes q are already unsigned, so maddubs(q, x) works
 // directly, and the -8 offset is folded in per block with the activation's s = d * sum(x).
-KWAAI_AVX2 float dot_q4_0(const BlockQ4_0* w, const BlockQ8Act* x, std::int64_t nb) {
+KWAAI_AVX2 float dot_q4_0(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4*,
+                          std::int64_t nb) {
   __m256 acc = _mm256_setzero_ps();
   const __m256i ones = _mm256_set1_epi16(1);
   float corr = 0.0f;

@@ -119,14 +119,13 @@ KWAAI_AVX512 float dot_q8_0(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_
 // Q4_0: codes are unsigned already, so vpdpbusd(q, x) applies directly; the -8 offset is
 // folded in per block through the activation's s = d * sum(x).
 //
-// Per pair of blocks (36 bytes: d0 qs0[16] d1 qs1[16]) one masked 64-byte load serves both the
-// nibbles and the two f16 scales: qs start at an even offset, so one word permute lays the 32
-// code bytes out as [qs0 | qs0 | qs1 | qs1] (128-bit lanes), a masked shift moves the high
-// nibbles down in lanes 1 and 3, and another word permute broadcasts d0/d1 to 8 lanes each.
-// The activation's d and s of both blocks come from one 64-byte load by float permutes, and
-// the per-block epilogue is two vector FMAs: acc += dw * (p * xd - xs).
-// This replaces the scalar f16 conversions, scalar products and broadcasts per block that
-// bounded the previous loop (it took as long per block as Q8_0 while reading half the bytes).
+// The main loop (q4_group, below) takes four blocks per step; a row's last two or three
+// blocks go through q4_pair. Per pair of blocks (36 bytes: d0 qs0[16] d1 qs1[16]) one masked
+// 64-byte load serves both the nibbles and the two f16 scales: qs start at an even offset, so
+// one word permute lays the 32 code bytes out as [qs0 | qs0 | qs1 | qs1] (128-bit lanes), a
+// masked shift moves the high nibbles down in lanes 1 and 3, and another word permute
+// broadcasts d0/d1 to 8 lanes each. The activation's d and s of both blocks come from one
+// 64-byte load by float permutes, and the epilogue is two vector FMAs: acc += dw * (p*xd - xs).
 alignas(64) constexpr std::uint16_t kQ4PairCodeWords[32] = {
     1,  2,  3,  4,  5,  6,  7,  8,  1,  2,  3,  4,  5,  6,  7,  8,
     10, 11, 12, 13, 14, 15, 16, 17, 10, 11, 12, 13, 14, 15, 16, 17};
@@ -141,14 +140,12 @@ alignas(64) constexpr std::uint32_t kActPairS[16] = {1,  1,  1,  1,  1,  1,  1, 
 // One pair of blocks into acc. Lanes 0..7 hold block b, lanes 8..15 block b + 1; each lane's
 // integer dot covers 4 codes, so a block's 8 lanes sum to its q·x. Subtracting xs (= d_x · Σx)
 // in each of the 8 lanes subtracts 8 · xs per block: the -8 offset of every code.
-template <bool kMasked>
 KWAAI_AVX512 inline __m512 q4_pair(const BlockQ4_0* w, const BlockQ8Act* x, __m512 acc,
                                    __m512i code_idx, __m512i scale_idx, __m512i act_d,
                                    __m512i act_s) {
-  // A 64-byte load reads 28 bytes past the pair: fine while two more blocks follow in the row;
-  // near the row's end the masked form (18 words = the pair's 36 bytes) stays inside it. The
-  // masked load is not the default: it streams several times slower from memory here.
-  const __m512i raw = kMasked ? _mm512_maskz_loadu_epi16(0x3FFFF, w) : _mm512_loadu_si512(w);
+  // Masked to the pair's 18 words, so the row's end is never overrun (only the row tail
+  // comes here: the masked load streams several times slower from memory than a plain one).
+  const __m512i raw = _mm512_maskz_loadu_epi16(0x3FFFF, w);
   __m512i q = _mm512_permutexvar_epi16(code_idx, raw);
   q = _mm512_mask_srli_epi16(q, 0xFF00FF00u, q, 4);
   q = _mm512_and_si512(q, _mm512_set1_epi8(15));
@@ -161,20 +158,68 @@ KWAAI_AVX512 inline __m512 q4_pair(const BlockQ4_0* w, const BlockQ8Act* x, __m5
   return _mm512_fmadd_ps(dw, _mm512_fmsub_ps(_mm512_cvtepi32_ps(p), xd, xs), acc);
 }
 
-KWAAI_AVX512 float dot_q4_0(const BlockQ4_0* w, const BlockQ8Act* x, std::int64_t nb) {
-  const __m512i code_idx = _mm512_load_si512(kQ4PairCodeWords);
-  const __m512i scale_idx = _mm512_load_si512(kQ4PairScaleWords);
-  const __m512i act_d = _mm512_load_si512(kActPairD);
-  const __m512i act_s = _mm512_load_si512(kActPairS);
+// Four blocks (72 bytes: d0 qs0 d1 qs1 d2 qs2 d3 qs3) per step, against the regrouped
+// activation (ActGroup4). Every qs starts at an even byte (2, 20, 38, 56), so one two-source
+// word permute of the loads at +0 and +8 lays the 64 code bytes out as [qs0|qs1|qs2|qs3]
+// (block k in 128-bit lane k) and nothing past the group is read; the low nibbles then meet
+// `lo` and the high nibbles `hi` in two chained vpdpbusd, and a word permute of the first
+// load puts d_k in lanes 4k..4k+3. Per 128 values that is about half the work of the pair
+// loop, which (as the main loop) held Q4_0 mat-vec at 34-40 GB/s, compute-bound.
+alignas(64) constexpr std::uint16_t kQ4GroupCodeWords[32] = {
+    1,  2,  3,  4,  5,  6,  7,  8,  10, 11, 12, 13, 14, 15, 16, 17,
+    19, 20, 21, 22, 23, 24, 25, 26, 56, 57, 58, 59, 60, 61, 62, 63};  // 56+: words 24.. of +8
+alignas(64) constexpr std::uint16_t kQ4GroupScaleWords[32] = {
+    0, 0, 0, 0, 9, 9, 9, 9, 18, 18, 18, 18, 27, 27, 27, 27,
+    0, 0, 0, 0, 0, 0, 0, 0, 0,  0,  0,  0,  0,  0,  0,  0};
+
+// Lane 4k..4k+3 <- float k (activation d) and float 4 + k (activation s) of ActGroup4::ds.
+alignas(64) constexpr std::uint32_t kGroupActD[16] = {0, 0, 0, 0, 1, 1, 1, 1,
+                                                      2, 2, 2, 2, 3, 3, 3, 3};
+alignas(64) constexpr std::uint32_t kGroupActS[16] = {4, 4, 4, 4, 5, 5, 5, 5,
+                                                      6, 6, 6, 6, 7, 7, 7, 7};
+
+KWAAI_AVX512 inline __m512 q4_group(const BlockQ4_0* w, const ActGroup4* g, __m512 acc,
+                                    __m512i code_idx, __m512i scale_idx, __m512i low4,
+                                    __m512i act_d, __m512i act_s) {
+  const auto* p = reinterpret_cast<const std::uint8_t*>(w);
+  const __m512i a = _mm512_loadu_si512(p);
+  const __m512i b = _mm512_loadu_si512(p + 8);
+  const __m512i q = _mm512_permutex2var_epi16(a, code_idx, b);
+  const __m512i lo = _mm512_and_si512(q, low4);
+  const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+  __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_load_si512(g->lo));
+  dot = _mm512_dpbusd_epi32(dot, hi, _mm512_load_si512(g->hi));
+  const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_idx, a)));
+  const __m512 ds = _mm512_castps256_ps512(_mm256_load_ps(g->ds));
+  const __m512 xd = _mm512_permutexvar_ps(act_d, ds);
+  const __m512 xs = _mm512_permutexvar_ps(act_s, ds);
+  return _mm512_fmadd_ps(dw, _mm512_fmsub_ps(_mm512_cvtepi32_ps(dot), xd, xs), acc);
+}
+
+KWAAI_AVX512 float dot_q4_0(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4* g,
+                            std::int64_t nb) {
+  const __m512i code_idx = _mm512_load_si512(kQ4GroupCodeWords);
+  const __m512i scale_idx = _mm512_load_si512(kQ4GroupScaleWords);
+  const __m512i low4 = _mm512_set1_epi8(15);
+  const __m512i act_d = _mm512_load_si512(kGroupActD);
+  const __m512i act_s = _mm512_load_si512(kGroupActS);
   // Two independent accumulator chains (with one the loop waits on FMA latency).
   __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  std::int64_t b = 0;
-  for (; b + 6 <= nb; b += 4) {
-    acc0 = q4_pair<false>(w + b, x + b, acc0, code_idx, scale_idx, act_d, act_s);
-    acc1 = q4_pair<false>(w + b + 2, x + b + 2, acc1, code_idx, scale_idx, act_d, act_s);
+  const std::int64_t groups = nb / 4;
+  std::int64_t gi = 0;
+  for (; gi + 2 <= groups; gi += 2) {
+    acc0 = q4_group(w + gi * 4, g + gi, acc0, code_idx, scale_idx, low4, act_d, act_s);
+    acc1 = q4_group(w + gi * 4 + 4, g + gi + 1, acc1, code_idx, scale_idx, low4, act_d, act_s);
   }
-  for (; b + 2 <= nb; b += 2)
-    acc0 = q4_pair<true>(w + b, x + b, acc0, code_idx, scale_idx, act_d, act_s);
+  if (gi < groups)
+    acc0 = q4_group(w + gi * 4, g + gi, acc0, code_idx, scale_idx, low4, act_d, act_s);
+  std::int64_t b = groups * 4;
+  if (b + 2 <= nb) {
+    acc1 = q4_pair(w + b, x + b, acc1, _mm512_load_si512(kQ4PairCodeWords),
+                   _mm512_load_si512(kQ4PairScaleWords), _mm512_load_si512(kActPairD),
+                   _mm512_load_si512(kActPairS));
+    b += 2;
+  }
   float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
   for (; b < nb; ++b) {
     int a = 0;

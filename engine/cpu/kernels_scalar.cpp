@@ -25,6 +25,21 @@ void quantize_act_q8(const float* x, BlockQ8Act* y, std::int64_t nblocks) {
   }
 }
 
+void group_act_q4(const BlockQ8Act* x, ActGroup4* g, std::int64_t nblocks) {
+  constexpr int half = kQuantBlock / 2;
+  for (std::int64_t gi = 0; gi < nblocks / 4; ++gi) {
+    for (int k = 0; k < 4; ++k) {
+      const BlockQ8Act& b = x[gi * 4 + k];
+      for (int j = 0; j < half; ++j) {
+        g[gi].lo[k * half + j] = b.qs[j];
+        g[gi].hi[k * half + j] = b.qs[half + j];
+      }
+      g[gi].ds[k] = b.d;
+      g[gi].ds[4 + k] = 2.0f * b.s;
+    }
+  }
+}
+
 namespace {
 
 float dot_f32(const float* a, const float* b, std::int64_t n) {
@@ -55,7 +70,7 @@ float dot_q8_0(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nb) {
   return s;
 }
 
-float dot_q4_0(const BlockQ4_0* w, const BlockQ8Act* x, std::int64_t nb) {
+float dot_q4_0(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4*, std::int64_t nb) {
   constexpr int half = kQuantBlock / 2;
   float s = 0.0f;
   for (std::int64_t b = 0; b < nb; ++b) {

@@ -43,8 +43,13 @@ void widen_row(const KernelTable& k, DType t, const void* src, float* dst, std::
 void matvec_quant(const Ctx& c, const float* x, DType wt, const void* w, float* y, std::int64_t M,
                   std::int64_t N, std::int64_t K) {
   const std::int64_t nb = K / kQuantBlock;
+  const std::int64_t ng = nb / 4;
   std::vector<BlockQ8Act> act(static_cast<std::size_t>(M * nb));
-  for (std::int64_t m = 0; m < M; ++m) quantize_act_q8(x + m * K, act.data() + m * nb, nb);
+  std::vector<ActGroup4> groups(static_cast<std::size_t>(wt == DType::Q4_0 ? M * ng : 0));
+  for (std::int64_t m = 0; m < M; ++m) {
+    quantize_act_q8(x + m * K, act.data() + m * nb, nb);
+    if (!groups.empty()) group_act_q4(act.data() + m * nb, groups.data() + m * ng, nb);
+  }
   const auto* wb = static_cast<const std::byte*>(w);
   const std::size_t rb = row_bytes(wt, K);
   const auto& k = c.k;
@@ -57,7 +62,8 @@ void matvec_quant(const Ctx& c, const float* x, DType wt, const void* w, float* 
             const BlockQ8Act* a = act.data() + m * nb;
             y[m * N + n] = wt == DType::Q8_0
                                ? k.dot_q8_0(reinterpret_cast<const BlockQ8_0*>(row), a, nb)
-                               : k.dot_q4_0(reinterpret_cast<const BlockQ4_0*>(row), a, nb);
+                               : k.dot_q4_0(reinterpret_cast<const BlockQ4_0*>(row), a,
+                                            groups.data() + m * ng, nb);
           }
         }
       },

@@ -46,7 +46,7 @@ TEST(CpuKernels, every_isa_table_agrees_on_float_and_quantized_dots) {
       for (std::size_t i = 0; i < row.size(); ++i) ASSERT_EQ(row[i], bf16_to_f32(bf[i]));
     }
   }
-  for (std::int64_t nb : {1, 2, 3, 4, 5, 7, 128, 129}) {
+  for (std::int64_t nb : {1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 128, 129, 130, 131, 448}) {
     const auto w = rng.vec(nb * 32, -2, 2), x = rng.vec(nb * 32, -3, 3);
     std::vector<BlockQ8_0> w8(static_cast<std::size_t>(nb));
     std::vector<BlockQ4_0> w4(static_cast<std::size_t>(nb));
@@ -56,15 +56,20 @@ TEST(CpuKernels, every_isa_table_agrees_on_float_and_quantized_dots) {
     // Extreme codes too: -128 is a legal Q8_0 weight code in a GGUF file.
     w8[0].qs[0] = -128;
     w8[0].qs[1] = 127;
+    // And the extreme Q4_0 codes 0 and 15 (quantize_row_q4_0 rarely produces 0).
+    w4[0].qs[0] = 0x0F;
+    w4[static_cast<std::size_t>(nb - 1)].qs[15] = 0xF0;
     quantize_act_q8(x.data(), xa.data(), nb);
+    std::vector<ActGroup4> xg(static_cast<std::size_t>(nb / 4));
+    group_act_q4(xa.data(), xg.data(), nb);
     // Integer products are exact, so tables differ only in float summation of block terms.
     const float s8 = scalar_kernels().dot_q8_0(w8.data(), xa.data(), nb);
-    const float s4 = scalar_kernels().dot_q4_0(w4.data(), xa.data(), nb);
+    const float s4 = scalar_kernels().dot_q4_0(w4.data(), xa.data(), xg.data(), nb);
     const double tol = 1e-5 * (std::fabs(s8) + std::fabs(s4) + static_cast<double>(nb));
     for (const auto* k : tables()) {
       SCOPED_TRACE(std::string(k->name) + " blocks " + std::to_string(nb));
       EXPECT_NEAR(k->dot_q8_0(w8.data(), xa.data(), nb), s8, tol);
-      EXPECT_NEAR(k->dot_q4_0(w4.data(), xa.data(), nb), s4, tol);
+      EXPECT_NEAR(k->dot_q4_0(w4.data(), xa.data(), xg.data(), nb), s4, tol);
     }
   }
 }
