@@ -5,9 +5,11 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <random>
 #include <stdexcept>
@@ -115,6 +117,43 @@ nlohmann::json make_row(const std::string& device, const char* phase, std::int64
           {"layers", layers},    {"full_model_tokens_per_s", tps * layers / total_layers}};
 }
 
+// Op kind of a profile label: what comes before its first shape ("matmul q8_0 [1,4096]x..."
+// -> "matmul q8_0", "attention f32[1, 1, 32, 128] past 7" -> "attention f32").
+std::string op_kind(const std::string& label) {
+  std::string k = label.substr(0, label.find('['));
+  while (!k.empty() && k.back() == ' ') k.pop_back();
+  return k;
+}
+
+// The backend's profile since the last call, summed per op kind, largest first.
+nlohmann::json take_op_profile(Backend& be, double phase_s) {
+  std::map<std::string, std::pair<std::int64_t, double>> by_kind;
+  for (const auto& t : be.take_profile()) {
+    auto& [calls, secs] = by_kind[op_kind(t.op)];
+    ++calls;
+    secs += t.seconds;
+  }
+  nlohmann::json rows = nlohmann::json::array();
+  for (const auto& [kind, v] : by_kind)
+    rows.push_back({{"op", kind},
+                    {"calls", v.first},
+                    {"seconds", v.second},
+                    {"share", phase_s > 0 ? v.second / phase_s : 0.0}});
+  std::sort(rows.begin(), rows.end(), [](const auto& a, const auto& b) {
+    return a["seconds"].template get<double>() > b["seconds"].template get<double>();
+  });
+  return rows;
+}
+
+void print_op_profile(const std::string& dev, const char* phase, const nlohmann::json& rows) {
+  std::fprintf(stderr, "[bench] %s %s profile (op, calls, ms, share of the phase):\n", dev.c_str(),
+               phase);
+  for (const auto& r : rows)
+    std::fprintf(stderr, "  %-28s %8lld %10.2f %6.1f%%\n", r["op"].get<std::string>().c_str(),
+                 r["calls"].get<long long>(), 1e3 * r["seconds"].get<double>(),
+                 100 * r["share"].get<double>());
+}
+
 }  // namespace
 
 void add_bench_tokens_options(CLI::App& bench, BenchTokensOptions& o) {
@@ -133,6 +172,9 @@ void add_bench_tokens_options(CLI::App& bench, BenchTokensOptions& o) {
   bench.add_option("--batch", o.batch, "sequences per step")
       ->capture_default_str()
       ->check(CLI::Range(std::int64_t{1}, std::int64_t{1024}));
+  bench.add_flag("--profile", o.profile,
+                 "time every op of the timed phases and print the time per op kind (adds a "
+                 "little overhead per op; with --json each row gets a \"profile\")");
 }
 
 bool bench_tokens_selected(const BenchTokensOptions& o) {
@@ -171,19 +213,25 @@ nlohmann::json run_bench_tokens(const BenchTokensOptions& o) {
     std::fprintf(stderr, "[bench] %s: prefill %lld x %lld tokens\n", dev.c_str(),
                  static_cast<long long>(b), static_cast<long long>(p));
     const auto prompt = random_hidden(b * p * h, 2);
+    be->take_profile();  // drop anything recorded before
+    be->set_profiling(o.profile);
     auto t0 = clock_type::now();
     exec.forward(prompt, b, p, cache, 0);
     const double prefill_s = seconds_since(t0);
+    be->set_profiling(false);
+    const nlohmann::json prefill_profile = take_op_profile(*be, prefill_s);
     const double mat_params = static_cast<double>(llama::block_params(cfg) - 2 * cfg.hidden);
     const double attn_flops = 4.0 * llama::q_dim(cfg) * (p * (p + 1) / 2.0);
     const double prefill_flops = layers * b * (2.0 * mat_params * p + attn_flops);
     out["rows"].push_back(make_row(dev, "prefill", b * p, prefill_s,
                                    prefill_flops / prefill_s / peak, layers, s.total_layers));
+    if (o.profile) out["rows"].back()["profile"] = prefill_profile;
 
     // Decode: one warm-up step, then gen_len timed steps of one token per sequence.
     const auto tok = random_hidden(b * h, 3);
     exec.forward(tok, b, 1, cache, p);
     double kv_bytes = 0;
+    be->set_profiling(o.profile);
     t0 = clock_type::now();
     for (std::int64_t i = 0; i < g; ++i) {
       exec.forward(tok, b, 1, cache, p + 1 + i);
@@ -192,10 +240,16 @@ nlohmann::json run_bench_tokens(const BenchTokensOptions& o) {
                    static_cast<long long>(i + 1), static_cast<long long>(g));
     }
     const double decode_s = seconds_since(t0);
+    be->set_profiling(false);
     std::fprintf(stderr, "\n");
     const double bytes = static_cast<double>(exec.weight_bytes()) * g + kv_bytes;
     out["rows"].push_back(
         make_row(dev, "decode", b * g, decode_s, bytes / decode_s / bw, layers, s.total_layers));
+    if (o.profile) {
+      out["rows"].back()["profile"] = take_op_profile(*be, decode_s);
+      print_op_profile(dev, "prefill", prefill_profile);
+      print_op_profile(dev, "decode", out["rows"].back()["profile"]);
+    }
   }
 
   if (o.json) {

@@ -21,9 +21,11 @@ struct BenchTokensOptions {
   std::int64_t gen_len = 32;
   std::int64_t batch = 1;
   bool json = false;
+  bool profile = false;  // per-op time of each phase (backend profiling on while timed)
 };
 
-// Adds --model, --synthetic, --layers, --prompt-len, --gen-len and --batch to `bench`.
+// Adds --model, --synthetic, --layers, --prompt-len, --gen-len, --batch and --profile to
+// `bench`.
 // (--devices, --quant and --json are the bench command's own flags; it copies them in.)
 void add_bench_tokens_options(CLI::App& bench, BenchTokensOptions& opt);
 // True when the tokens/s mode was asked for (--model or --synthetic).

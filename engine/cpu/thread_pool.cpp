@@ -23,36 +23,68 @@ ThreadPool::ThreadPool(int threads) {
 ThreadPool::~ThreadPool() {
   {
     std::lock_guard lock(mutex_);
-    stop_ = true;
+    stop_.store(true);
   }
   wake_.notify_all();
   for (auto& t : workers_) t.join();
 }
 
+namespace {
+
+inline void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// Spins until done() or `budget` has passed; true if done() became true.
+template <class Done>
+bool spin_until(Done done, std::chrono::microseconds budget) {
+  const auto end = std::chrono::steady_clock::now() + budget;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (done()) return true;
+      cpu_relax();
+    }
+    if (std::chrono::steady_clock::now() >= end) return done();
+  }
+}
+
+}  // namespace
+
 void ThreadPool::worker_loop(int index) {
   std::uint64_t seen = 0;
+  const auto has_work = [&] {
+    return stop_.load(std::memory_order_acquire) ||
+           generation_.load(std::memory_order_acquire) != seen;
+  };
   for (;;) {
-    std::unique_lock lock(mutex_);
-    wake_.wait(lock, [&] { return stop_ || generation_ != seen; });
-    if (stop_) return;
-    seen = generation_;
+    if (!spin_until(has_work, kSpin)) {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, has_work);
+    }
+    if (stop_.load(std::memory_order_acquire)) return;
+    seen = generation_.load(std::memory_order_acquire);
     const auto chunk = chunks_[static_cast<std::size_t>(index)];
     const auto* task = task_;
-    lock.unlock();
 
-    std::exception_ptr err;
     if (chunk.first < chunk.second) {
       t_in_pool_task = true;
       try {
         (*task)(chunk.first, chunk.second);
       } catch (...) {
-        err = std::current_exception();
+        std::lock_guard lock(mutex_);
+        if (!error_) error_ = std::current_exception();
       }
       t_in_pool_task = false;
     }
-    lock.lock();
-    if (err && !error_) error_ = err;
-    if (--pending_ == 0) done_.notify_one();
+    if (pending_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+      // Under the mutex, so a caller between its check and its wait cannot miss this.
+      std::lock_guard lock(mutex_);
+      done_.notify_one();
+    }
   }
 }
 
@@ -68,19 +100,19 @@ void ThreadPool::parallel_for(std::int64_t n,
     return;
   }
   std::lock_guard call_lock(call_mutex_);
-  std::vector<std::pair<std::int64_t, std::int64_t>> chunks(static_cast<std::size_t>(size()));
+  chunks_.resize(static_cast<std::size_t>(size()));
   for (int t = 0; t < size(); ++t) {
     const std::int64_t b = std::min(n, units * t / threads * grain);
     const std::int64_t e = std::min(n, units * (t + 1) / threads * grain);
-    chunks[static_cast<std::size_t>(t)] = t < threads ? std::make_pair(b, e) : std::make_pair(n, n);
+    chunks_[static_cast<std::size_t>(t)] =
+        t < threads ? std::make_pair(b, e) : std::make_pair(n, n);
   }
+  task_ = &fn;
+  error_ = nullptr;
+  pending_.store(static_cast<int>(workers_.size()), std::memory_order_relaxed);
   {
     std::lock_guard lock(mutex_);
-    chunks_ = std::move(chunks);
-    task_ = &fn;
-    error_ = nullptr;
-    pending_ = static_cast<int>(workers_.size());
-    ++generation_;
+    generation_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
 
@@ -93,8 +125,12 @@ void ThreadPool::parallel_for(std::int64_t n,
   }
   t_in_pool_task = false;
 
-  std::unique_lock lock(mutex_);
-  done_.wait(lock, [&] { return pending_ == 0; });
+  const auto all_done = [&] { return pending_.load(std::memory_order_acquire) == 0; };
+  if (!spin_until(all_done, kSpin)) {
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, all_done);
+  }
+  std::lock_guard lock(mutex_);  // orders error_ written by a worker before this read
   task_ = nullptr;
   if (mine) std::rethrow_exception(mine);
   if (error_) std::rethrow_exception(std::exchange(error_, nullptr));

@@ -2,8 +2,11 @@
 // reference greedy ids.
 #include <gtest/gtest.h>
 
+#include <map>
+
 #include <array>
 #include <cstdio>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -84,6 +87,36 @@ TEST(KwaainetBench, SyntheticTokensPerSecondJsonHasAPrefillAndADecodeRowPerDevic
   EXPECT_EQ(j["rows"][1].at("phase"), "decode");
   EXPECT_EQ(j["rows"][1].at("tokens").get<int>(), 8);
   EXPECT_NE(run("bench --synthetic llama-9-1b --devices cpu").status, 0);
+}
+
+TEST(KwaainetBench, ProfileGivesEachPhaseItsTimePerOpKind) {
+  const CliRun r =
+      run("bench --synthetic stories260k --layers 2 --devices cpu --prompt-len 8 --gen-len 3 "
+          "--quant q8_0 --profile --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(last_line(r.out));
+  ASSERT_EQ(j.at("rows").size(), 2u);
+  for (const auto& row : j.at("rows")) {
+    SCOPED_TRACE(row.at("phase").get<std::string>());
+    const auto& prof = row.at("profile");
+    std::map<std::string, std::int64_t> calls;
+    double share = 0;
+    std::int64_t matmuls = 0;  // q8_0, plus any matrix --quant leaves in f16
+    for (const auto& p : prof) {
+      const auto op = p.at("op").get<std::string>();
+      calls[op] = p.at("calls").get<std::int64_t>();
+      if (op.starts_with("matmul ")) matmuls += calls[op];
+      share += p.at("share").get<double>();
+    }
+    // 7 projections per block; the prefill phase is one forward, decode 3 steps.
+    const std::int64_t steps = row.at("phase") == "prefill" ? 1 : 3;
+    EXPECT_GT(calls["matmul q8_0"], 0);
+    EXPECT_EQ(matmuls, 7 * 2 * steps);
+    EXPECT_EQ(calls["attention f32"], 2 * steps);
+    EXPECT_EQ(calls["rms_norm f32"], 2 * 2 * steps);
+    EXPECT_GT(share, 0.0);
+    EXPECT_LE(share, 1.0 + 1e-9);  // ops run inside the timed phase
+  }
 }
 
 }  // namespace
