@@ -53,6 +53,11 @@ struct KernelTable {
   // n-element f16 / bf16 -> f32 (used to dequantize weight tiles for sgemm).
   void (*f16_to_f32_row)(const std::uint16_t* src, float* dst, std::int64_t n);
   void (*bf16_to_f32_row)(const std::uint16_t* src, float* dst, std::int64_t n);
+  // Attention and FFN element work: y += a * x; x[i] = exp(x[i] - shift) returning their sum;
+  // out = silu(g) * u = g / (1 + exp(-g)) * u.
+  void (*axpy_f32)(float a, const float* x, float* y, std::int64_t n);
+  float (*exp_sum_f32)(float* x, float shift, std::int64_t n);
+  void (*silu_mul_f32)(const float* g, const float* u, float* out, std::int64_t n);
 };
 
 // F16C from CPUID directly: clang's __builtin_cpu_supports does not know "f16c".

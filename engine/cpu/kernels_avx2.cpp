@@ -139,8 +139,19 @@ KWAAI_AVX2 void bf16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
 const KernelTable* avx2_kernels() {
   static const bool ok =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
-  static const KernelTable t{"avx2",   dot_f32,  dot_f16, dot_bf16,
-                             dot_q8_0, dot_q4_0, f16_row, bf16_row};
+  // The element-wise entries are the scalar table's: this table exists for CPUs without
+  // AVX-512, where the mat-vec loops are what matters.
+  static const KernelTable t{"avx2",
+                             dot_f32,
+                             dot_f16,
+                             dot_bf16,
+                             dot_q8_0,
+                             dot_q4_0,
+                             f16_row,
+                             bf16_row,
+                             scalar_kernels().axpy_f32,
+                             scalar_kernels().exp_sum_f32,
+                             scalar_kernels().silu_mul_f32};
   return ok ? &t : nullptr;
 }
 

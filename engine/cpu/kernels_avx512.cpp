@@ -242,6 +242,74 @@ KWAAI_AVX512 void bf16_row(const std::uint16_t* src, float* dst, std::int64_t n)
   for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }
 
+KWAAI_AVX512 void axpy_f32(float a, const float* x, float* y, std::int64_t n) {
+  const __m512 va = _mm512_set1_ps(a);
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(y + i, _mm512_fmadd_ps(va, _mm512_loadu_ps(x + i), _mm512_loadu_ps(y + i)));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(
+        y + i, m,
+        _mm512_fmadd_ps(va, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, y + i)));
+  }
+}
+
+// exp(x) to ~2 ulp: x = n ln2 + r with |r| <= ln2/2 (ln2 split in two so r is exact enough),
+// e^r by its degree-7 Taylor polynomial (truncation < 6e-9 relative), times 2^n by vscalefps,
+// which also gives 0 and inf past the float range. Inputs are clamped to [-104, 89] first
+// (exp is 0 / inf beyond) so that r stays finite for infinite x; a NaN passes through.
+KWAAI_AVX512 inline __m512 exp512(__m512 x) {
+  x = _mm512_min_ps(_mm512_set1_ps(89.0f), _mm512_max_ps(_mm512_set1_ps(-104.0f), x));
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693145751953125f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(1.42860676533018704e-06f), r);
+  __m512 p = _mm512_set1_ps(1.0f / 5040);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 720));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 120));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 24));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f / 6));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+  return _mm512_scalef_ps(p, n);
+}
+
+KWAAI_AVX512 float exp_sum_f32(float* x, float shift, std::int64_t n) {
+  const __m512 vs = _mm512_set1_ps(shift);
+  __m512 acc = _mm512_setzero_ps();
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_loadu_ps(x + i), vs));
+    _mm512_storeu_ps(x + i, e);
+    acc = _mm512_add_ps(acc, e);
+  }
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    const __m512 e = exp512(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vs));
+    _mm512_mask_storeu_ps(x + i, m, e);
+    acc = _mm512_mask_add_ps(acc, m, acc, e);
+  }
+  return _mm512_reduce_add_ps(acc);
+}
+
+KWAAI_AVX512 inline __m512 silu_mul16(__m512 g, __m512 u) {
+  const __m512 e = exp512(_mm512_sub_ps(_mm512_setzero_ps(), g));
+  return _mm512_mul_ps(_mm512_div_ps(g, _mm512_add_ps(_mm512_set1_ps(1.0f), e)), u);
+}
+
+KWAAI_AVX512 void silu_mul_f32(const float* g, const float* u, float* out, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16)
+    _mm512_storeu_ps(out + i, silu_mul16(_mm512_loadu_ps(g + i), _mm512_loadu_ps(u + i)));
+  if (i < n) {
+    const __mmask16 m = static_cast<__mmask16>((1u << (n - i)) - 1);
+    _mm512_mask_storeu_ps(
+        out + i, m, silu_mul16(_mm512_maskz_loadu_ps(m, g + i), _mm512_maskz_loadu_ps(m, u + i)));
+  }
+}
+
 }  // namespace
 
 const KernelTable* avx512_kernels() {
@@ -249,8 +317,8 @@ const KernelTable* avx512_kernels() {
                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                          __builtin_cpu_supports("avx512vnni") && cpu_has_f16c() &&
                          __builtin_cpu_supports("fma");
-  static const KernelTable t{"avx512-vnni", dot_f32,  dot_f16, dot_bf16,
-                             dot_q8_0,      dot_q4_0, f16_row, bf16_row};
+  static const KernelTable t{"avx512-vnni", dot_f32,  dot_f16,  dot_bf16,    dot_q8_0,    dot_q4_0,
+                             f16_row,       bf16_row, axpy_f32, exp_sum_f32, silu_mul_f32};
   return ok ? &t : nullptr;
 }
 

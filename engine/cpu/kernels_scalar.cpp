@@ -92,11 +92,28 @@ void bf16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }
 
+void axpy_f32(float a, const float* x, float* y, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) y[i] += a * x[i];
+}
+
+float exp_sum_f32(float* x, float shift, std::int64_t n) {
+  double s = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    s += x[i];
+  }
+  return static_cast<float>(s);
+}
+
+void silu_mul_f32(const float* g, const float* u, float* out, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable t{"scalar", dot_f32,  dot_f16, dot_bf16,
-                             dot_q8_0, dot_q4_0, f16_row, bf16_row};
+  static const KernelTable t{"scalar", dot_f32,  dot_f16,  dot_bf16,    dot_q8_0,    dot_q4_0,
+                             f16_row,  bf16_row, axpy_f32, exp_sum_f32, silu_mul_f32};
   return t;
 }
 

@@ -20,7 +20,14 @@ namespace kwaai::engine::cpu {
 
 namespace {
 
-constexpr std::int64_t kPrefillTileRows = 256;
+// Rows of f32 weights per sgemm: every call re-packs the whole activation x[M, K], so tiles
+// are made as large as a bounded scratch allows (16 MiB: 1024 rows at K = 4096, 292 at
+// 14336), never fewer than 256.
+constexpr std::int64_t kPrefillTileBytes = std::int64_t{16} << 20;
+constexpr std::int64_t kPrefillMinTileRows = 256;
+std::int64_t prefill_tile_rows(std::int64_t K) {
+  return std::max(kPrefillMinTileRows, kPrefillTileBytes / (K * 4));
+}
 constexpr std::int64_t kSgemmMinDim = 32;
 
 std::size_t row_bytes(DType t, std::int64_t K) {
@@ -123,11 +130,12 @@ void matmul_sgemm(const Ctx& c, const float* x, DType wt, const void* w, float* 
     return;
   }
   thread_local std::vector<float> scratch;
-  scratch.resize(static_cast<std::size_t>(std::min(kPrefillTileRows, N) * K));
+  const std::int64_t tile_rows = prefill_tile_rows(K);
+  scratch.resize(static_cast<std::size_t>(std::min(tile_rows, N) * K));
   const auto* wb = static_cast<const std::byte*>(w);
   const std::size_t rb = row_bytes(wt, K);
-  for (std::int64_t n0 = 0; n0 < N; n0 += kPrefillTileRows) {
-    const std::int64_t rows = std::min(kPrefillTileRows, N - n0);
+  for (std::int64_t n0 = 0; n0 < N; n0 += tile_rows) {
+    const std::int64_t rows = std::min(tile_rows, N - n0);
     float* tile = scratch.data();
     c.pool.parallel_for(
         rows,

@@ -83,7 +83,7 @@ void silu_mul(const Ctx& c, const float* g, const float* u, float* out, std::int
   c.pool.parallel_for(
       n,
       [&](std::int64_t i0, std::int64_t i1) {
-        for (std::int64_t i = i0; i < i1; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+        c.k.silu_mul_f32(g + i0, u + i0, out + i0, i1 - i0);
       },
       kElemGrain);
 }

@@ -74,5 +74,45 @@ TEST(CpuKernels, every_isa_table_agrees_on_float_and_quantized_dots) {
   }
 }
 
+TEST(CpuKernels, every_isa_table_agrees_on_axpy_exp_sum_and_silu_mul) {
+  KWAAI_SEEDED_RNG();
+  for (std::int64_t n : {1, 7, 15, 16, 17, 33, 128, 4097}) {
+    SCOPED_TRACE("n " + std::to_string(n));
+    const auto x = rng.vec(n, -30, 30), y0 = rng.vec(n, -3, 3), u = rng.vec(n, -2, 2);
+    // Extremes: exp's overflow / underflow ends and silu's saturation.
+    auto g = rng.vec(n, -20, 20);
+    g[0] = 120.0f;
+    if (n > 1) g[1] = -120.0f;
+    if (n > 2) g[2] = 0.0f;
+    const float a = 0.75f, shift = 12.5f;
+    for (const auto* k : tables()) {
+      SCOPED_TRACE(k->name);
+      std::vector<float> y = y0;
+      k->axpy_f32(a, x.data(), y.data(), n);
+      for (std::int64_t i = 0; i < n; ++i)
+        ASSERT_NEAR(y[i], y0[i] + static_cast<double>(a) * x[i], 1e-5 * (1 + std::fabs(y[i])));
+
+      std::vector<float> e = x;
+      const double sum = k->exp_sum_f32(e.data(), shift, n);
+      double ref_sum = 0;
+      for (std::int64_t i = 0; i < n; ++i) {
+        const float d = x[i] - shift;  // the kernels subtract in float too
+        const double r = std::exp(static_cast<double>(d));
+        ref_sum += r;
+        ASSERT_NEAR(e[i], r, 4e-7 * r + 1e-37) << "i " << i << " x " << x[i];
+      }
+      EXPECT_NEAR(sum, ref_sum, 1e-6 * ref_sum);
+
+      std::vector<float> o(static_cast<std::size_t>(n), std::nanf(""));
+      k->silu_mul_f32(g.data(), u.data(), o.data(), n);
+      for (std::int64_t i = 0; i < n; ++i) {
+        const double gi = g[i];
+        const double r = gi / (1.0 + std::exp(-gi)) * u[i];
+        ASSERT_NEAR(o[i], r, 1e-6 * (std::fabs(r) + 1e-30)) << "i " << i << " g " << g[i];
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kwaai::engine::cpu
