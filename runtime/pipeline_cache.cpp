@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -121,7 +123,10 @@ void PipelineCache::save() const {
     out.insert(out.end(), data.begin(), data.end());
 
     std::filesystem::create_directories(file_->parent_path());
-    const auto tmp = file_->string() + ".tmp";
+    // A name of this process's own: test runs start many processes that save at once, and a
+    // shared temporary would interleave their writes (the checksum would then reject the
+    // file, losing the cache, though never loading bad data).
+    const auto tmp = file_->string() + "." + std::to_string(::getpid()) + ".tmp";
     {
       std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
       o.write(reinterpret_cast<const char*>(out.data()), std::streamsize(out.size()));

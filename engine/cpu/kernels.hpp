@@ -20,8 +20,10 @@ struct BlockQ8Act {
 };
 static_assert(sizeof(BlockQ8Act) == 40);
 
-// Quantizes nblocks*32 floats: d = absmax / 127, q = round-to-nearest-even(x / d).
-// Kept scalar and ISA-independent so every table sees identical activation codes.
+// Quantizes nblocks*32 floats: d = absmax / 127, q = round-to-nearest-even(x * (1 / d)).
+// The reference; a table's `quantize_act` must give the same bytes (the vector forms do the
+// same IEEE operations, and the float -> int conversion rounds to nearest even as nearbyint
+// does), so every table sees identical activation codes.
 void quantize_act_q8(const float* x, BlockQ8Act* y, std::int64_t nblocks);
 
 // The same activation codes regrouped for kernels that take four Q4_0 blocks (128 values) per
@@ -46,6 +48,7 @@ struct KernelTable {
   float (*dot_f32)(const float* a, const float* b, std::int64_t n);
   float (*dot_f16)(const std::uint16_t* w, const float* x, std::int64_t n);
   float (*dot_bf16)(const std::uint16_t* w, const float* x, std::int64_t n);
+  void (*quantize_act)(const float* x, BlockQ8Act* y, std::int64_t nblocks);
   float (*dot_q8_0)(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nblocks);
   // `g` is group_act_q4 of `x` (tables that do not use it ignore it).
   float (*dot_q4_0)(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4* g,

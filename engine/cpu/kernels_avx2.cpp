@@ -145,6 +145,7 @@ const KernelTable* avx2_kernels() {
                              dot_f32,
                              dot_f16,
                              dot_bf16,
+                             quantize_act_q8,
                              dot_q8_0,
                              dot_q4_0,
                              f16_row,

@@ -112,8 +112,8 @@ void silu_mul_f32(const float* g, const float* u, float* out, std::int64_t n) {
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable t{"scalar", dot_f32,  dot_f16,  dot_bf16,    dot_q8_0,    dot_q4_0,
-                             f16_row,  bf16_row, axpy_f32, exp_sum_f32, silu_mul_f32};
+  static const KernelTable t{"scalar", dot_f32, dot_f16,  dot_bf16, quantize_act_q8, dot_q8_0,
+                             dot_q4_0, f16_row, bf16_row, axpy_f32, exp_sum_f32,     silu_mul_f32};
   return t;
 }
 

@@ -54,7 +54,7 @@ void matvec_quant(const Ctx& c, const float* x, DType wt, const void* w, float* 
   std::vector<BlockQ8Act> act(static_cast<std::size_t>(M * nb));
   std::vector<ActGroup4> groups(static_cast<std::size_t>(wt == DType::Q4_0 ? M * ng : 0));
   for (std::int64_t m = 0; m < M; ++m) {
-    quantize_act_q8(x + m * K, act.data() + m * nb, nb);
+    c.k.quantize_act(x + m * K, act.data() + m * nb, nb);
     if (!groups.empty()) group_act_q4(act.data() + m * nb, groups.data() + m * ng, nb);
   }
   const auto* wb = static_cast<const std::byte*>(w);

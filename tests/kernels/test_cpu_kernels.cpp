@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "engine/cpu/kernels.hpp"
@@ -70,6 +71,30 @@ TEST(CpuKernels, every_isa_table_agrees_on_float_and_quantized_dots) {
       SCOPED_TRACE(std::string(k->name) + " blocks " + std::to_string(nb));
       EXPECT_NEAR(k->dot_q8_0(w8.data(), xa.data(), nb), s8, tol);
       EXPECT_NEAR(k->dot_q4_0(w4.data(), xa.data(), xg.data(), nb), s4, tol);
+    }
+  }
+}
+
+TEST(CpuKernels, every_isa_table_quantizes_activations_to_the_reference_bytes) {
+  KWAAI_SEEDED_RNG();
+  for (std::int64_t nb : {1, 2, 7, 128, 448}) {
+    auto x = rng.vec(nb * 32, -4, 4);
+    // Ties of the rounding (x * id exactly k + 0.5), a zero block and an amax sign flip.
+    for (std::int64_t j = 0; j < 32; ++j) x[j] = (j % 2 ? 1.0f : -1.0f) * (j + 0.5f);
+    x[31] = 127.0f;  // id = 1: codes are the values, ties at .5 round to even
+    if (nb > 1)
+      for (std::int64_t j = 32; j < 64; ++j) x[j] = 0.0f;
+    std::vector<BlockQ8Act> ref(static_cast<std::size_t>(nb));
+    quantize_act_q8(x.data(), ref.data(), nb);
+    EXPECT_EQ(ref[0].qs[0], 0);  // -0.5 -> -0
+    EXPECT_EQ(ref[0].qs[1], 2);  // 1.5 -> 2
+    EXPECT_EQ(ref[0].qs[5], 6);  // 5.5 -> 6
+    for (const auto* k : tables()) {
+      SCOPED_TRACE(std::string(k->name) + " blocks " + std::to_string(nb));
+      std::vector<BlockQ8Act> got(static_cast<std::size_t>(nb));
+      std::memset(got.data(), 0xA5, got.size() * sizeof(BlockQ8Act));
+      k->quantize_act(x.data(), got.data(), nb);
+      ASSERT_EQ(std::memcmp(got.data(), ref.data(), got.size() * sizeof(BlockQ8Act)), 0);
     }
   }
 }
