@@ -7,6 +7,8 @@
 // Iteration time is the backend's own per-op time (GPU timestamps on Vulkan, wall time on
 // the CPU), reported through manual timing, so device runs are not charged for host
 // submission overhead.
+#include <spdlog/spdlog.h>
+
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -26,6 +28,11 @@ using kwaai::bench::OpCase;
 using kwaai::engine::DType;
 
 std::map<std::string, std::unique_ptr<kwaai::engine::Backend>>& backends() {
+  // A Vulkan backend logs (spdlog) if saving its pipeline cache fails while it is destroyed at
+  // exit, so spdlog's registry must outlive this cache: touching it first constructs it
+  // first, and function statics are destroyed in reverse order of construction.
+  static const bool log_first = (spdlog::default_logger_raw(), true);
+  (void)log_first;
   static std::map<std::string, std::unique_ptr<kwaai::engine::Backend>> m;
   return m;
 }

@@ -1,6 +1,8 @@
 // BLOCKWISE_8BIT through the device kernels: the message built on a device must be byte-equal to
 // p2p's host serializer and to real hivemind's bytes (shared/vectors/hivemind/tensors.json), and
 // decoding hivemind's bytes on the device must give hivemind's values exactly.
+#include <spdlog/spdlog.h>
+
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -35,6 +37,11 @@ std::vector<std::string> backend_specs() {
 
 // One backend per spec for the whole binary (creating a Vulkan device per case is slow).
 engine::Backend& backend_for(const std::string& spec) {
+  // A Vulkan backend logs (spdlog) if saving its pipeline cache fails while it is destroyed at
+  // exit, so spdlog's registry must outlive this cache: touching it first constructs it
+  // first, and function statics are destroyed in reverse order of construction.
+  static const bool log_first = (spdlog::default_logger_raw(), true);
+  (void)log_first;
   static std::map<std::string, std::unique_ptr<engine::Backend>> cache;
   auto& b = cache[spec];
   if (!b) b = engine::make_backend(spec);

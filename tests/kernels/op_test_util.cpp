@@ -1,5 +1,7 @@
 #include "tests/kernels/op_test_util.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <map>
 #include <memory>
 #include <mutex>
@@ -8,6 +10,11 @@
 namespace kwaai::test {
 
 engine::Backend& backend_for(const std::string& spec) {
+  // A Vulkan backend logs (spdlog) if saving its pipeline cache fails while it is destroyed at
+  // exit, so spdlog's registry must outlive this cache: touching it first constructs it
+  // first, and function statics are destroyed in reverse order of construction.
+  static const bool log_first = (spdlog::default_logger_raw(), true);
+  (void)log_first;
   static std::mutex m;
   static std::map<std::string, std::unique_ptr<engine::Backend>> cache;
   std::lock_guard lock(m);
