@@ -30,6 +30,14 @@ std::int64_t prefill_tile_rows(std::int64_t K) {
 }
 constexpr std::int64_t kSgemmMinDim = 32;
 
+// Decode mat-vec rows per chunk: at least 16, and at least ~64K weights, so a small matrix
+// (a tiny model's, or a K/V projection of a few rows) runs on the calling thread instead of
+// paying a hand-off that costs more than its work (and that stalls outright when another
+// process holds the second core).
+std::int64_t matvec_grain(std::int64_t M, std::int64_t K) {
+  return std::max<std::int64_t>(16, (std::int64_t{1} << 16) / std::max<std::int64_t>(1, M * K));
+}
+
 std::size_t row_bytes(DType t, std::int64_t K) {
   return dtype_bytes(t, K);
 }
@@ -74,7 +82,7 @@ void matvec_quant(const Ctx& c, const float* x, DType wt, const void* w, float* 
           }
         }
       },
-      16);
+      matvec_grain(M, K));
 }
 
 void matvec_float(const Ctx& c, const float* x, DType wt, const void* w, float* y, std::int64_t M,
@@ -100,7 +108,7 @@ void matvec_float(const Ctx& c, const float* x, DType wt, const void* w, float* 
           }
         }
       },
-      16);
+      matvec_grain(M, K));
 }
 
 // Small prefill products (some dimension < 32): row-by-row f32 dots on widened weights.

@@ -44,7 +44,7 @@ class ThreadPool {
   std::condition_variable wake_;
   std::condition_variable done_;
   // How long a worker (or the caller) spins before it sleeps.
-  static constexpr std::chrono::microseconds kSpin{100};
+  static constexpr std::chrono::microseconds kSpin{30};
 
   // generation_ and stop_ change under mutex_ (so a sleeper cannot miss them) but are read
   // without it while spinning; task_ and chunks_ are written before generation_ is bumped.
