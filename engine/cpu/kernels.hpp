@@ -43,6 +43,8 @@ static_assert(sizeof(ActGroup4) == 160);
 // Writes nblocks / 4 groups (a trailing partial group is left to the per-block path).
 void group_act_q4(const BlockQ8Act* x, ActGroup4* g, std::int64_t nblocks);
 
+inline constexpr int kMaxDotRows = 8;
+
 struct KernelTable {
   const char* name;
   float (*dot_f32)(const float* a, const float* b, std::int64_t n);
@@ -53,6 +55,13 @@ struct KernelTable {
   // `g` is group_act_q4 of `x` (tables that do not use it ignore it).
   float (*dot_q4_0)(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4* g,
                     std::int64_t nblocks);
+  // One weight row against `rows` (1..8) activation rows, x = rows × nblocks blocks and
+  // g = rows × nblocks/4 groups; out[r] is row r's dot product. The AVX-512 table decodes each
+  // weight block once for all rows (batched decode); the others loop over the dots above.
+  void (*dot_q8_0_rows)(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nblocks, int rows,
+                        float* out);
+  void (*dot_q4_0_rows)(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4* g,
+                        std::int64_t nblocks, int rows, float* out);
   // n-element f16 / bf16 -> f32 (used to dequantize weight tiles for sgemm).
   void (*f16_to_f32_row)(const std::uint16_t* src, float* dst, std::int64_t n);
   void (*bf16_to_f32_row)(const std::uint16_t* src, float* dst, std::int64_t n);

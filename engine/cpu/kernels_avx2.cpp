@@ -122,6 +122,16 @@ KWAAI_AVX2 float dot_q4_0(const BlockQ4_0* w, const BlockQ8Act* x, const ActGrou
   return hsum256(acc) - 8.0f * corr;
 }
 
+KWAAI_AVX2 void dot_q8_0_rows(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nb, int rows,
+                              float* out) {
+  for (int r = 0; r < rows; ++r) out[r] = dot_q8_0(w, x + r * nb, nb);
+}
+
+KWAAI_AVX2 void dot_q4_0_rows(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4* g,
+                              std::int64_t nb, int rows, float* out) {
+  for (int r = 0; r < rows; ++r) out[r] = dot_q4_0(w, x + r * nb, g + r * (nb / 4), nb);
+}
+
 KWAAI_AVX2 void f16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
   std::int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_f16x8(src + i));
@@ -148,6 +158,8 @@ const KernelTable* avx2_kernels() {
                              quantize_act_q8,
                              dot_q8_0,
                              dot_q4_0,
+                             dot_q8_0_rows,
+                             dot_q4_0_rows,
                              f16_row,
                              bf16_row,
                              scalar_kernels().axpy_f32,

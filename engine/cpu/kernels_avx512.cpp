@@ -7,6 +7,9 @@
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
+#include <type_traits>
+
 #include "engine/cpu/kernels.hpp"
 
 #define KWAAI_AVX512 \
@@ -207,10 +210,10 @@ KWAAI_AVX512 inline __m512 q4_group(const BlockQ4_0* w, const ActGroup4* g, __m5
   const __m512i q = _mm512_permutex2var_epi16(a, code_idx, b);
   const __m512i lo = _mm512_and_si512(q, low4);
   const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
-  __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_load_si512(g->lo));
-  dot = _mm512_dpbusd_epi32(dot, hi, _mm512_load_si512(g->hi));
+  __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(g->lo));
+  dot = _mm512_dpbusd_epi32(dot, hi, _mm512_loadu_si512(g->hi));
   const __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_idx, a)));
-  const __m512 ds = _mm512_castps256_ps512(_mm256_load_ps(g->ds));
+  const __m512 ds = _mm512_castps256_ps512(_mm256_loadu_ps(g->ds));
   const __m512 xd = _mm512_permutexvar_ps(act_d, ds);
   const __m512 xs = _mm512_permutexvar_ps(act_s, ds);
   return _mm512_fmadd_ps(dw, _mm512_fmsub_ps(_mm512_cvtepi32_ps(dot), xd, xs), acc);
@@ -248,6 +251,124 @@ KWAAI_AVX512 float dot_q4_0(const BlockQ4_0* w, const BlockQ8Act* x, const ActGr
     s += static_cast<float>(a) * _cvtsh_ss(w[b].d) * x[b].d;
   }
   return s;
+}
+
+// Batched decode: R activation rows against one weight row. The weight side of each step
+// (loads, sign/abs or nibble split, scales) is done once and shared by the R rows, each of
+// which keeps its own accumulator (R independent FMA chains).
+template <int R>
+KWAAI_AVX512 void q8_0_rows(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nb, float* out) {
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  const __m512i zero = _mm512_setzero_si512();
+  std::int64_t b = 0;
+  for (; b + 2 <= nb; b += 2) {
+    const __m512i wv = load2x32(w[b].qs, w[b + 1].qs);
+    const __m512i aw = _mm512_abs_epi8(wv);
+    const __mmask64 neg = _mm512_movepi8_mask(wv);
+    const float d0 = _cvtsh_ss(w[b].d), d1 = _cvtsh_ss(w[b + 1].d);
+    for (int r = 0; r < R; ++r) {
+      const BlockQ8Act* xr = x + r * nb;
+      const __m512i xv = load2x32(xr[b].qs, xr[b + 1].qs);
+      const __m512i p = _mm512_dpbusd_epi32(zero, aw, _mm512_mask_sub_epi8(xv, neg, zero, xv));
+      acc[r] =
+          _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), scale2(d0 * xr[b].d, d1 * xr[b + 1].d), acc[r]);
+    }
+  }
+  for (int r = 0; r < R; ++r) {
+    float s = _mm512_reduce_add_ps(acc[r]);
+    if (b < nb) s += dot_q8_0(w + b, x + r * nb + b, nb - b);
+    out[r] = s;
+  }
+}
+
+template <int R>
+KWAAI_AVX512 void q4_0_rows(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4* g,
+                            std::int64_t nb, float* out) {
+  const __m512i code_idx = _mm512_load_si512(kQ4GroupCodeWords);
+  const __m512i scale_idx = _mm512_load_si512(kQ4GroupScaleWords);
+  const __m512i act_d = _mm512_load_si512(kGroupActD);
+  const __m512i act_s = _mm512_load_si512(kGroupActS);
+  const __m512i low4 = _mm512_set1_epi8(15);
+  __m512 acc[R];
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  const std::int64_t groups = nb / 4;
+  for (std::int64_t gi = 0; gi < groups; ++gi) {
+    const auto* p = reinterpret_cast<const std::uint8_t*>(w + gi * 4);
+    const __m512i a = _mm512_loadu_si512(p);
+    const __m512i q = _mm512_permutex2var_epi16(a, code_idx, _mm512_loadu_si512(p + 8));
+    const __m512i lo = _mm512_and_si512(q, low4);
+    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), low4);
+    const __m512 dw =
+        _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi16(scale_idx, a)));
+    for (int r = 0; r < R; ++r) {
+      const ActGroup4* gr = g + r * groups + gi;
+      __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, _mm512_loadu_si512(gr->lo));
+      dot = _mm512_dpbusd_epi32(dot, hi, _mm512_loadu_si512(gr->hi));
+      const __m512 ds = _mm512_castps256_ps512(_mm256_loadu_ps(gr->ds));
+      acc[r] =
+          _mm512_fmadd_ps(dw,
+                          _mm512_fmsub_ps(_mm512_cvtepi32_ps(dot), _mm512_permutexvar_ps(act_d, ds),
+                                          _mm512_permutexvar_ps(act_s, ds)),
+                          acc[r]);
+    }
+  }
+  const std::int64_t tail = groups * 4;
+  for (int r = 0; r < R; ++r) {
+    float s = _mm512_reduce_add_ps(acc[r]);
+    if (tail < nb) s += dot_q4_0(w + tail, x + r * nb + tail, nullptr, nb - tail);
+    out[r] = s;
+  }
+}
+
+// Rows 1..8 per call (the decode path's limit); more are taken eight at a time.
+template <class One, class Many>
+KWAAI_AVX512 void for_row_chunks(int rows, One one, Many many) {
+  for (int r0 = 0; r0 < rows; r0 += kMaxDotRows) {
+    switch (std::min(kMaxDotRows, rows - r0)) {
+      case 1:
+        one(r0);
+        break;
+      case 2:
+        many(std::integral_constant<int, 2>{}, r0);
+        break;
+      case 3:
+        many(std::integral_constant<int, 3>{}, r0);
+        break;
+      case 4:
+        many(std::integral_constant<int, 4>{}, r0);
+        break;
+      case 5:
+        many(std::integral_constant<int, 5>{}, r0);
+        break;
+      case 6:
+        many(std::integral_constant<int, 6>{}, r0);
+        break;
+      case 7:
+        many(std::integral_constant<int, 7>{}, r0);
+        break;
+      default:
+        many(std::integral_constant<int, 8>{}, r0);
+        break;
+    }
+  }
+}
+
+KWAAI_AVX512 void dot_q8_0_rows(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nb, int rows,
+                                float* out) {
+  for_row_chunks(
+      rows, [&](int r0) { out[r0] = dot_q8_0(w, x + r0 * nb, nb); },
+      [&](auto n, int r0) { q8_0_rows<decltype(n)::value>(w, x + r0 * nb, nb, out + r0); });
+}
+
+KWAAI_AVX512 void dot_q4_0_rows(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4* g,
+                                std::int64_t nb, int rows, float* out) {
+  const std::int64_t ng = nb / 4;
+  for_row_chunks(
+      rows, [&](int r0) { out[r0] = dot_q4_0(w, x + r0 * nb, g + r0 * ng, nb); },
+      [&](auto n, int r0) {
+        q4_0_rows<decltype(n)::value>(w, x + r0 * nb, g + r0 * ng, nb, out + r0);
+      });
 }
 
 KWAAI_AVX512 void f16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
@@ -337,9 +458,9 @@ const KernelTable* avx512_kernels() {
                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
                          __builtin_cpu_supports("avx512vnni") && cpu_has_f16c() &&
                          __builtin_cpu_supports("fma");
-  static const KernelTable t{"avx512-vnni", dot_f32,  dot_f16,     dot_bf16,
-                             quantize_act,  dot_q8_0, dot_q4_0,    f16_row,
-                             bf16_row,      axpy_f32, exp_sum_f32, silu_mul_f32};
+  static const KernelTable t{"avx512-vnni", dot_f32,  dot_f16,       dot_bf16,      quantize_act,
+                             dot_q8_0,      dot_q4_0, dot_q8_0_rows, dot_q4_0_rows, f16_row,
+                             bf16_row,      axpy_f32, exp_sum_f32,   silu_mul_f32};
   return ok ? &t : nullptr;
 }
 

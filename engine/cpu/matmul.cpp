@@ -57,6 +57,7 @@ void widen_row(const KernelTable& k, DType t, const void* src, float* dst, std::
 
 void matvec_quant(const Ctx& c, const float* x, DType wt, const void* w, float* y, std::int64_t M,
                   std::int64_t N, std::int64_t K) {
+  static_assert(kDecodeMaxRows <= kMaxDotRows);
   const std::int64_t nb = K / kQuantBlock;
   const std::int64_t ng = nb / 4;
   std::vector<BlockQ8Act> act(static_cast<std::size_t>(M * nb));
@@ -71,15 +72,24 @@ void matvec_quant(const Ctx& c, const float* x, DType wt, const void* w, float* 
   c.pool.parallel_for(
       N,
       [&](std::int64_t n0, std::int64_t n1) {
+        float out[kMaxDotRows];
         for (std::int64_t n = n0; n < n1; ++n) {
           const std::byte* row = wb + static_cast<std::size_t>(n) * rb;
-          for (std::int64_t m = 0; m < M; ++m) {
-            const BlockQ8Act* a = act.data() + m * nb;
-            y[m * N + n] = wt == DType::Q8_0
-                               ? k.dot_q8_0(reinterpret_cast<const BlockQ8_0*>(row), a, nb)
-                               : k.dot_q4_0(reinterpret_cast<const BlockQ4_0*>(row), a,
-                                            groups.data() + m * ng, nb);
+          if (M == 1) {
+            y[n] = wt == DType::Q8_0
+                       ? k.dot_q8_0(reinterpret_cast<const BlockQ8_0*>(row), act.data(), nb)
+                       : k.dot_q4_0(reinterpret_cast<const BlockQ4_0*>(row), act.data(),
+                                    groups.data(), nb);
+            continue;
           }
+          // All M activation rows against this weight row in one pass over it.
+          if (wt == DType::Q8_0)
+            k.dot_q8_0_rows(reinterpret_cast<const BlockQ8_0*>(row), act.data(), nb,
+                            static_cast<int>(M), out);
+          else
+            k.dot_q4_0_rows(reinterpret_cast<const BlockQ4_0*>(row), act.data(), groups.data(), nb,
+                            static_cast<int>(M), out);
+          for (std::int64_t m = 0; m < M; ++m) y[m * N + n] = out[m];
         }
       },
       matvec_grain(M, K));

@@ -75,6 +75,41 @@ TEST(CpuKernels, every_isa_table_agrees_on_float_and_quantized_dots) {
   }
 }
 
+TEST(CpuKernels, multi_row_dots_equal_one_dot_per_activation_row) {
+  KWAAI_SEEDED_RNG();
+  for (std::int64_t nb : {1, 2, 3, 5, 8, 13, 128, 131}) {
+    const auto w = rng.vec(nb * 32, -2, 2);
+    std::vector<BlockQ8_0> w8(static_cast<std::size_t>(nb));
+    std::vector<BlockQ4_0> w4(static_cast<std::size_t>(nb));
+    quantize_row_q8_0(w.data(), w8.data(), nb * 32);
+    quantize_row_q4_0(w.data(), w4.data(), nb * 32);
+    for (int rows : {1, 2, 3, 4, 5, 6, 7, 8, 11}) {
+      SCOPED_TRACE("blocks " + std::to_string(nb) + " rows " + std::to_string(rows));
+      const auto x = rng.vec(rows * nb * 32, -3, 3);
+      std::vector<BlockQ8Act> xa(static_cast<std::size_t>(rows * nb));
+      std::vector<ActGroup4> xg(static_cast<std::size_t>(rows * (nb / 4)));
+      for (int r = 0; r < rows; ++r) {
+        quantize_act_q8(x.data() + r * nb * 32, xa.data() + r * nb, nb);
+        group_act_q4(xa.data() + r * nb, xg.data() + r * (nb / 4), nb);
+      }
+      for (const auto* k : tables()) {
+        SCOPED_TRACE(k->name);
+        std::vector<float> o8(static_cast<std::size_t>(rows), std::nanf(""));
+        std::vector<float> o4(static_cast<std::size_t>(rows), std::nanf(""));
+        k->dot_q8_0_rows(w8.data(), xa.data(), nb, rows, o8.data());
+        k->dot_q4_0_rows(w4.data(), xa.data(), xg.data(), nb, rows, o4.data());
+        for (int r = 0; r < rows; ++r) {
+          const float s8 = scalar_kernels().dot_q8_0(w8.data(), xa.data() + r * nb, nb);
+          const float s4 = scalar_kernels().dot_q4_0(w4.data(), xa.data() + r * nb, nullptr, nb);
+          const double tol = 1e-5 * (std::fabs(s8) + std::fabs(s4) + static_cast<double>(nb));
+          EXPECT_NEAR(o8[static_cast<std::size_t>(r)], s8, tol) << "row " << r;
+          EXPECT_NEAR(o4[static_cast<std::size_t>(r)], s4, tol) << "row " << r;
+        }
+      }
+    }
+  }
+}
+
 TEST(CpuKernels, every_isa_table_quantizes_activations_to_the_reference_bytes) {
   KWAAI_SEEDED_RNG();
   for (std::int64_t nb : {1, 2, 7, 128, 448}) {
