@@ -28,15 +28,14 @@ BlockShape shape_of(const ModelConfig& c, std::int64_t layers) {
   return s;
 }
 
-// A name for the profile key: the folder (or file stem) of a real model.
+}  // namespace
+
 std::string model_label(const std::string& path) {
   std::filesystem::path p(path);
   while (!p.empty() && p.filename().empty()) p = p.parent_path();  // trailing '/'
   std::string name = p.extension() == ".gguf" ? p.stem().string() : p.filename().string();
   return name.empty() ? path : name;
 }
-
-}  // namespace
 
 Profile calibrate(const CalibrateOptions& opt) {
   if (opt.model.empty() == opt.synthetic.empty())

@@ -29,4 +29,7 @@ struct CalibrateOptions {
 // device/model cannot be opened.
 Profile calibrate(const CalibrateOptions& opt);
 
+// The model part of a profile key for a real checkpoint: its folder name, or a .gguf's stem.
+std::string model_label(const std::string& path);
+
 }  // namespace kwaai::calibration

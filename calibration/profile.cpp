@@ -1,5 +1,7 @@
 #include "calibration/profile.hpp"
 
+#include <unistd.h>
+
 #include <spdlog/spdlog.h>
 
 #include <cmath>
@@ -164,8 +166,9 @@ std::filesystem::path save_profile(const std::filesystem::path& dir, const Profi
   std::filesystem::create_directories(dir, ec);
   if (ec) throw std::runtime_error("profile: cannot create " + dir.string() + ": " + ec.message());
   const auto path = profile_path(dir, p.key());
+  // A temporary of this process's own: two servers starting together may save the same key.
   auto tmp = path;
-  tmp += ".tmp";
+  tmp += "." + std::to_string(::getpid()) + ".tmp";
   {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << p.to_json().dump(2) << '\n';

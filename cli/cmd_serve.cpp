@@ -9,6 +9,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <cmath>
 #include <csignal>
 #include <filesystem>
 #include <iostream>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "calibration/calibrate.hpp"
 #include "calibration/profile.hpp"
 #include "cli/commands.hpp"
 #include "cli/serve/block_selection.hpp"
@@ -49,17 +51,35 @@ struct ServeOptions {
   std::string torch_dtype = "auto";
   std::int64_t max_cache_tokens = 0;  // 0: Petals' attn_cache_tokens default
   double update_period = 120;         // Petals' CLI default
-  double throughput = -1;             // < 0: from the calibration profile
+  std::string throughput = "auto";    // auto | eval | dry_run | a number (Petals' --throughput)
   std::int64_t inference_max_length = 0, max_batch_size = 0, max_chunk_size_bytes = 0;
   double max_alloc_timeout = 600;
   double bootstrap_timeout_s = 30;
 };
 
-std::string model_label(const std::string& path) {
-  std::filesystem::path p(path);
-  while (!p.empty() && p.filename().empty()) p = p.parent_path();
-  std::string name = p.extension() == ".gguf" ? p.stem().string() : p.filename().string();
-  return name.empty() ? path : name;
+using calibration::model_label;
+
+// --throughput as Petals takes it: a number to announce as is, or "auto" (the calibration
+// profile, measured now and saved when there is none), "eval" (measure now even if there is
+// one) or "dry_run" (measure, print, exit without serving).
+struct ThroughputMode {
+  std::optional<double> fixed;
+  std::string mode = "auto";
+};
+
+ThroughputMode parse_throughput(const std::string& s) {
+  if (s == "auto" || s == "eval" || s == "dry_run") return {std::nullopt, s};
+  std::size_t used = 0;
+  double v = -1;
+  try {
+    v = std::stod(s, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != s.size() || !(v >= 0) || !std::isfinite(v))
+    throw std::invalid_argument("--throughput " + s +
+                                ": expected auto, eval, dry_run or a non-negative number");
+  return {v, "fixed"};
 }
 
 std::pair<std::uint32_t, std::uint32_t> parse_blocks(const std::string& s, std::int64_t layers) {
@@ -145,29 +165,55 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   sc.dtype = serve::resolve_server_dtype(cfg.torch_dtype, o.torch_dtype);
   sc.quant_type = o.quant == "none" ? std::string("none") : o.quant;
 
-  // Calibration profile: the default block count and the announced throughput.
+  // Calibration profile: the default block count and the announced throughput. Like a Petals
+  // server, a first start on a new model/device/quant measures it (Petals' step counts) and
+  // caches it for the next start.
+  const ThroughputMode tm = parse_throughput(o.throughput);
+  const auto profile_dir = calibration::default_profile_dir();
   std::optional<calibration::Profile> profile;
-  if (auto dir = calibration::default_profile_dir()) {
+  if (profile_dir && tm.mode != "eval" && tm.mode != "dry_run") {
     calibration::Profile key;
     key.model = model_label(o.model);
     key.device_name = be->description();
     key.quant = o.quant;
-    profile = calibration::load_profile(*dir, key.key());
+    profile = calibration::load_profile(*profile_dir, key.key());
   }
-  if (o.throughput >= 0) {
-    sc.throughput = o.throughput;
-  } else if (profile) {
+  if (!profile && !tm.fixed) {
+    spdlog::info(
+        "serve: measuring throughput for {} on {} (cached afterwards; --throughput N "
+        "skips this)",
+        model_label(o.model), be->description());
+    calibration::CalibrateOptions co;
+    co.model = o.model;
+    co.device = device;
+    co.quant = o.quant;
+    profile = calibration::calibrate(co);
+    if (profile_dir && tm.mode != "dry_run") {
+      try {
+        const auto path = calibration::save_profile(*profile_dir, *profile);
+        spdlog::info("serve: throughput {:.1f} tokens/s saved to {}", profile->throughput,
+                     path.string());
+      } catch (const std::exception& e) {
+        // Only the cache is lost; the measurement still stands for this run.
+        spdlog::warn("serve: throughput {:.1f} tokens/s not saved: {}", profile->throughput,
+                     e.what());
+      }
+    }
+  }
+  if (tm.mode == "dry_run") {
+    std::cout << "throughput " << profile->throughput << " tokens/s (forward "
+              << profile->forward_rps << ", inference " << profile->inference_rps << ", network "
+              << profile->network_rps << " rps), num_blocks " << profile->num_blocks << std::endl;
+    return 0;
+  }
+  if (tm.fixed) {
+    sc.throughput = *tm.fixed;
+  } else {
     sc.throughput = profile->throughput;
     sc.forward_rps = profile->forward_rps;
     sc.inference_rps = profile->inference_rps;
     sc.network_rps = profile->network_rps;
     sc.using_relay = profile->using_relay;
-  } else {
-    spdlog::warn(
-        "serve: no calibration profile for {} on {} (run `kwaainet calibrate`); "
-        "announcing throughput 1.0 — pass --throughput to set it",
-        model_label(o.model), be->description());
-    sc.throughput = 1.0;
   }
   std::int64_t want_blocks = o.num_blocks;
   if (o.blocks.empty() && want_blocks <= 0) {
@@ -311,7 +357,10 @@ void register_serve(CLI::App& app, GlobalOptions& global) {
                   "with GQA)");
   cmd->add_option("--update-period", o->update_period, "Seconds between DHT announcements")
       ->capture_default_str();
-  cmd->add_option("--throughput", o->throughput, "Announced throughput (default: calibration)");
+  cmd->add_option("--throughput", o->throughput,
+                  "auto (calibration profile; measured and saved on a first start) | eval "
+                  "(measure again) | dry_run (measure, print, exit) | a number to announce")
+      ->capture_default_str();
   cmd->add_option("--inference-max-length", o->inference_max_length,
                   "Longest session (default 2048, 8192 with GQA)");
   cmd->add_option("--max-batch-size", o->max_batch_size,

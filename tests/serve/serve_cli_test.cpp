@@ -10,6 +10,10 @@
 #include <unistd.h>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <optional>
+#include <string>
 #include <thread>
 
 #include "p2p/petals/dht_records.hpp"
@@ -191,6 +195,86 @@ TEST(ServeCli, NumBlocksTakesTheLeastServedBlocksOfTheSwarm) {
   });
   kill(child.pid(), SIGTERM);
   EXPECT_EQ(serves, (std::vector<bool>{false, false, false, true, true}));
+}
+
+// Sets an environment variable for the lifetime of the object (children inherit it).
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const std::string& value) : name_(name) {
+    if (const char* old = std::getenv(name)) old_ = old;
+    setenv(name, value.c_str(), 1);
+  }
+  ~ScopedEnv() {
+    if (old_)
+      setenv(name_, old_->c_str(), 1);
+    else
+      unsetenv(name_);
+  }
+  ScopedEnv(const ScopedEnv&) = delete;
+  ScopedEnv& operator=(const ScopedEnv&) = delete;
+
+ private:
+  const char* name_;
+  std::optional<std::string> old_;
+};
+
+std::optional<int> wait_exit(Child& child, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (auto st = child.poll_exit()) return st;
+    std::this_thread::sleep_for(20ms);
+  }
+  return std::nullopt;
+}
+
+TEST(ServeCli, ThroughputDryRunMeasuresPrintsAndExitsWithoutSavingOrServing) {
+  const auto cache =
+      std::filesystem::temp_directory_path() / ("kwaai-serve-dry-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(cache);
+  ScopedEnv env("XDG_CACHE_HOME", cache.string());
+  Child child({KWAAINET_BIN, "serve", "--model", stories_dir(), "--device", "cpu", "--host-maddr",
+               "/ip4/127.0.0.1/tcp/0", "--throughput", "dry_run"});
+  ASSERT_GT(child.pid(), 0);
+  const std::string line = child.read_line(60s);
+  ASSERT_EQ(line.rfind("throughput ", 0), 0u) << line;
+  EXPECT_GT(std::stod(line.substr(11)), 0.0) << line;
+  EXPECT_NE(line.find("num_blocks 5"), std::string::npos) << line;
+  EXPECT_EQ(wait_exit(child, 30s), 0);
+  EXPECT_FALSE(std::filesystem::exists(cache / "kwaainet" / "calibration"));
+  std::filesystem::remove_all(cache);
+}
+
+TEST(ServeCli, AFirstStartMeasuresThroughputAndSavesTheProfileForTheNext) {
+  const auto cache =
+      std::filesystem::temp_directory_path() / ("kwaai-serve-auto-" + std::to_string(::getpid()));
+  std::filesystem::remove_all(cache);
+  ScopedEnv env("XDG_CACHE_HOME", cache.string());
+  Child child({KWAAINET_BIN, "serve", "--model", stories_dir(), "--blocks", "0:5", "--device",
+               "cpu", "--host-maddr", "/ip4/127.0.0.1/tcp/0"});
+  ASSERT_GT(child.pid(), 0);
+  // The address is printed after the measurement (and its save) and the load.
+  const std::string line = child.read_line(60s);
+  ASSERT_FALSE(line.empty()) << "no address printed";
+  kill(child.pid(), SIGKILL);  // a clean stop is the first test's subject
+  ASSERT_TRUE(wait_exit(child, 30s).has_value());
+  const auto dir = cache / "kwaainet" / "calibration";
+  ASSERT_TRUE(std::filesystem::exists(dir));
+  int profiles = 0;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) profiles += e.is_regular_file();
+  EXPECT_EQ(profiles, 1);
+  std::filesystem::remove_all(cache);
+}
+
+TEST(ServeCli, ABadThroughputValueIsRefused) {
+  for (const char* bad : {"fast", "-1", "nan", "3x"}) {
+    SCOPED_TRACE(bad);
+    Child child({KWAAINET_BIN, "serve", "--model", stories_dir(), "--device", "cpu", "--host-maddr",
+                 "/ip4/127.0.0.1/tcp/0", "--throughput", bad});
+    ASSERT_GT(child.pid(), 0);
+    const auto st = wait_exit(child, 30s);
+    ASSERT_TRUE(st.has_value());
+    EXPECT_NE(*st, 0);
+  }
 }
 
 }  // namespace
