@@ -234,17 +234,12 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   net::DHTNodeConfig dc;
   dc.ping_new_connections = true;
   auto dht = net::DHTNode::create(node.host, node.kad, dc);
-  for (const auto& m : listen)
-    if (auto st = node.host->listen(m); !st)
-      throw std::runtime_error("listen " + m.to_string() + ": " + st.error().to_string());
-  for (const auto& a : node.host->announce_addrs())
-    std::cout << a.with_peer_id(node.host->id()).to_string() << "\n";
-  std::cout.flush();
-
   std::shared_ptr<llama::SpanExecutor> exec;
   std::shared_ptr<serve::PetalsServer> server;
   bool terminating = false;
   int rc = 0;
+  // Installed before the address is printed: whoever reads it may signal at once (asio
+  // queues a signal that arrives before run()).
   asio::signal_set signals(ctx, SIGINT, SIGTERM);
   signals.async_wait([&](const boost::system::error_code& ec, int sig) {
     if (ec) return;
@@ -259,6 +254,13 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
         },
         asio::detached);
   });
+
+  for (const auto& m : listen)
+    if (auto st = node.host->listen(m); !st)
+      throw std::runtime_error("listen " + m.to_string() + ": " + st.error().to_string());
+  for (const auto& a : node.host->announce_addrs())
+    std::cout << a.with_peer_id(node.host->id()).to_string() << "\n";
+  std::cout.flush();
 
   asio::co_spawn(
       ctx,
