@@ -3,6 +3,8 @@
 // inline functions and the binary still starts on older CPUs.
 #include <immintrin.h>
 
+#include <cmath>
+
 #include "engine/cpu/kernels.hpp"
 
 #define KWAAI_AVX2 __attribute__((target("avx2,fma,f16c")))
@@ -122,6 +124,79 @@ KWAAI_AVX2 float dot_q4_0(const BlockQ4_0* w, const BlockQ8Act* x, const ActGrou
   return hsum256(acc) - 8.0f * corr;
 }
 
+KWAAI_AVX2 void axpy_f32(float a, const float* x, float* y, std::int64_t n) {
+  const __m256 va = _mm256_set1_ps(a);
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] += a * x[i];
+}
+
+// exp(x) as in the AVX-512 table (ln 2 range reduction, degree-7 polynomial), with 2^n built
+// in the exponent field since AVX2 has no vscalefps: n is kept in [-126, 127] by clamping x to
+// [-87.3, 88.3], and inputs beyond the ends get exp's own limits (0, inf) by blends. A NaN
+// passes through the clamps (max/min return their second operand for NaN) and the polynomial.
+KWAAI_AVX2 inline __m256 exp256(__m256 x) {
+  const __m256 lo = _mm256_set1_ps(-87.3f), hi = _mm256_set1_ps(88.3f);
+  const __m256 under = _mm256_cmp_ps(x, lo, _CMP_LT_OQ);
+  const __m256 over = _mm256_cmp_ps(x, hi, _CMP_GT_OQ);
+  const __m256 xc = _mm256_min_ps(hi, _mm256_max_ps(lo, x));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(xc, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), xc);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.42860676533018704e-06f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
+  const __m256i e =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  __m256 y = _mm256_mul_ps(p, _mm256_castsi256_ps(e));
+  y = _mm256_blendv_ps(y, _mm256_setzero_ps(), under);
+  return _mm256_blendv_ps(y, _mm256_set1_ps(__builtin_inff()), over);
+}
+
+KWAAI_AVX2 float exp_sum_f32(float* x, float shift, std::int64_t n) {
+  const __m256 vs = _mm256_set1_ps(shift);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  std::int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    const __m256 e0 = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
+    const __m256 e1 = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i + 8), vs));
+    _mm256_storeu_ps(x + i, e0);
+    _mm256_storeu_ps(x + i + 8, e1);
+    acc0 = _mm256_add_ps(acc0, e0);
+    acc1 = _mm256_add_ps(acc1, e1);
+  }
+  for (; i + 8 <= n; i += 8) {
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_loadu_ps(x + i), vs));
+    _mm256_storeu_ps(x + i, e);
+    acc0 = _mm256_add_ps(acc0, e);
+  }
+  float s = hsum256(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) {
+    x[i] = std::exp(x[i] - shift);
+    s += x[i];
+  }
+  return s;
+}
+
+KWAAI_AVX2 void silu_mul_f32(const float* g, const float* u, float* out, std::int64_t n) {
+  std::int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 gv = _mm256_loadu_ps(g + i);
+    const __m256 e = exp256(_mm256_sub_ps(_mm256_setzero_ps(), gv));
+    _mm256_storeu_ps(out + i,
+                     _mm256_mul_ps(_mm256_div_ps(gv, _mm256_add_ps(_mm256_set1_ps(1.0f), e)),
+                                   _mm256_loadu_ps(u + i)));
+  }
+  for (; i < n; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
+}
+
 KWAAI_AVX2 void dot_q8_0_rows(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nb, int rows,
                               float* out) {
   for (int r = 0; r < rows; ++r) out[r] = dot_q8_0(w, x + r * nb, nb);
@@ -149,22 +224,9 @@ KWAAI_AVX2 void bf16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
 const KernelTable* avx2_kernels() {
   static const bool ok =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
-  // The element-wise entries are the scalar table's: this table exists for CPUs without
-  // AVX-512, where the mat-vec loops are what matters.
-  static const KernelTable t{"avx2",
-                             dot_f32,
-                             dot_f16,
-                             dot_bf16,
-                             quantize_act_q8,
-                             dot_q8_0,
-                             dot_q4_0,
-                             dot_q8_0_rows,
-                             dot_q4_0_rows,
-                             f16_row,
-                             bf16_row,
-                             scalar_kernels().axpy_f32,
-                             scalar_kernels().exp_sum_f32,
-                             scalar_kernels().silu_mul_f32};
+  static const KernelTable t{"avx2",   dot_f32,  dot_f16,       dot_bf16,      quantize_act_q8,
+                             dot_q8_0, dot_q4_0, dot_q8_0_rows, dot_q4_0_rows, f16_row,
+                             bf16_row, axpy_f32, exp_sum_f32,   silu_mul_f32};
   return ok ? &t : nullptr;
 }
 
