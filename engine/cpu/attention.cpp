@@ -19,10 +19,10 @@ void attention(const Ctx& c, const float* q, const float* k, const float* v, flo
                std::int64_t L, std::int64_t n_past, float scale) {
   const std::int64_t group = Hq / Hkv;
   const std::int64_t items = B * T * Hkv;
-  // Items per chunk: enough that a chunk is ~64K multiply-adds (a tiny model's decode step
-  // runs on the calling thread; an 8B one still splits its 8 KV heads across the pool).
+  // Items per chunk: at least kMinChunkWork multiply-adds (a tiny model's decode step runs on
+  // the calling thread; an 8B one still splits its 8 KV heads across the pool).
   const std::int64_t per_item = std::max<std::int64_t>(1, 2 * group * D * (n_past + T));
-  const std::int64_t grain = std::max<std::int64_t>(1, (std::int64_t{1} << 16) / per_item);
+  const std::int64_t grain = std::max<std::int64_t>(1, kMinChunkWork / per_item);
   c.pool.parallel_for(
       items,
       [&](std::int64_t i0, std::int64_t i1) {

@@ -15,6 +15,11 @@ struct Ctx {
   const KernelTable& k;
 };
 
+// The least work (multiply-adds or weights) worth handing to a pool thread: below it the
+// hand-off costs more than the work, and stalls outright when another process holds the
+// other core.
+inline constexpr std::int64_t kMinChunkWork = std::int64_t{1} << 16;
+
 // y[M,N] = x[M,K] · w[N,K]^T; decode path for M <= 8, sgemm path otherwise.
 inline constexpr std::int64_t kDecodeMaxRows = 8;
 void matmul(const Ctx& c, const float* x, DType wt, const void* w, float* y, std::int64_t M,

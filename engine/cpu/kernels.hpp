@@ -72,6 +72,18 @@ struct KernelTable {
   void (*silu_mul_f32)(const float* g, const float* u, float* out, std::int64_t n);
 };
 
+// dot_*_rows built from a table's single-row dot, for tables without a multi-row kernel.
+template <float (*Dot)(const BlockQ8_0*, const BlockQ8Act*, std::int64_t)>
+void dot_q8_0_each_row(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nb, int rows,
+                       float* out) {
+  for (int r = 0; r < rows; ++r) out[r] = Dot(w, x + r * nb, nb);
+}
+template <float (*Dot)(const BlockQ4_0*, const BlockQ8Act*, const ActGroup4*, std::int64_t)>
+void dot_q4_0_each_row(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4* g, std::int64_t nb,
+                       int rows, float* out) {
+  for (int r = 0; r < rows; ++r) out[r] = Dot(w, x + r * nb, g + r * (nb / 4), nb);
+}
+
 // F16C from CPUID directly: clang's __builtin_cpu_supports does not know "f16c".
 bool cpu_has_f16c();
 

@@ -197,16 +197,6 @@ KWAAI_AVX2 void silu_mul_f32(const float* g, const float* u, float* out, std::in
   for (; i < n; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
 
-KWAAI_AVX2 void dot_q8_0_rows(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nb, int rows,
-                              float* out) {
-  for (int r = 0; r < rows; ++r) out[r] = dot_q8_0(w, x + r * nb, nb);
-}
-
-KWAAI_AVX2 void dot_q4_0_rows(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4* g,
-                              std::int64_t nb, int rows, float* out) {
-  for (int r = 0; r < rows; ++r) out[r] = dot_q4_0(w, x + r * nb, g + r * (nb / 4), nb);
-}
-
 KWAAI_AVX2 void f16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
   std::int64_t i = 0;
   for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_f16x8(src + i));
@@ -224,9 +214,20 @@ KWAAI_AVX2 void bf16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
 const KernelTable* avx2_kernels() {
   static const bool ok =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
-  static const KernelTable t{"avx2",   dot_f32,  dot_f16,       dot_bf16,      quantize_act_q8,
-                             dot_q8_0, dot_q4_0, dot_q8_0_rows, dot_q4_0_rows, f16_row,
-                             bf16_row, axpy_f32, exp_sum_f32,   silu_mul_f32};
+  static const KernelTable t{"avx2",
+                             dot_f32,
+                             dot_f16,
+                             dot_bf16,
+                             quantize_act_q8,
+                             dot_q8_0,
+                             dot_q4_0,
+                             dot_q8_0_each_row<dot_q8_0>,
+                             dot_q4_0_each_row<dot_q4_0>,
+                             f16_row,
+                             bf16_row,
+                             axpy_f32,
+                             exp_sum_f32,
+                             silu_mul_f32};
   return ok ? &t : nullptr;
 }
 

@@ -84,15 +84,6 @@ float dot_q4_0(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4*, std::i
   return s;
 }
 
-void dot_q8_0_rows(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nb, int rows, float* out) {
-  for (int r = 0; r < rows; ++r) out[r] = dot_q8_0(w, x + r * nb, nb);
-}
-
-void dot_q4_0_rows(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4* g, std::int64_t nb,
-                   int rows, float* out) {
-  for (int r = 0; r < rows; ++r) out[r] = dot_q4_0(w, x + r * nb, g + r * (nb / 4), nb);
-}
-
 void f16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
 }
@@ -121,9 +112,20 @@ void silu_mul_f32(const float* g, const float* u, float* out, std::int64_t n) {
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable t{"scalar", dot_f32,  dot_f16,       dot_bf16,      quantize_act_q8,
-                             dot_q8_0, dot_q4_0, dot_q8_0_rows, dot_q4_0_rows, f16_row,
-                             bf16_row, axpy_f32, exp_sum_f32,   silu_mul_f32};
+  static const KernelTable t{"scalar",
+                             dot_f32,
+                             dot_f16,
+                             dot_bf16,
+                             quantize_act_q8,
+                             dot_q8_0,
+                             dot_q4_0,
+                             dot_q8_0_each_row<dot_q8_0>,
+                             dot_q4_0_each_row<dot_q4_0>,
+                             f16_row,
+                             bf16_row,
+                             axpy_f32,
+                             exp_sum_f32,
+                             silu_mul_f32};
   return t;
 }
 

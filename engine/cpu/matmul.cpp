@@ -30,12 +30,10 @@ std::int64_t prefill_tile_rows(std::int64_t K) {
 }
 constexpr std::int64_t kSgemmMinDim = 32;
 
-// Decode mat-vec rows per chunk: at least 16, and at least ~64K weights, so a small matrix
-// (a tiny model's, or a K/V projection of a few rows) runs on the calling thread instead of
-// paying a hand-off that costs more than its work (and that stalls outright when another
-// process holds the second core).
+// Decode mat-vec rows per chunk: at least 16, and at least kMinChunkWork weights, so a small
+// matrix (a tiny model's, or a K/V projection of a few rows) runs on the calling thread.
 std::int64_t matvec_grain(std::int64_t M, std::int64_t K) {
-  return std::max<std::int64_t>(16, (std::int64_t{1} << 16) / std::max<std::int64_t>(1, M * K));
+  return std::max<std::int64_t>(16, kMinChunkWork / std::max<std::int64_t>(1, M * K));
 }
 
 std::size_t row_bytes(DType t, std::int64_t K) {
@@ -75,13 +73,6 @@ void matvec_quant(const Ctx& c, const float* x, DType wt, const void* w, float* 
         float out[kMaxDotRows];
         for (std::int64_t n = n0; n < n1; ++n) {
           const std::byte* row = wb + static_cast<std::size_t>(n) * rb;
-          if (M == 1) {
-            y[n] = wt == DType::Q8_0
-                       ? k.dot_q8_0(reinterpret_cast<const BlockQ8_0*>(row), act.data(), nb)
-                       : k.dot_q4_0(reinterpret_cast<const BlockQ4_0*>(row), act.data(),
-                                    groups.data(), nb);
-            continue;
-          }
           // All M activation rows against this weight row in one pass over it.
           if (wt == DType::Q8_0)
             k.dot_q8_0_rows(reinterpret_cast<const BlockQ8_0*>(row), act.data(), nb,
