@@ -1,7 +1,5 @@
 #include "calibration/profile.hpp"
 
-#include <unistd.h>
-
 #include <spdlog/spdlog.h>
 
 #include <cmath>
@@ -10,6 +8,7 @@
 #include <stdexcept>
 
 #include "runtime/context.hpp"
+#include "runtime/replace_file.hpp"
 
 namespace kwaai::calibration {
 
@@ -162,23 +161,13 @@ std::filesystem::path profile_path(const std::filesystem::path& dir, const std::
 }
 
 std::filesystem::path save_profile(const std::filesystem::path& dir, const Profile& p) {
-  std::error_code ec;
-  std::filesystem::create_directories(dir, ec);
-  if (ec) throw std::runtime_error("profile: cannot create " + dir.string() + ": " + ec.message());
   const auto path = profile_path(dir, p.key());
-  // A temporary of this process's own: two servers starting together may save the same key.
-  auto tmp = path;
-  tmp += "." + std::to_string(::getpid()) + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << p.to_json().dump(2) << '\n';
-    out.flush();
-    if (!out) throw std::runtime_error("profile: cannot write " + tmp.string());
-  }
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    throw std::runtime_error("profile: cannot rename into " + path.string());
+  // Two servers starting together may save the same key: replace_file gives each its own
+  // temporary.
+  try {
+    runtime::replace_file(path, p.to_json().dump(2) + "\n");
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("profile: ") + e.what());
   }
   return path;
 }

@@ -2,8 +2,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include <unistd.h>
-
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -11,6 +9,7 @@
 #include <vector>
 
 #include "runtime/error.hpp"
+#include "runtime/replace_file.hpp"
 
 namespace kwaai::runtime::detail {
 namespace {
@@ -122,17 +121,9 @@ void PipelineCache::save() const {
     store_le<std::uint64_t>(out, fnv1a64(data.data(), data.size()));
     out.insert(out.end(), data.begin(), data.end());
 
-    std::filesystem::create_directories(file_->parent_path());
-    // A name of this process's own: test runs start many processes that save at once, and a
-    // shared temporary would interleave their writes (the checksum would then reject the
-    // file, losing the cache, though never loading bad data).
-    const auto tmp = file_->string() + "." + std::to_string(::getpid()) + ".tmp";
-    {
-      std::ofstream o(tmp, std::ios::binary | std::ios::trunc);
-      o.write(reinterpret_cast<const char*>(out.data()), std::streamsize(out.size()));
-      if (!o) throw std::runtime_error("write to " + tmp + " failed");
-    }
-    std::filesystem::rename(tmp, *file_);
+    // Test runs start many processes that save at once; replace_file gives each its own
+    // temporary (a shared one interleaved their writes, and the checksum then rejected the file).
+    replace_file(*file_, std::string_view(reinterpret_cast<const char*>(out.data()), out.size()));
     spdlog::debug("runtime: pipeline cache saved to {} ({} bytes)", file_->string(), out.size());
   } catch (const std::exception& e) {
     spdlog::warn("runtime: could not save pipeline cache {}: {}", file_->string(), e.what());
