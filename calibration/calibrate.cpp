@@ -37,47 +37,32 @@ std::string model_label(const std::string& path) {
   return name.empty() ? path : name;
 }
 
-Profile calibrate(const CalibrateOptions& opt) {
-  if (opt.model.empty() == opt.synthetic.empty())
-    throw std::invalid_argument("calibrate: give exactly one of --model and --synthetic");
+namespace {
+
+void check_options(const CalibrateOptions& opt) {
   if (opt.quant != "none" && opt.quant != "q8_0" && opt.quant != "q4_0")
     throw std::invalid_argument("calibrate: --quant must be none, q8_0 or q4_0, got '" + opt.quant +
                                 "'");
   if (opt.layers < 0) throw std::invalid_argument("calibrate: --layers must be >= 0");
-  const WeightFormat format = weight_format_from_quant(opt.quant);
+}
 
-  // The measured block: synthetic weights of the real shapes (made in the format being
-  // calibrated, f16 for none), or block 0 of the real model converted like serve would.
-  std::unique_ptr<ModelSource> src;
-  Quant upload_quant = Quant::None;
-  std::int64_t layers = 0;
-  Profile p;
-  if (!opt.synthetic.empty()) {
-    ModelConfig cfg = llama::known_config(opt.synthetic);
-    layers = opt.layers > 0 ? opt.layers : cfg.layers;
-    cfg.layers = 1;  // only block 0 is ever loaded
-    const std::string dtype = opt.quant == "none" ? "f16" : opt.quant;
-    src = std::make_unique<llama::SyntheticSource>(cfg, dtype_from_name(dtype));
-    p.model = opt.synthetic;
-  } else {
-    if (opt.layers > 0) throw std::invalid_argument("calibrate: --layers applies to --synthetic");
-    src = open_model(opt.model);
-    layers = src->config().layers;
-    upload_quant = quant_from_name(opt.quant);
-    p.model = model_label(opt.model);
-  }
-  const ModelConfig& cfg = src->config();
+// Steps 1-4 on an open backend and source: `layers` is the model's depth (the cap on
+// num_blocks), `src` needs only block 0.
+Profile measure_profile(const CalibrateOptions& opt, Backend& be, const ModelSource& src,
+                        std::int64_t layers, Quant upload_quant, std::string model_name) {
+  const ModelConfig& cfg = src.config();
   llama::validate_llama(cfg);
-
-  auto be = make_backend(opt.device);
-  p.device = be->name();
-  p.device_name = be->description();
+  const WeightFormat format = weight_format_from_quant(opt.quant);
+  Profile p;
+  p.model = std::move(model_name);
+  p.device = be.name();
+  p.device_name = be.description();
   p.quant = opt.quant;
   p.quick = opt.quick;
 
   // 1. Memory -> num_blocks (Petals' _choose_num_blocks).
   DeviceMemory mem =
-      opt.memory_bytes > 0 ? DeviceMemory{opt.memory_bytes, "given"} : device_memory(*be);
+      opt.memory_bytes > 0 ? DeviceMemory{opt.memory_bytes, "given"} : device_memory(be);
   const BlockBudget budget = choose_num_blocks(shape_of(cfg, layers), format, mem.bytes);
   p.memory_bytes = mem.bytes;
   p.memory_source = mem.source;
@@ -97,7 +82,7 @@ Profile calibrate(const CalibrateOptions& opt) {
   const MeasureOptions mo = opt.quick ? MeasureOptions::quick() : MeasureOptions{};
   spdlog::info("calibrate: measuring one block: forward {} x {} tokens, inference {} steps",
                mo.forward_steps, mo.forward_tokens, mo.inference_steps);
-  const ComputeRates rates = measure_compute_rps(*be, *src, upload_quant, mo);
+  const ComputeRates rates = measure_compute_rps(be, src, upload_quant, mo);
   p.forward_rps = rates.forward_rps;
   p.inference_rps = rates.inference_rps;
   p.compute_rps = rates.forward_rps;
@@ -116,6 +101,35 @@ Profile calibrate(const CalibrateOptions& opt) {
                        std::chrono::system_clock::now().time_since_epoch())
                        .count();
   return p;
+}
+
+}  // namespace
+
+Profile calibrate(const CalibrateOptions& opt) {
+  if (opt.model.empty() == opt.synthetic.empty())
+    throw std::invalid_argument("calibrate: give exactly one of --model and --synthetic");
+  check_options(opt);
+  // The measured block: synthetic weights of the real shapes (made in the format being
+  // calibrated, f16 for none), or block 0 of the real model converted like serve would.
+  if (!opt.synthetic.empty()) {
+    ModelConfig cfg = llama::known_config(opt.synthetic);
+    const std::int64_t layers = opt.layers > 0 ? opt.layers : cfg.layers;
+    cfg.layers = 1;  // only block 0 is ever loaded
+    const std::string dtype = opt.quant == "none" ? "f16" : opt.quant;
+    const llama::SyntheticSource src(cfg, dtype_from_name(dtype));
+    auto be = make_backend(opt.device);
+    return measure_profile(opt, *be, src, layers, Quant::None, opt.synthetic);
+  }
+  if (opt.layers > 0) throw std::invalid_argument("calibrate: --layers applies to --synthetic");
+  const auto src = open_model(opt.model);
+  auto be = make_backend(opt.device);
+  return calibrate(opt, *be, *src);
+}
+
+Profile calibrate(const CalibrateOptions& opt, Backend& be, const ModelSource& src) {
+  check_options(opt);
+  return measure_profile(opt, be, src, src.config().layers, quant_from_name(opt.quant),
+                         model_label(opt.model));
 }
 
 }  // namespace kwaai::calibration

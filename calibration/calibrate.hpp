@@ -7,6 +7,8 @@
 #include <string>
 
 #include "calibration/profile.hpp"
+#include "engine/core/backend.hpp"
+#include "engine/model/model_source.hpp"
 
 namespace kwaai::calibration {
 
@@ -28,6 +30,11 @@ struct CalibrateOptions {
 // Throws std::invalid_argument for bad options, std::runtime_error when no block fits or the
 // device/model cannot be opened.
 Profile calibrate(const CalibrateOptions& opt);
+
+// The same for a real model already open on a backend (what `kwaainet serve` has at hand):
+// block 0 of `src` is measured on `be`; opt.model names the profile, opt.synthetic, .device and
+// .layers are not used.
+Profile calibrate(const CalibrateOptions& opt, engine::Backend& be, const engine::ModelSource& src);
 
 // The model part of a profile key for a real checkpoint: its folder name, or a .gguf's stem.
 std::string model_label(const std::string& path);

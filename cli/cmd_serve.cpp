@@ -185,9 +185,8 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
         model_label(o.model), be->description());
     calibration::CalibrateOptions co;
     co.model = o.model;
-    co.device = device;
     co.quant = o.quant;
-    profile = calibration::calibrate(co);
+    profile = calibration::calibrate(co, *be, *src);
     if (profile_dir && tm.mode != "dry_run") {
       try {
         const auto path = calibration::save_profile(*profile_dir, *profile);
