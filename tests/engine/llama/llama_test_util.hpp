@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,15 @@ class Reference {
 };
 
 // ||a - b|| / ||b||
+// rows × hidden values drawn from N(0, 1): hidden states to feed a block span.
+inline std::vector<float> random_hidden(std::int64_t rows, std::int64_t hidden,
+                                        std::mt19937_64& rng) {
+  std::normal_distribution<float> n(0.0f, 1.0f);
+  std::vector<float> v(static_cast<std::size_t>(rows * hidden));
+  for (auto& x : v) x = n(rng);
+  return v;
+}
+
 inline double rel_l2(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());
   double num = 0, den = 0;

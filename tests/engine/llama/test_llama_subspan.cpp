@@ -25,10 +25,7 @@ constexpr std::int64_t kHidden = 64;
 constexpr std::int64_t kMaxLength = 32;
 
 std::vector<float> random_hidden(std::int64_t rows, std::mt19937_64& rng) {
-  std::normal_distribution<float> n(0.0f, 1.0f);
-  std::vector<float> v(static_cast<std::size_t>(rows * kHidden));
-  for (auto& x : v) x = n(rng);
-  return v;
+  return test::random_hidden(rows, kHidden, rng);
 }
 
 SessionOptions range_opts(std::int64_t batch, std::int64_t begin, std::int64_t end) {
