@@ -36,6 +36,16 @@ Msg parse(const hm::Bytes& b) {
   return m;
 }
 
+// The schema of the server the vectors were captured from (float32 outputs, its dht prefix),
+// not announcing: these tests talk to it directly.
+ServerConfig captured_server_config(const nlohmann::json& v) {
+  ServerConfig c;
+  c.dht_prefix = v["dht_prefix"].get<std::string>();
+  c.announce = false;
+  c.dtype = hm::DType::float32;
+  return c;
+}
+
 std::vector<float> first_tensor(const hm::pb::ExpertResponse& r) {
   if (r.tensors_size() < 1) return {};
   return hm::deserialize_tensor(r.tensors(0))->to_floats();
@@ -50,10 +60,7 @@ TEST(ServeVectors, APythonClientsInferenceStreamGetsTheOutputsOfThePythonServer)
   SpanExecutor ref_exec(*be, *src, 1, 4);
   auto node = net::test::make_node(ctx);
   auto client = net::test::make_node(ctx);
-  ServerConfig c;
-  c.dht_prefix = v["dht_prefix"].get<std::string>();
-  c.announce = false;
-  c.dtype = hm::DType::float32;  // the captured server's schema
+  const ServerConfig c = captured_server_config(v);
   auto srv = PetalsServer::create(node.host, nullptr, exec, c);
   run_coro(ctx, srv->start());
   engine::llama::CacheBudget budget(1 << 16);
@@ -106,10 +113,7 @@ TEST(ServeVectors, APythonClientsForwardAndPushRequestsAreAnswered) {
   SpanExecutor exec(*be, *src, 1, 4);
   auto node = net::test::make_node(ctx);
   auto client = net::test::make_node(ctx);
-  ServerConfig c;
-  c.dht_prefix = v["dht_prefix"].get<std::string>();
-  c.announce = false;
-  c.dtype = hm::DType::float32;
+  const ServerConfig c = captured_server_config(v);
   auto srv = PetalsServer::create(node.host, nullptr, exec, c);
   run_coro(ctx, srv->start());
   SpanExecutor exec4(*be, *src, 4, 5);
