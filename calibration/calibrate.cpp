@@ -40,9 +40,11 @@ std::string model_label(const std::string& path) {
 namespace {
 
 void check_options(const CalibrateOptions& opt) {
-  if (opt.quant != "none" && opt.quant != "q8_0" && opt.quant != "q4_0")
-    throw std::invalid_argument("calibrate: --quant must be none, q8_0 or q4_0, got '" + opt.quant +
-                                "'");
+  try {
+    (void)quant_from_name(opt.quant);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("calibrate: --quant: ") + e.what());
+  }
   if (opt.layers < 0) throw std::invalid_argument("calibrate: --layers must be >= 0");
 }
 
@@ -52,7 +54,7 @@ Profile measure_profile(const CalibrateOptions& opt, Backend& be, const ModelSou
                         std::int64_t layers, Quant upload_quant, std::string model_name) {
   const ModelConfig& cfg = src.config();
   llama::validate_llama(cfg);
-  const WeightFormat format = weight_format_from_quant(opt.quant);
+  const engine::DType format = weight_format_from_quant(opt.quant);
   Profile p;
   p.model = std::move(model_name);
   p.device = be.name();
@@ -118,7 +120,7 @@ Profile calibrate(const CalibrateOptions& opt) {
     const std::string dtype = opt.quant == "none" ? "f16" : opt.quant;
     const llama::SyntheticSource src(cfg, dtype_from_name(dtype));
     auto be = make_backend(opt.device);
-    return measure_profile(opt, *be, src, layers, Quant::None, opt.synthetic);
+    return measure_profile(opt, *be, src, layers, kNoQuant, opt.synthetic);
   }
   if (opt.layers > 0) throw std::invalid_argument("calibrate: --layers applies to --synthetic");
   const auto src = open_model(opt.model);

@@ -6,6 +6,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "engine/core/formats.hpp"
+
 namespace kwaai::calibration {
 
 std::int64_t BlockShape::kv_groups() const {
@@ -16,44 +18,18 @@ std::int64_t BlockShape::kv_groups() const {
   return heads / kv_heads;
 }
 
-WeightFormat weight_format_from_quant(const std::string& q) {
-  if (q == "none" || q == "f16" || q == "bf16") return WeightFormat::F16;
-  if (q == "f32") return WeightFormat::F32;
-  if (q == "q8_0") return WeightFormat::Q8_0;
-  if (q == "q4_0") return WeightFormat::Q4_0;
-  throw std::invalid_argument("calibration: unknown quant '" + q +
-                              "' (expected none, f16, f32, q8_0 or q4_0)");
+engine::DType weight_format_from_quant(const std::string& q) {
+  if (q == "none" || q == "f16" || q == "bf16") return engine::DType::F16;
+  if (const engine::FormatInfo* f = engine::find_format(q); f && f->weight) return f->dtype;
+  throw std::invalid_argument("calibration: unknown quant '" + q + "' (expected none, " +
+                              engine::format_names(engine::is_weight_format) + ")");
 }
 
-const char* to_string(WeightFormat f) {
-  switch (f) {
-    case WeightFormat::F16:
-      return "f16";
-    case WeightFormat::F32:
-      return "f32";
-    case WeightFormat::Q8_0:
-      return "q8_0";
-    case WeightFormat::Q4_0:
-      return "q4_0";
-  }
-  return "?";
+double bytes_per_value(engine::DType f) {
+  return engine::format_info(f).bytes_per_value();
 }
 
-double bytes_per_value(WeightFormat f) {
-  switch (f) {
-    case WeightFormat::F16:
-      return 2.0;
-    case WeightFormat::F32:
-      return 4.0;
-    case WeightFormat::Q8_0:
-      return 34.0 / 32.0;  // 32 int8 + one f16 scale
-    case WeightFormat::Q4_0:
-      return 18.0 / 32.0;  // 32 nibbles + one f16 scale
-  }
-  throw std::invalid_argument("calibration: bad weight format");
-}
-
-std::uint64_t block_size_bytes(std::int64_t block_params, WeightFormat f) {
+std::uint64_t block_size_bytes(std::int64_t block_params, engine::DType f) {
   if (block_params <= 0)
     throw std::invalid_argument("calibration: block_params must be > 0, got " +
                                 std::to_string(block_params));
@@ -87,7 +63,7 @@ double autograd_reserve_bytes(std::int64_t hidden, int n_devices) {
   return 2 * kGiB * n_devices / 14336 * static_cast<double>(hidden);
 }
 
-BlockBudget choose_num_blocks(const BlockShape& s, WeightFormat f, std::uint64_t memory_bytes,
+BlockBudget choose_num_blocks(const BlockShape& s, engine::DType f, std::uint64_t memory_bytes,
                               std::int64_t attn_cache_tokens, int n_devices) {
   if (s.layers <= 0) throw std::invalid_argument("calibration: num_hidden_layers must be > 0");
   BlockBudget b;

@@ -13,6 +13,8 @@
 #include <cstdint>
 #include <string>
 
+#include "engine/core/dtype.hpp"
+
 namespace kwaai::calibration {
 
 // The shape facts the rules read from a Llama config (Petals reads them from block_config).
@@ -26,21 +28,19 @@ struct BlockShape {
   std::int64_t kv_groups() const;
 };
 
-// Weight formats a block can be held in. None = 16-bit (Petals' resolve_block_dtype turns
-// "auto" and float32 checkpoints into bfloat16), F32 only when explicitly asked for.
-enum class WeightFormat { F16, F32, Q8_0, Q4_0 };
-WeightFormat weight_format_from_quant(const std::string& quant);  // none|f16|f32|q8_0|q4_0
-const char* to_string(WeightFormat f);                            // "f16", "q8_0", ...
+// The format a block is held in, from a --quant value: "none" is 16-bit (Petals'
+// resolve_block_dtype turns "auto" and float32 checkpoints into bfloat16); f32 only when asked
+// for; any other weight format of engine/core/formats.hpp by name.
+engine::DType weight_format_from_quant(const std::string& quant);
 
-// Bytes per stored value. 16/32-bit as torch.finfo(dtype).bits // 8. Petals' INT8 (1) and NF4
-// (4.25/8) do not exist here; our q8_0 / q4_0 blocks of 32 values carry one f16 scale, so
-// they cost 34/32 and 18/32 bytes per value — the same "value bytes incl. scales" idea as
-// Petals' 4.25 bits for NF4.
-double bytes_per_value(WeightFormat f);
+// Bytes per stored value, from the format table. 16/32-bit as torch.finfo(dtype).bits // 8.
+// Petals' INT8 (1) and NF4 (4.25/8) do not exist here; a block-quantized format's value bytes
+// include its scales (q8_0 34/32, q4_0 18/32) — the same idea as Petals' 4.25 bits for NF4.
+double bytes_per_value(engine::DType f);
 
 // get_block_size(config, "memory", ...): round(n_params * bytes_per_value * (1 + 0.01)), with
 // Python's round() (half to even).
-std::uint64_t block_size_bytes(std::int64_t block_params, WeightFormat f);
+std::uint64_t block_size_bytes(std::int64_t block_params, engine::DType f);
 
 // Server.__init__: 16384 tokens if num_key_value_groups > 1 ("multi-query"), else 4096.
 std::int64_t default_attn_cache_tokens(const BlockShape& s);
@@ -68,7 +68,7 @@ struct BlockBudget {
 // _choose_num_blocks. Throws std::runtime_error (with the numbers) when not even one block
 // fits — Petals asserts num_blocks >= 1 — and std::invalid_argument for a bad shape.
 // attn_cache_tokens <= 0 picks Petals' default.
-BlockBudget choose_num_blocks(const BlockShape& s, WeightFormat f, std::uint64_t memory_bytes,
+BlockBudget choose_num_blocks(const BlockShape& s, engine::DType f, std::uint64_t memory_bytes,
                               std::int64_t attn_cache_tokens = 0, int n_devices = 1);
 
 // measure_network_rps: bits_per_request = hidden_size * 16 ("clients usually send 16-bit

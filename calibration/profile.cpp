@@ -7,6 +7,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "engine/core/formats.hpp"
 #include "runtime/context.hpp"
 #include "runtime/replace_file.hpp"
 
@@ -112,8 +113,11 @@ Profile Profile::from_json(const json& j) {
   p.device_name = get_string(j, "device_name");
   p.model = get_string(j, "model");
   p.quant = get_string(j, "quant");
-  if (p.quant != "none" && p.quant != "q8_0" && p.quant != "q4_0")
-    throw std::invalid_argument("profile: unknown quant '" + p.quant + "'");
+  try {
+    (void)engine::quant_from_name(p.quant);
+  } catch (const std::invalid_argument& e) {
+    throw std::invalid_argument(std::string("profile: ") + e.what());
+  }
   p.memory_bytes = static_cast<std::uint64_t>(get_int(j, "memory_bytes", 1));
   p.memory_source = get_string(j, "memory_source");
   p.autograd_bytes = get_rate(j, "autograd_bytes");

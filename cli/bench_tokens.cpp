@@ -83,7 +83,7 @@ std::vector<float> random_hidden(std::int64_t n, std::uint64_t seed) {
 
 struct Source {
   std::unique_ptr<ModelSource> src;
-  Quant upload_quant = Quant::None;
+  Quant upload_quant = kNoQuant;
   std::int64_t total_layers = 0;
   std::string label;
 };

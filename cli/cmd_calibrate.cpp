@@ -54,9 +54,7 @@ void register_calibrate(CLI::App& app, GlobalOptions& global) {
                   "stories260k");
   cmd->add_option("--device", f->device,
                   "cpu | vulkan | vulkan:N | auto (default: KWAAI_DEVICE or cpu)");
-  cmd->add_option("--quant", f->opt.quant, "Block weight format: none | q8_0 | q4_0")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"none", "q8_0", "q4_0"}));
+  add_quant_option(cmd, f->opt.quant, "Block weight format");
   cmd->add_option("--layers", f->opt.layers,
                   "--synthetic only: pretend the model has N layers (caps num_blocks)")
       ->check(CLI::PositiveNumber);

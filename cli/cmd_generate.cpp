@@ -100,9 +100,7 @@ void register_generate(CLI::App& app, GlobalOptions& global) {
   add_sampling_flags(sub, cfg->sampling);
   sub->add_option("--device", cfg->device,
                   "cpu | vulkan[:N] | auto (default: KWAAI_DEVICE, else auto)");
-  sub->add_option("--quant", cfg->quant, "weight quantization at load: none | q8_0 | q4_0")
-      ->capture_default_str()
-      ->check(CLI::IsMember({"none", "q8_0", "q4_0"}));
+  add_quant_option(sub, cfg->quant, "weight quantization at load");
   sub->add_flag("--ignore-eos", cfg->ignore_eos, "do not stop at the end-of-sequence token");
   sub->add_flag("--json", cfg->json, "print a JSON summary as the last stdout line");
   sub->callback([cfg, &global] { run_generate(*cfg, global); });

@@ -349,7 +349,7 @@ void register_serve(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--dht-prefix", o->dht_prefix, "Override the model's DHT prefix");
   cmd->add_option("--public-name", o->public_name, "Name shown by the health monitor");
   cmd->add_option("--device", o->device, "cpu | vulkan[:N] | auto (default: KWAAI_DEVICE or auto)");
-  cmd->add_option("--quant", o->quant, "Block weights: none | q8_0 | q4_0")->capture_default_str();
+  add_quant_option(cmd, o->quant, "Block weights");
   cmd->add_option("--torch-dtype", o->torch_dtype,
                   "Wire dtype of outputs: auto | bfloat16 | float16 | float32")
       ->capture_default_str();

@@ -13,6 +13,10 @@ struct GlobalOptions {
   std::string device_override;  // KWAAI_DEVICE, if set: default for every --device flag
 };
 
+// --quant VALUE with the choices of the weight-format table ("none" plus every load-time
+// quantization target), checked by CLI11 before the command runs.
+CLI::Option* add_quant_option(CLI::App* cmd, std::string& target, const std::string& what);
+
 // Registration functions, one per cmd_*.cpp, called from main.cpp in this order.
 void register_devices(CLI::App& app, GlobalOptions& global);
 void register_bench(CLI::App& app, GlobalOptions& global);

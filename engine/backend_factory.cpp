@@ -25,6 +25,8 @@ int parse_device_index(const std::string& spec, std::string_view digits) {
 
 std::unique_ptr<Backend> make_backend(const std::string& spec) {
   if (spec == "cpu") return make_cpu_backend();
+  // "cpu:avx2" etc.: the CPU backend on one kernel table (tests and benchmarks compare them).
+  if (spec.rfind("cpu:", 0) == 0) return make_cpu_backend(0, spec.substr(4));
   if (spec == "vulkan") return make_vulkan_backend(0);
   if (spec.rfind("vulkan:", 0) == 0)
     return make_vulkan_backend(parse_device_index(spec, std::string_view(spec).substr(7)));
@@ -37,7 +39,7 @@ std::unique_ptr<Backend> make_backend(const std::string& spec) {
     }
   }
   throw std::invalid_argument("unknown device spec '" + spec +
-                              "' (expected cpu, vulkan, vulkan:N or auto)");
+                              "' (expected cpu, cpu:<kernels>, vulkan, vulkan:N or auto)");
 }
 
 }  // namespace kwaai::engine

@@ -16,7 +16,7 @@
 namespace {
 
 struct Entry {
-  std::string name, spv_path, features;
+  std::string name, spv_path, features, defines;
   std::uint32_t bindings = 0, push = 0;
   std::vector<std::uint32_t> words;
 };
@@ -89,13 +89,14 @@ int main(int argc, char** argv) {
     while (std::getline(manifest, line)) {
       if (line.empty()) continue;
       auto f = split(line, '\t');
-      if (f.size() != 5) throw std::runtime_error("bad manifest line: " + line);
+      if (f.size() != 6) throw std::runtime_error("bad manifest line: " + line);
       Entry e;
       e.name = f[0];
       e.spv_path = f[1];
       e.bindings = static_cast<std::uint32_t>(std::stoul(f[2]));
       e.push = static_cast<std::uint32_t>(std::stoul(f[3]));
       e.features = f[4];
+      e.defines = f[5];
       e.words = read_spirv(e.spv_path);
       entries.push_back(std::move(e));
     }
@@ -120,9 +121,10 @@ int main(int argc, char** argv) {
            "kTableSize;\nconst KernelInfo kTable[] = {\n";
     for (const auto& e : entries) {
       out << "  {\"" << e.name << "\", std::span<const std::uint32_t>(k_" << e.name << "), "
-          << e.bindings << "u, " << e.push << "u, " << feature_expr(e.features, e.name) << "},\n";
+          << e.bindings << "u, " << e.push << "u, " << feature_expr(e.features, e.name) << ", \""
+          << e.defines << "\"},\n";
     }
-    if (entries.empty()) out << "  {\"\", {}, 0u, 0u, 0u},\n";
+    if (entries.empty()) out << "  {\"\", {}, 0u, 0u, 0u, \"\"},\n";
     out << "};\nconst std::size_t kTableSize = " << entries.size() << ";\n"
         << "}  // namespace kwaai::kernels::detail\n";
 

@@ -33,6 +33,7 @@ struct KernelInfo {
   std::uint32_t binding_count;           // storage buffers at set 0, bindings 0..n-1
   std::uint32_t push_constant_bytes;     // size of the push-constant block (0 = none)
   std::uint32_t features;                // bit set of Feature
+  std::string_view defines;  // kernels.cmake DEFINES, space-separated ("WTYPE=3 MATVEC")
 };
 
 // Every embedded variant, sorted by name.

@@ -70,9 +70,21 @@ class Backend {
   virtual std::vector<OpTiming> take_profile() = 0;
 
   // ---- ops ----
-  // y[M,N] = x[M,K] · w[N,K]^T. w: f32, f16, bf16, q8_0, q4_0 (quantized: K % 32 == 0).
-  // M <= 8 takes the matrix-vector (decode) path, larger M the tiled (prefill) path.
+  // y[M,N] = x[M,K] · w[N,K]^T. w: any weight format of engine/core/formats.hpp (K a
+  // multiple of its block). M <= 8 takes the matrix-vector (decode) path, larger M the tiled
+  // (prefill) path.
   virtual void matmul(const Tensor& x, const Tensor& w, const Tensor& y) = 0;
+  // The fused forms below compute exactly what their composition of the ops above computes;
+  // the base class composes them (with temporaries from alloc), a backend overrides them to
+  // save memory passes and fork/joins.
+  // y += x · w^T (a residual add folded into the product). y must not alias x.
+  virtual void matmul_add(const Tensor& x, const Tensor& w, const Tensor& y);
+  // ys[i] = x · ws[i]^T for every i (one x, several weights: the Q/K/V projections).
+  virtual void matmul_many(const Tensor& x, std::span<const Tensor* const> ws,
+                           std::span<const Tensor* const> ys);
+  // out[M,N] = silu(x · w_gate^T) * (x · w_up^T) (the SwiGLU MLP's first half).
+  virtual void matmul_silu_mul(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
+                               const Tensor& out);
   // y[M,K] = x / sqrt(mean(x^2) + eps) * weight[K] (weight f32).
   virtual void rms_norm(const Tensor& x, const Tensor& weight, const Tensor& y, float eps) = 0;
   // In place on x[T,H,D] (D even), rotate-half pairing (i, i + D/2), angle

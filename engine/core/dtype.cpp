@@ -3,6 +3,8 @@
 // CPU backend has its own vectorised inner loops for the hot paths).
 #include "engine/core/dtype.hpp"
 
+#include "engine/core/formats.hpp"
+
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -14,57 +16,34 @@ namespace kwaai::engine {
 
 namespace {
 
-struct DTypeInfo {
-  DType type;
-  std::string_view name;
-  std::size_t block_bytes;   // bytes per block
-  std::int64_t block_elems;  // elements per block
-};
-
-constexpr DTypeInfo kInfo[] = {
-    {DType::F32, "f32", 4, 1},
-    {DType::F16, "f16", 2, 1},
-    {DType::BF16, "bf16", 2, 1},
-    {DType::Q8_0, "q8_0", sizeof(BlockQ8_0), kQuantBlock},
-    {DType::Q4_0, "q4_0", sizeof(BlockQ4_0), kQuantBlock},
-    {DType::I32, "i32", 4, 1},
-    {DType::U8, "u8", 1, 1},
-};
-
-const DTypeInfo& info(DType t) {
-  const auto i = static_cast<std::size_t>(t);
-  if (i >= std::size(kInfo))
-    throw std::invalid_argument("unknown dtype value " + std::to_string(i));
-  return kInfo[i];
-}
-
 void check_block_multiple(DType t, std::int64_t n, const char* what) {
   if (n < 0) throw std::invalid_argument(std::string(what) + ": negative element count");
-  if (is_quantized(t) && n % kQuantBlock != 0)
+  const std::int64_t b = format_info(t).block_elems;
+  if (n % b != 0)
     throw std::invalid_argument(std::string(what) + ": " + std::string(dtype_name(t)) +
-                                " needs a multiple of 32 elements, got " + std::to_string(n));
+                                " needs a multiple of " + std::to_string(b) + " elements, got " +
+                                std::to_string(n));
 }
 
 }  // namespace
 
 std::string_view dtype_name(DType t) {
-  return info(t).name;
+  return format_info(t).name;
 }
 
 DType dtype_from_name(std::string_view name) {
-  for (const auto& i : kInfo)
-    if (i.name == name) return i.type;
-  throw std::invalid_argument("unknown dtype name '" + std::string(name) +
-                              "' (expected f32, f16, bf16, q8_0, q4_0, i32 or u8)");
+  if (const FormatInfo* f = find_format(name)) return f->dtype;
+  throw std::invalid_argument("unknown dtype name '" + std::string(name) + "' (expected " +
+                              format_names([](const FormatInfo&) { return true; }) + ")");
 }
 
 bool is_quantized(DType t) {
-  return t == DType::Q8_0 || t == DType::Q4_0;
+  return format_info(t).block_elems > 1;
 }
 
 std::size_t dtype_bytes(DType t, std::int64_t n) {
   check_block_multiple(t, n, "dtype_bytes");
-  const auto& i = info(t);
+  const auto& i = format_info(t);
   return static_cast<std::size_t>(n / i.block_elems) * i.block_bytes;
 }
 
@@ -166,77 +145,20 @@ void quantize_row_q4_0(const float* x, BlockQ4_0* y, std::int64_t n) {
 
 void to_f32(DType t, const void* src, float* dst, std::int64_t n) {
   check_block_multiple(t, n, "to_f32");
-  switch (t) {
-    case DType::F32:
-      std::memcpy(dst, src, static_cast<std::size_t>(n) * 4);
-      return;
-    case DType::F16: {
-      const auto* s = static_cast<const std::uint16_t*>(src);
-      for (std::int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(s[i]);
-      return;
-    }
-    case DType::BF16: {
-      const auto* s = static_cast<const std::uint16_t*>(src);
-      for (std::int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(s[i]);
-      return;
-    }
-    case DType::Q8_0: {
-      const auto* s = static_cast<const BlockQ8_0*>(src);
-      for (std::int64_t b = 0; b < n / kQuantBlock; ++b) {
-        const float d = f16_to_f32(s[b].d);
-        for (int j = 0; j < kQuantBlock; ++j) dst[b * kQuantBlock + j] = s[b].qs[j] * d;
-      }
-      return;
-    }
-    case DType::Q4_0: {
-      const auto* s = static_cast<const BlockQ4_0*>(src);
-      constexpr int half = kQuantBlock / 2;
-      for (std::int64_t b = 0; b < n / kQuantBlock; ++b) {
-        const float d = f16_to_f32(s[b].d);
-        float* o = dst + b * kQuantBlock;
-        for (int j = 0; j < half; ++j) {
-          o[j] = ((s[b].qs[j] & 15) - 8) * d;
-          o[j + half] = ((s[b].qs[j] >> 4) - 8) * d;
-        }
-      }
-      return;
-    }
-    case DType::I32:
-    case DType::U8:
-      break;
-  }
-  throw std::invalid_argument("to_f32: " + std::string(dtype_name(t)) +
-                              " is not a float or quantized type");
+  const FormatInfo& f = format_info(t);
+  if (!f.to_f32)
+    throw std::invalid_argument("to_f32: " + std::string(f.name) +
+                                " is not a float or quantized type");
+  f.to_f32(src, dst, n);
 }
 
 void from_f32(DType t, const float* src, void* dst, std::int64_t n) {
   check_block_multiple(t, n, "from_f32");
-  switch (t) {
-    case DType::F32:
-      std::memcpy(dst, src, static_cast<std::size_t>(n) * 4);
-      return;
-    case DType::F16: {
-      auto* d = static_cast<std::uint16_t*>(dst);
-      for (std::int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(src[i]);
-      return;
-    }
-    case DType::BF16: {
-      auto* d = static_cast<std::uint16_t*>(dst);
-      for (std::int64_t i = 0; i < n; ++i) d[i] = f32_to_bf16(src[i]);
-      return;
-    }
-    case DType::Q8_0:
-      quantize_row_q8_0(src, static_cast<BlockQ8_0*>(dst), n);
-      return;
-    case DType::Q4_0:
-      quantize_row_q4_0(src, static_cast<BlockQ4_0*>(dst), n);
-      return;
-    case DType::I32:
-    case DType::U8:
-      break;
-  }
-  throw std::invalid_argument("from_f32: " + std::string(dtype_name(t)) +
-                              " is not a float or quantized type");
+  const FormatInfo& f = format_info(t);
+  if (!f.from_f32)
+    throw std::invalid_argument("from_f32: " + std::string(f.name) +
+                                " is not a float or quantized type");
+  f.from_f32(src, dst, n);
 }
 
 }  // namespace kwaai::engine

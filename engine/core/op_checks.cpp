@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "engine/core/formats.hpp"
+
 namespace kwaai::engine::checks {
 
 void fail(const std::string& op, const std::string& what) {
@@ -40,8 +42,11 @@ void same_shape(const char* op, const char* na, const Tensor& a, const char* nb,
 }
 
 bool is_weight_dtype(DType t) {
-  return t == DType::F32 || t == DType::F16 || t == DType::BF16 || t == DType::Q8_0 ||
-         t == DType::Q4_0;
+  return format_info(t).weight;
+}
+
+std::string weight_dtypes() {
+  return format_names(is_weight_format);
 }
 
 RowDims rows_of(const Tensor& t) {
@@ -60,7 +65,7 @@ MatmulDims matmul(const Tensor& x, const Tensor& w, const Tensor& y) {
   rank_is(op, "w", w, 2);
   rank_at_least(op, "y", y, 1);
   if (!is_weight_dtype(w.dtype()))
-    fail(op, "w is " + w.describe() + ", expected f32, f16, bf16, q8_0 or q4_0");
+    fail(op, "w is " + w.describe() + ", expected one of " + weight_dtypes());
   const std::int64_t N = w.dim(0), K = w.dim(1);
   if (x.dim(-1) != K)
     fail(op, "x " + x.describe() + " · w " + w.describe() + "^T: x's last dimension must be " +
@@ -171,7 +176,7 @@ EmbeddingDims embedding(const Tensor& ids, const Tensor& table, const Tensor& ou
   rank_is(op, "ids", ids, 1);
   rank_is(op, "table", table, 2);
   if (!is_weight_dtype(table.dtype()))
-    fail(op, "table is " + table.describe() + ", expected f32, f16, bf16, q8_0 or q4_0");
+    fail(op, "table is " + table.describe() + ", expected one of " + weight_dtypes());
   const std::int64_t T = ids.dim(0), V = table.dim(0), K = table.dim(1);
   if (out.rank() != 2 || out.dim(0) != T || out.dim(1) != K)
     fail(op, "out is " + out.describe() + ", expected f32[" + std::to_string(T) + ", " +

@@ -10,12 +10,15 @@
 #include <fstream>
 #include <mutex>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
+#include "engine/core/formats.hpp"
 #include "engine/core/op_checks.hpp"
 #include "engine/cpu/cpu_ops.hpp"
+#include "engine/cpu/qpack.hpp"
 
 namespace kwaai::engine {
 
@@ -23,9 +26,12 @@ namespace {
 
 using cpu::Ctx;
 
+// Host memory; block-quantized tensors (formats with cpu_packed) carry the geometry of their
+// packed layout (engine/cpu/qpack.hpp), which only whole-tensor views may use.
 class HostStorage final : public Storage {
  public:
-  explicit HostStorage(std::size_t bytes) : bytes_(bytes) {
+  explicit HostStorage(std::size_t bytes, std::optional<cpu::PackGeometry> packed = std::nullopt)
+      : bytes_(bytes), packed_(packed) {
     // Round up so AVX-512 loads of a whole last cache line stay inside the allocation.
     const std::size_t alloc = (bytes + 63) / 64 * 64 + 64;
     ptr_ = std::aligned_alloc(64, alloc);
@@ -36,11 +42,20 @@ class HostStorage final : public Storage {
   HostStorage& operator=(const HostStorage&) = delete;
   std::size_t bytes() const override { return bytes_; }
   std::byte* data() const { return static_cast<std::byte*>(ptr_); }
+  const std::optional<cpu::PackGeometry>& packed() const { return packed_; }
 
  private:
   void* ptr_ = nullptr;
   std::size_t bytes_;
+  std::optional<cpu::PackGeometry> packed_;
 };
+
+// [rows, cols] of a tensor taken as rows of its last dimension.
+std::pair<std::int64_t, std::int64_t> rows_cols(const Shape& shape) {
+  const std::int64_t cols = shape.empty() ? 1 : shape.back();
+  const std::int64_t n = shape_numel(shape);
+  return {cols == 0 ? 0 : n / cols, cols};
+}
 
 std::string cpu_model_name() {
   std::ifstream f("/proc/cpuinfo");
@@ -56,9 +71,9 @@ std::string cpu_model_name() {
 
 class CpuBackend final : public Backend {
  public:
-  explicit CpuBackend(int threads)
+  CpuBackend(int threads, const cpu::KernelTable& kernels)
       : pool_(threads > 0 ? threads : cpu::physical_core_count()),
-        kernels_(cpu::best_kernels()),
+        kernels_(kernels),
         ctx_{pool_, kernels_} {
     // OpenBLAS runs its own threads for sgemm; match them to ours so the two pools do not
     // oversubscribe the cores.
@@ -68,8 +83,8 @@ class CpuBackend final : public Backend {
   BackendKind kind() const override { return BackendKind::Cpu; }
   std::string name() const override { return "cpu"; }
   std::string description() const override {
-    return cpu_model_name() + " (" + std::to_string(pool_.size()) + " threads, " + kernels_.name +
-           ")";
+    return cpu_model_name() + " (" + std::to_string(pool_.size()) + " threads, kernels " +
+           kernels_.name + ", OpenBLAS " + openblas_core() + " for f32/f16/bf16 prefill)";
   }
   std::uint64_t memory_capacity() const override {
     struct sysinfo si {};
@@ -81,20 +96,45 @@ class CpuBackend final : public Backend {
     for (auto d : shape)
       if (d < 0) checks::fail("alloc", "negative dimension in " + shape_str(shape));
     const std::size_t bytes = dtype_bytes(dtype, shape_numel(shape));
+    if (format_info(dtype).cpu_packed) {
+      const auto [rows, cols] = rows_cols(shape);
+      const cpu::PackGeometry g = cpu::pack_geometry(dtype, rows, cols);
+      return Tensor(std::make_shared<HostStorage>(std::max(bytes, g.total_bytes()), g), dtype,
+                    std::move(shape));
+    }
     return Tensor(std::make_shared<HostStorage>(bytes), dtype, std::move(shape));
   }
 
   void upload(const Tensor& dst, std::span<const std::byte> src) override {
     checks::host_transfer("upload", dst, src.size());
+    if (const cpu::PackGeometry* g = packed(dst, "upload")) {
+      cpu::pack_rows(*g, src.data(), ptr(dst, "upload"));
+      return;
+    }
     if (!src.empty()) std::memcpy(ptr(dst, "upload"), src.data(), src.size());
   }
   void download(const Tensor& src, std::span<std::byte> dst) override {
     checks::host_transfer("download", src, dst.size());
+    if (const cpu::PackGeometry* g = packed(src, "download")) {
+      cpu::unpack_rows(*g, ptr(src, "download"), dst.data());
+      return;
+    }
     if (!dst.empty()) std::memcpy(dst.data(), ptr(src, "download"), dst.size());
   }
   void copy(const Tensor& src, const Tensor& dst) override {
     Timer t(this, [&] { return "copy " + src.describe(); });
     checks::copy(src, dst);
+    const cpu::PackGeometry* gs = packed(src, "copy");
+    const cpu::PackGeometry* gd = packed(dst, "copy");
+    if (gs || gd) {
+      // Packed layouts are per [rows, cols]: a copy between two such tensors of one geometry is
+      // a plain byte copy; any other pairing would have to repack and is refused.
+      if (!gs || !gd || gs->rows != gd->rows || gs->cols != gd->cols)
+        checks::fail("copy", src.describe() + " -> " + dst.describe() +
+                                 ": packed CPU weights copy only to a tensor of the same shape");
+      std::memcpy(ptr(dst, "copy"), ptr(src, "copy"), gs->total_bytes());
+      return;
+    }
     const std::size_t n = src.nbytes();
     std::byte* d = ptr(dst, "copy");
     const std::byte* s = ptr(src, "copy");
@@ -128,8 +168,52 @@ class CpuBackend final : public Backend {
       return "matmul " + std::string(dtype_name(w.dtype())) + " " + shape_str({d.M, d.K}) + "x" +
              shape_str(w.shape());
     });
-    cpu::matmul(ctx_, f32(x, "matmul"), w.dtype(), ptr(w, "matmul"), f32(y, "matmul"), d.M, d.N,
+    cpu::matmul(ctx_, f32(x, "matmul"), w.dtype(), weight(w, "matmul"), f32(y, "matmul"), d.M, d.N,
                 d.K);
+  }
+  void matmul_add(const Tensor& x, const Tensor& w, const Tensor& y) override {
+    const auto d = checks::matmul(x, w, y);
+    Timer t(this, [&] {
+      return "matmul_add " + std::string(dtype_name(w.dtype())) + " " + shape_str({d.M, d.K}) +
+             "x" + shape_str(w.shape());
+    });
+    cpu::matmul(ctx_, f32(x, "matmul_add"), w.dtype(), weight(w, "matmul_add"),
+                f32(y, "matmul_add"), d.M, d.N, d.K, true);
+  }
+  void matmul_many(const Tensor& x, std::span<const Tensor* const> ws,
+                   std::span<const Tensor* const> ys) override {
+    if (ws.size() != ys.size())
+      checks::fail("matmul_many", std::to_string(ws.size()) + " weights for " +
+                                      std::to_string(ys.size()) + " outputs");
+    if (ws.empty()) return;
+    std::vector<cpu::MatmulPart> parts;
+    std::string shapes;
+    checks::MatmulDims d{};
+    for (std::size_t i = 0; i < ws.size(); ++i) {
+      d = checks::matmul(x, *ws[i], *ys[i]);
+      parts.push_back(
+          {ws[i]->dtype(), weight(*ws[i], "matmul_many"), f32(*ys[i], "matmul_many"), d.N});
+      shapes += (i ? "," : "") + shape_str(ws[i]->shape());
+    }
+    // The kind (before the first shape) says how many products it is: "matmul_many q8_0 x3".
+    Timer t(this, [&] {
+      return "matmul_many " + std::string(dtype_name(ws[0]->dtype())) + " x" +
+             std::to_string(ws.size()) + " " + shape_str({d.M, d.K}) + "x" + shapes;
+    });
+    cpu::matmul_many(ctx_, f32(x, "matmul_many"), d.M, d.K, parts, false);
+  }
+  void matmul_silu_mul(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
+                       const Tensor& out) override {
+    const auto d = checks::matmul(x, w_gate, out);
+    checks::matmul(x, w_up, out);
+    Timer t(this, [&] {
+      return "matmul_silu_mul " + std::string(dtype_name(w_gate.dtype())) + " " +
+             shape_str({d.M, d.K}) + "x" + shape_str(w_gate.shape()) + "x2";
+    });
+    const char* op = "matmul_silu_mul";
+    cpu::matmul_silu_mul(ctx_, f32(x, op), d.M, d.K,
+                         {w_gate.dtype(), weight(w_gate, op), nullptr, d.N},
+                         {w_up.dtype(), weight(w_up, op), nullptr, d.N}, f32(out, op));
   }
   void rms_norm(const Tensor& x, const Tensor& weight, const Tensor& y, float eps) override {
     const auto d = checks::rms_norm(x, weight, y);
@@ -180,8 +264,12 @@ class CpuBackend final : public Backend {
         throw std::out_of_range("embedding: token id " + std::to_string(id[i]) + " at position " +
                                 std::to_string(i) + " is outside [0, " + std::to_string(d.V) +
                                 ") of table " + table.describe());
-    const std::byte* tab = ptr(table, "embedding");
+    const std::byte* tab = static_cast<const std::byte*>(weight(table, "embedding"));
     float* o = f32(out, "embedding");
+    if (const cpu::PackGeometry* g = packed(table, "embedding")) {
+      for (std::int64_t i = 0; i < d.T; ++i) cpu::packed_row_to_f32(*g, tab, id[i], o + i * d.K);
+      return;
+    }
     const std::size_t row = dtype_bytes(table.dtype(), d.K);
     for (std::int64_t i = 0; i < d.T; ++i)
       to_f32(table.dtype(), tab + static_cast<std::size_t>(id[i]) * row, o + i * d.K, d.K);
@@ -250,6 +338,24 @@ class CpuBackend final : public Backend {
     if (!s) checks::fail(op, "tensor " + t.describe() + " was not allocated by the CPU backend");
     return s->data() + t.offset();
   }
+  // The packed geometry of t when its storage is packed; such a tensor may only be used whole
+  // and with the shape it was allocated with (its layout is per [rows, cols]).
+  static const cpu::PackGeometry* packed(const Tensor& t, const char* op) {
+    auto* s = dynamic_cast<HostStorage*>(t.storage());
+    if (!s || !s->packed()) return nullptr;
+    const cpu::PackGeometry& g = *s->packed();
+    const auto [rows, cols] = rows_cols(t.shape());
+    if (t.offset() != 0 || t.dtype() != g.dtype || rows != g.rows || cols != g.cols)
+      checks::fail(op, "tensor " + t.describe() + " is a view of a packed " +
+                           std::string(dtype_name(g.dtype)) + "[" + std::to_string(g.rows) + ", " +
+                           std::to_string(g.cols) + "] CPU weight; packed weights are used whole");
+    return &g;
+  }
+  // A weight operand: its bytes in the layout the kernels expect (packed or rows).
+  static const void* weight(const Tensor& t, const char* op) {
+    packed(t, op);
+    return ptr(t, op);
+  }
   static float* f32(const Tensor& t, const char* op) {
     return reinterpret_cast<float*>(ptr(t, op));
   }
@@ -257,6 +363,7 @@ class CpuBackend final : public Backend {
     return reinterpret_cast<std::int32_t*>(ptr(t, op));
   }
   static void openblas_threads(int n);
+  static std::string openblas_core();
 
   cpu::ThreadPool pool_;
   const cpu::KernelTable& kernels_;
@@ -276,10 +383,20 @@ namespace {
 void CpuBackend::openblas_threads(int n) {
   openblas_set_num_threads(n);
 }
+std::string CpuBackend::openblas_core() {
+  const char* name = openblas_get_corename();
+  return name ? name : "unknown";
+}
 }  // namespace
 
-std::unique_ptr<Backend> make_cpu_backend(int threads) {
-  return std::make_unique<CpuBackend>(threads);
+std::unique_ptr<Backend> make_cpu_backend(int threads, const std::string& kernels) {
+  const cpu::KernelTable* table =
+      kernels.empty() ? &cpu::best_kernels() : cpu::kernels_by_name(kernels.c_str());
+  if (!table)
+    throw std::invalid_argument("cpu backend: kernel table '" + kernels +
+                                "' does not exist or this CPU cannot run it (scalar, avx2, "
+                                "avx-vnni, avx512-vnni)");
+  return std::make_unique<CpuBackend>(threads, *table);
 }
 
 }  // namespace kwaai::engine

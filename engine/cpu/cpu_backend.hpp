@@ -3,12 +3,15 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "engine/core/backend.hpp"
 
 namespace kwaai::engine {
 
-// threads <= 0: one per physical core.
-std::unique_ptr<Backend> make_cpu_backend(int threads = 0);
+// threads <= 0: one per physical core. kernels: a kernel table by name ("scalar", "avx2",
+// "avx-vnni", "avx512-vnni"; engine/cpu/kernels.hpp), empty for the fastest this CPU runs;
+// throws std::invalid_argument when the CPU cannot run the one asked for.
+std::unique_ptr<Backend> make_cpu_backend(int threads = 0, const std::string& kernels = "");
 
 }  // namespace kwaai::engine

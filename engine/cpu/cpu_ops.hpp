@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "engine/core/backend.hpp"
 #include "engine/cpu/kernels.hpp"
@@ -20,10 +21,28 @@ struct Ctx {
 // other core.
 inline constexpr std::int64_t kMinChunkWork = std::int64_t{1} << 16;
 
-// y[M,N] = x[M,K] · w[N,K]^T; decode path for M <= 8, sgemm path otherwise.
+// y[M,N] (+)= x[M,K] · w[N,K]^T. Packed (block-quantized) weights: one integer kernel for
+// every M. Float weights: row dots for M <= 8, sgemm otherwise.
 inline constexpr std::int64_t kDecodeMaxRows = 8;
 void matmul(const Ctx& c, const float* x, DType wt, const void* w, float* y, std::int64_t M,
-            std::int64_t N, std::int64_t K);
+            std::int64_t N, std::int64_t K, bool accumulate = false);
+
+// One product of a shared x: y[M, N] (+)= x · w[N, K]^T (w in the backend's storage layout).
+struct MatmulPart {
+  DType wt;
+  const void* w;
+  float* y;
+  std::int64_t N;
+};
+// Every part in one pass: x is quantized once and all parts' weight groups share one parallel
+// region (the Q/K/V projections of a decode step are one fork/join, not three).
+void matmul_many(const Ctx& c, const float* x, std::int64_t M, std::int64_t K,
+                 std::span<const MatmulPart> parts, bool accumulate);
+// out[M, N] = silu(x · gate^T) * (x · up^T); the parts' y are unused. With packed weights each
+// 16-column group of both products is computed and combined in registers' reach, so the
+// [M, N] gate and up activations are never written.
+void matmul_silu_mul(const Ctx& c, const float* x, std::int64_t M, std::int64_t K,
+                     const MatmulPart& gate, const MatmulPart& up, float* out);
 
 void rms_norm(const Ctx& c, const float* x, const float* w, float* y, std::int64_t rows,
               std::int64_t cols, float eps);

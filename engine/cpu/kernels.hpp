@@ -10,12 +10,10 @@
 
 namespace kwaai::engine::cpu {
 
-// An activation row quantized for the integer dot products of the decode path:
-// value = qs[i] * d; s = d * sum(qs) lets the Q4_0 kernel fold its -8 offset in once per
-// block instead of per value.
+// An activation row quantized for the integer kernels: value = qs[i] * d, sum = sum(qs).
 struct BlockQ8Act {
   float d;
-  float s;
+  std::int32_t sum;
   std::int8_t qs[kQuantBlock];
 };
 static_assert(sizeof(BlockQ8Act) == 40);
@@ -26,24 +24,21 @@ static_assert(sizeof(BlockQ8Act) == 40);
 // does), so every table sees identical activation codes.
 void quantize_act_q8(const float* x, BlockQ8Act* y, std::int64_t nblocks);
 
-// The same activation codes regrouped for kernels that take four Q4_0 blocks (128 values) per
-// step: a Q4_0 byte holds value j in its low nibble and value j + 16 in its high one, so `lo`
-// holds values 0..15 of each of the four blocks and `hi` values 16..31, in the order the
-// weight nibbles come out of one register. `ds` is the 4 blocks' d then their s, where s here
-// is 2 * BlockQ8Act::s: a kernel that spreads a block's dot product over 4 int32 lanes
-// subtracts 2 s in each, 8 s in all, the block's -8 code offset (x2 is exact in float).
-// 160 bytes per 128 values: a 14336-wide row's groups (18 KiB) stay in L1 with room to spare.
-struct alignas(32) ActGroup4 {
-  std::int8_t lo[64];
-  std::int8_t hi[64];
-  float ds[8];
+// One tile of quantized activation rows in the layout of engine/cpu/qpack.hpp.
+struct ActTile {
+  const std::int8_t* qs = nullptr;     // [nb][mr][32]
+  const float* d = nullptr;            // [nb][mr]
+  const std::int32_t* bias = nullptr;  // [nb][mr]: -offset * sum(codes)
+  int mr = 0;
 };
-static_assert(sizeof(ActGroup4) == 160);
 
-// Writes nblocks / 4 groups (a trailing partial group is left to the per-block path).
-void group_act_q4(const BlockQ8Act* x, ActGroup4* g, std::int64_t nblocks);
-
-inline constexpr int kMaxDotRows = 8;
+// A packed-weight kernel: one 16-row group (engine/cpu/qpack.hpp: nb code blocks, then the
+// scales) against one activation tile. For m < a.mr and r < n_valid:
+//   y[m * ldy + r] (+)= sum_b dw[r,b] * da[m,b] * (sum_i code[r,b,i] * qa[m,b,i] + bias[m,b])
+// with code the weight code plus the table's offset for the format (so bias cancels it), the
+// accumulation in block order; with `accumulate` the result is added to y (a residual).
+using GemmFn = void (*)(const std::uint8_t* group, std::int64_t nb, const ActTile& a, float* y,
+                        std::int64_t ldy, int n_valid, bool accumulate);
 
 struct KernelTable {
   const char* name;
@@ -51,17 +46,13 @@ struct KernelTable {
   float (*dot_f16)(const std::uint16_t* w, const float* x, std::int64_t n);
   float (*dot_bf16)(const std::uint16_t* w, const float* x, std::int64_t n);
   void (*quantize_act)(const float* x, BlockQ8Act* y, std::int64_t nblocks);
-  float (*dot_q8_0)(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nblocks);
-  // `g` is group_act_q4 of `x` (tables that do not use it ignore it).
-  float (*dot_q4_0)(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4* g,
-                    std::int64_t nblocks);
-  // One weight row against `rows` (1..8) activation rows, x = rows × nblocks blocks and
-  // g = rows × nblocks/4 groups; out[r] is row r's dot product. The AVX-512 table decodes each
-  // weight block once for all rows (batched decode); the others loop over the dots above.
-  void (*dot_q8_0_rows)(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nblocks, int rows,
-                        float* out);
-  void (*dot_q4_0_rows)(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4* g,
-                        std::int64_t nblocks, int rows, float* out);
+  // Packed Q8_0 / Q4_0 weights; activation tiles of up to gemm_rows rows. The act offsets are
+  // what each kernel adds to the weight codes (0 when it multiplies signed codes directly).
+  GemmFn gemm_q8_0;
+  GemmFn gemm_q4_0;
+  int gemm_rows;
+  std::int32_t q8_0_act_offset;
+  std::int32_t q4_0_act_offset;
   // n-element f16 / bf16 -> f32 (used to dequantize weight tiles for sgemm).
   void (*f16_to_f32_row)(const std::uint16_t* src, float* dst, std::int64_t n);
   void (*bf16_to_f32_row)(const std::uint16_t* src, float* dst, std::int64_t n);
@@ -72,26 +63,21 @@ struct KernelTable {
   void (*silu_mul_f32)(const float* g, const float* u, float* out, std::int64_t n);
 };
 
-// dot_*_rows built from a table's single-row dot, for tables without a multi-row kernel.
-template <float (*Dot)(const BlockQ8_0*, const BlockQ8Act*, std::int64_t)>
-void dot_q8_0_each_row(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nb, int rows,
-                       float* out) {
-  for (int r = 0; r < rows; ++r) out[r] = Dot(w, x + r * nb, nb);
-}
-template <float (*Dot)(const BlockQ4_0*, const BlockQ8Act*, const ActGroup4*, std::int64_t)>
-void dot_q4_0_each_row(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4* g, std::int64_t nb,
-                       int rows, float* out) {
-  for (int r = 0; r < rows; ++r) out[r] = Dot(w, x + r * nb, g + r * (nb / 4), nb);
-}
+// The largest gemm_rows of any table (activation tiles are sized by the table in use).
+inline constexpr int kMaxGemmRows = 16;
 
 // F16C from CPUID directly: clang's __builtin_cpu_supports does not know "f16c".
 bool cpu_has_f16c();
 
 const KernelTable& scalar_kernels();
-const KernelTable* avx2_kernels();    // nullptr unless the CPU has AVX2 + FMA + F16C
-const KernelTable* avx512_kernels();  // nullptr unless AVX-512 F/BW/VL + VNNI + F16C
+const KernelTable* avx2_kernels();      // nullptr unless the CPU has AVX2 + FMA + F16C
+const KernelTable* avx_vnni_kernels();  // nullptr unless also AVX-VNNI (256-bit vpdpbusd)
+const KernelTable* avx512_kernels();    // nullptr unless AVX-512 F/BW/VL/DQ + VNNI + F16C
 // The fastest table this CPU supports; KWAAI_CPU_ISA is not read here (no getenv in
 // library code): callers that want a specific table pick it explicitly.
 const KernelTable& best_kernels();
+// The table called `name` ("scalar", "avx2", "avx_vnni", "avx512"), or nullptr when this CPU
+// cannot run it or there is no such table.
+const KernelTable* kernels_by_name(const char* name);
 
 }  // namespace kwaai::engine::cpu

@@ -3,7 +3,9 @@
 // inline functions and the binary still starts on older CPUs.
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "engine/cpu/kernels.hpp"
 
@@ -67,62 +69,11 @@ KWAAI_AVX2 float dot_bf16(const std::uint16_t* w, const float* x, std::int64_t n
   return s;
 }
 
-// Sum of 32 int8 x int8 products as 8 int32 lanes. maddubs needs an unsigned operand, so
-// the weight's sign moves onto the activation: |w| * (x * sign(w)) == w * x. Activation
-// codes are within [-127, 127], so negating never overflows, and pair sums stay below
-// 2 * 128 * 127 < 32767 (no saturation).
-KWAAI_AVX2 inline __m256i dot_i8x32(__m256i w, __m256i x) {
-  const __m256i p16 = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w));
-  return _mm256_madd_epi16(p16, _mm256_set1_epi16(1));
-}
-
-KWAAI_AVX2 float dot_q8_0(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nb) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  std::int64_t b = 0;
-  for (; b + 2 <= nb; b += 2) {
-    const __m256i p0 = dot_i8x32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs)),
-                                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs)));
-    const __m256i p1 = dot_i8x32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b + 1].qs)),
-                                 _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b + 1].qs)));
-    acc0 =
-        _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(_cvtsh_ss(w[b].d) * x[b].d), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1),
-                           _mm256_set1_ps(_cvtsh_ss(w[b + 1].d) * x[b + 1].d), acc1);
-  }
-  for (; b < nb; ++b) {
-    const __m256i p = dot_i8x32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[b].qs)),
-                                _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs)));
-    acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(_cvtsh_ss(w[b].d) * x[b].d), acc0);
-  }
-  return hsum256(_mm256_add_ps(acc0, acc1));
-}
-
-// Unpacks a Q4_0 block's 16 bytes into 32 unsigned codes 0..15 in value order.
-KWAAI_AVX2 inline __m256i unpack_q4(const std::uint8_t* qs) {
-  const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
-  const __m128i mask = _mm_set1_epi8(15);
-  const __m128i lo = _mm_and_si128(v, mask);
-  const __m128i hi = _mm_and_si128(_mm_srli_epi16(v, 4), mask);
-  return _mm256_set_m128i(hi, lo);
-}
-
-// Q4_0: value = (q - 8) * d. The codes q are already unsigned, so maddubs(q, x) works
-// directly, and the -8 offset is folded in per block with the activation's s = d * sum(x).
-KWAAI_AVX2 float dot_q4_0(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4*,
-                          std::int64_t nb) {
-  __m256 acc = _mm256_setzero_ps();
-  const __m256i ones = _mm256_set1_epi16(1);
-  float corr = 0.0f;
-  for (std::int64_t b = 0; b < nb; ++b) {
-    const __m256i q = unpack_q4(w[b].qs);
-    const __m256i xs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[b].qs));
-    const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(q, xs), ones);
-    const float dw = _cvtsh_ss(w[b].d);
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p), _mm256_set1_ps(dw * x[b].d), acc);
-    corr += dw * x[b].s;
-  }
-  return hsum256(acc) - 8.0f * corr;
-}
+#define KWAAI_GEMM256_TARGET KWAAI_AVX2
+#define KWAAI_GEMM256_VNNI 0
+#include "engine/cpu/gemm_x86_256.inl"
+#undef KWAAI_GEMM256_VNNI
+#undef KWAAI_GEMM256_TARGET
 
 KWAAI_AVX2 void axpy_f32(float a, const float* x, float* y, std::int64_t n) {
   const __m256 va = _mm256_set1_ps(a);
@@ -214,20 +165,21 @@ KWAAI_AVX2 void bf16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
 const KernelTable* avx2_kernels() {
   static const bool ok =
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
-  static const KernelTable t{"avx2",
-                             dot_f32,
-                             dot_f16,
-                             dot_bf16,
-                             quantize_act_q8,
-                             dot_q8_0,
-                             dot_q4_0,
-                             dot_q8_0_each_row<dot_q8_0>,
-                             dot_q4_0_each_row<dot_q4_0>,
-                             f16_row,
-                             bf16_row,
-                             axpy_f32,
-                             exp_sum_f32,
-                             silu_mul_f32};
+  static const KernelTable t{.name = "avx2",
+                             .dot_f32 = dot_f32,
+                             .dot_f16 = dot_f16,
+                             .dot_bf16 = dot_bf16,
+                             .quantize_act = quantize_act_q8,
+                             .gemm_q8_0 = gemm256<false>,
+                             .gemm_q4_0 = gemm256<true>,
+                             .gemm_rows = kGemm256Rows,
+                             .q8_0_act_offset = 0,
+                             .q4_0_act_offset = 8,
+                             .f16_to_f32_row = f16_row,
+                             .bf16_to_f32_row = bf16_row,
+                             .axpy_f32 = axpy_f32,
+                             .exp_sum_f32 = exp_sum_f32,
+                             .silu_mul_f32 = silu_mul_f32};
   return ok ? &t : nullptr;
 }
 

@@ -2,6 +2,7 @@
 #include <cpuid.h>
 
 #include <cmath>
+#include <string_view>
 
 #include "engine/cpu/kernels.hpp"
 
@@ -21,22 +22,7 @@ void quantize_act_q8(const float* x, BlockQ8Act* y, std::int64_t nblocks) {
       sum += q;
     }
     y[b].d = d;
-    y[b].s = d * static_cast<float>(sum);
-  }
-}
-
-void group_act_q4(const BlockQ8Act* x, ActGroup4* g, std::int64_t nblocks) {
-  constexpr int half = kQuantBlock / 2;
-  for (std::int64_t gi = 0; gi < nblocks / 4; ++gi) {
-    for (int k = 0; k < 4; ++k) {
-      const BlockQ8Act& b = x[gi * 4 + k];
-      for (int j = 0; j < half; ++j) {
-        g[gi].lo[k * half + j] = b.qs[j];
-        g[gi].hi[k * half + j] = b.qs[half + j];
-      }
-      g[gi].ds[k] = b.d;
-      g[gi].ds[4 + k] = 2.0f * b.s;
-    }
+    y[b].sum = sum;
   }
 }
 
@@ -60,28 +46,43 @@ float dot_bf16(const std::uint16_t* w, const float* x, std::int64_t n) {
   return s;
 }
 
-float dot_q8_0(const BlockQ8_0* w, const BlockQ8Act* x, std::int64_t nb) {
-  float s = 0.0f;
+// The packed-weight kernels' reference: the same integer sums and the same two float
+// operations per block and row ((sum * da) * dw + acc, fused as the vector tables fuse it),
+// so every table gives bit-identical results. Q8_0 codes are taken signed (act offset 0).
+template <bool Q4>
+void gemm(const std::uint8_t* group, std::int64_t nb, const ActTile& a, float* y, std::int64_t ldy,
+          int n_valid, bool accumulate) {
+  const std::size_t cb = Q4 ? 16 : 32;
+  const auto* scales = reinterpret_cast<const std::uint16_t*>(group + nb * 16 * cb);
+  float acc[kMaxGemmRows][16] = {};
   for (std::int64_t b = 0; b < nb; ++b) {
-    int acc = 0;
-    for (int j = 0; j < kQuantBlock; ++j) acc += w[b].qs[j] * x[b].qs[j];
-    s += static_cast<float>(acc) * f16_to_f32(w[b].d) * x[b].d;
-  }
-  return s;
-}
-
-float dot_q4_0(const BlockQ4_0* w, const BlockQ8Act* x, const ActGroup4*, std::int64_t nb) {
-  constexpr int half = kQuantBlock / 2;
-  float s = 0.0f;
-  for (std::int64_t b = 0; b < nb; ++b) {
-    int acc = 0;
-    for (int j = 0; j < half; ++j) {
-      acc += ((w[b].qs[j] & 15) - 8) * x[b].qs[j];
-      acc += ((w[b].qs[j] >> 4) - 8) * x[b].qs[j + half];
+    const std::uint8_t* wc = group + b * 16 * cb;
+    for (int m = 0; m < a.mr; ++m) {
+      const std::int8_t* qa = a.qs + (b * a.mr + m) * kQuantBlock;
+      const float da = a.d[b * a.mr + m];
+      for (int r = 0; r < 16; ++r) {
+        std::int32_t sum = a.bias[b * a.mr + m];
+        for (std::size_t c = 0; c < cb / 4; ++c) {
+          for (int t = 0; t < 4; ++t) {
+            const std::uint8_t byte = wc[c * 64 + static_cast<std::size_t>(r) * 4 + t];
+            const std::size_t k = 4 * c + static_cast<std::size_t>(t);
+            if (Q4) {
+              sum += (byte & 15) * qa[k] + (byte >> 4) * qa[16 + k];
+            } else {
+              sum += static_cast<std::int8_t>(byte) * qa[k];
+            }
+          }
+        }
+        const float dw = f16_to_f32(scales[b * 16 + r]);
+        acc[m][r] = std::fma(static_cast<float>(sum) * da, dw, acc[m][r]);
+      }
     }
-    s += static_cast<float>(acc) * f16_to_f32(w[b].d) * x[b].d;
   }
-  return s;
+  for (int m = 0; m < a.mr; ++m)
+    for (int r = 0; r < n_valid; ++r) {
+      float& out = y[m * ldy + r];
+      out = accumulate ? acc[m][r] + out : acc[m][r];
+    }
 }
 
 void f16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
@@ -112,30 +113,41 @@ void silu_mul_f32(const float* g, const float* u, float* out, std::int64_t n) {
 }  // namespace
 
 const KernelTable& scalar_kernels() {
-  static const KernelTable t{"scalar",
-                             dot_f32,
-                             dot_f16,
-                             dot_bf16,
-                             quantize_act_q8,
-                             dot_q8_0,
-                             dot_q4_0,
-                             dot_q8_0_each_row<dot_q8_0>,
-                             dot_q4_0_each_row<dot_q4_0>,
-                             f16_row,
-                             bf16_row,
-                             axpy_f32,
-                             exp_sum_f32,
-                             silu_mul_f32};
+  static const KernelTable t{.name = "scalar",
+                             .dot_f32 = dot_f32,
+                             .dot_f16 = dot_f16,
+                             .dot_bf16 = dot_bf16,
+                             .quantize_act = quantize_act_q8,
+                             .gemm_q8_0 = gemm<false>,
+                             .gemm_q4_0 = gemm<true>,
+                             .gemm_rows = 8,
+                             .q8_0_act_offset = 0,
+                             .q4_0_act_offset = 8,
+                             .f16_to_f32_row = f16_row,
+                             .bf16_to_f32_row = bf16_row,
+                             .axpy_f32 = axpy_f32,
+                             .exp_sum_f32 = exp_sum_f32,
+                             .silu_mul_f32 = silu_mul_f32};
   return t;
 }
 
 const KernelTable& best_kernels() {
   static const KernelTable& t = []() -> const KernelTable& {
     if (const auto* k = avx512_kernels()) return *k;
+    if (const auto* k = avx_vnni_kernels()) return *k;
     if (const auto* k = avx2_kernels()) return *k;
     return scalar_kernels();
   }();
   return t;
+}
+
+const KernelTable* kernels_by_name(const char* name) {
+  const std::string_view n(name);
+  if (n == "scalar") return &scalar_kernels();
+  if (n == "avx2") return avx2_kernels();
+  if (n == "avx-vnni") return avx_vnni_kernels();
+  if (n == "avx512-vnni") return avx512_kernels();
+  return nullptr;
 }
 
 bool cpu_has_f16c() {

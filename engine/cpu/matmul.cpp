@@ -1,20 +1,28 @@
 // matmul for the CPU backend.
 //
-// Decode (M <= 8) is memory-bound: each weight byte is read once, so the kernels work
-// directly on the stored format. Quantized weights meet an activation quantized once to
-// 8-bit blocks (integer dot products, VNNI where available); float weights are widened in
-// registers. Weight rows are split across the pool in contiguous ranges so each thread
-// streams its own part of memory.
+// Block-quantized weights (Q8_0, Q4_0) are stored packed (engine/cpu/qpack.hpp) and go
+// through one integer kernel for every M: x is quantized once per call into tiles of the
+// table's gemm_rows rows (8-bit codes per 32 values, as llama.cpp's q8 activations), and the
+// pool splits the weight's 16-row groups into contiguous ranges, each thread running every
+// activation tile against its groups. A group (K = 4096: 70 KB of Q8_0) stays in L1/L2 while
+// the tiles stream past it, so the weights are read from memory once per call whatever M is;
+// decode (M <= 8, one tile) is then a pure stream of the weights. OpenBLAS is not involved, so
+// prefill speed does not depend on OpenBLAS recognising the CPU. Several products of one x
+// (Q/K/V, gate/up) share the quantization and one parallel region (matmul_many,
+// matmul_silu_mul), and a residual add can be folded into the product (accumulate).
 //
-// Prefill (M > 8) is compute-bound: OpenBLAS sgemm does the work. Non-f32 weights are
-// widened to f32 a tile of rows at a time (thread-local scratch) and each tile is one
-// sgemm writing its column block of y.
+// Float weights: decode (M <= 8) is a row-dot per output on the stored format; prefill is
+// OpenBLAS sgemm, f16/bf16 widened to f32 a tile of rows at a time.
 #include <cblas.h>
 
 #include <algorithm>
+#include <stdexcept>
+#include <string>
 #include <vector>
 
+#include "engine/core/formats.hpp"
 #include "engine/cpu/cpu_ops.hpp"
+#include "engine/cpu/qpack.hpp"
 
 namespace kwaai::engine::cpu {
 
@@ -36,10 +44,6 @@ std::int64_t matvec_grain(std::int64_t M, std::int64_t K) {
   return std::max<std::int64_t>(16, kMinChunkWork / std::max<std::int64_t>(1, M * K));
 }
 
-std::size_t row_bytes(DType t, std::int64_t K) {
-  return dtype_bytes(t, K);
-}
-
 void widen_row(const KernelTable& k, DType t, const void* src, float* dst, std::int64_t K) {
   switch (t) {
     case DType::F16:
@@ -53,43 +57,104 @@ void widen_row(const KernelTable& k, DType t, const void* src, float* dst, std::
   }
 }
 
-void matvec_quant(const Ctx& c, const float* x, DType wt, const void* w, float* y, std::int64_t M,
-                  std::int64_t N, std::int64_t K) {
-  static_assert(kDecodeMaxRows <= kMaxDotRows);
-  const std::int64_t nb = K / kQuantBlock;
-  const std::int64_t ng = nb / 4;
-  std::vector<BlockQ8Act> act(static_cast<std::size_t>(M * nb));
-  std::vector<ActGroup4> groups(static_cast<std::size_t>(wt == DType::Q4_0 ? M * ng : 0));
-  for (std::int64_t m = 0; m < M; ++m) {
-    c.k.quantize_act(x + m * K, act.data() + m * nb, nb);
-    if (!groups.empty()) group_act_q4(act.data() + m * nb, groups.data() + m * ng, nb);
-  }
-  const auto* wb = static_cast<const std::byte*>(w);
-  const std::size_t rb = row_bytes(wt, K);
-  const auto& k = c.k;
-  c.pool.parallel_for(
-      N,
-      [&](std::int64_t n0, std::int64_t n1) {
-        float out[kMaxDotRows];
-        for (std::int64_t n = n0; n < n1; ++n) {
-          const std::byte* row = wb + static_cast<std::size_t>(n) * rb;
-          // All M activation rows against this weight row in one pass over it.
-          if (wt == DType::Q8_0)
-            k.dot_q8_0_rows(reinterpret_cast<const BlockQ8_0*>(row), act.data(), nb,
-                            static_cast<int>(M), out);
-          else
-            k.dot_q4_0_rows(reinterpret_cast<const BlockQ4_0*>(row), act.data(), groups.data(), nb,
-                            static_cast<int>(M), out);
-          for (std::int64_t m = 0; m < M; ++m) y[m * N + n] = out[m];
-        }
-      },
-      matvec_grain(M, K));
+inline void store(float* y, float v, bool accumulate) {
+  *y = accumulate ? *y + v : v;
 }
 
+// ---- packed quantized weights ----
+
+GemmFn gemm_for(const KernelTable& k, DType t) {
+  switch (t) {
+    case DType::Q8_0:
+      return k.gemm_q8_0;
+    case DType::Q4_0:
+      return k.gemm_q4_0;
+    default:
+      throw std::invalid_argument("matmul: no packed kernel for " +
+                                  std::string(format_info(t).name));
+  }
+}
+
+std::int32_t act_offset(const KernelTable& k, DType t) {
+  return t == DType::Q8_0 ? k.q8_0_act_offset : k.q4_0_act_offset;
+}
+
+// x quantized into the calling thread's ActPack (workers only read it).
+const ActPack& quantize_x(const Ctx& c, const float* x, std::int64_t M, std::int64_t K,
+                          std::int32_t offset) {
+  // The caller's pack, named by reference: a lambda that named the thread_local itself would
+  // reach each worker's own instance.
+  thread_local ActPack pack;
+  ActPack& act = pack;
+  act.reset(M, K, c.k.gemm_rows);
+  const std::int64_t grain =
+      std::max<std::int64_t>(1, kMinChunkWork / std::max<std::int64_t>(1, c.k.gemm_rows * K));
+  c.pool.parallel_for(
+      act.tiles(),
+      [&](std::int64_t t0, std::int64_t t1) {
+        act.quantize_tiles(x, c.k.quantize_act, offset, t0, t1);
+      },
+      grain);
+  return act;
+}
+
+// Groups per chunk: at least kMinChunkWork multiply-adds.
+std::int64_t group_grain(std::int64_t M, std::int64_t K) {
+  return std::max<std::int64_t>(1, kMinChunkWork / std::max<std::int64_t>(1, kPackRows * K * M));
+}
+
+// All tiles of `act` against groups [g0, g1) of one packed weight.
+void run_groups(const ActPack& act, GemmFn fn, const PackGeometry& g, const std::uint8_t* w,
+                float* y, std::int64_t ldy, std::int64_t g0, std::int64_t g1, bool accumulate) {
+  for (std::int64_t gi = g0; gi < g1; ++gi) {
+    const std::uint8_t* grp = w + static_cast<std::size_t>(gi) * g.group_bytes;
+    const int n_valid =
+        static_cast<int>(std::min<std::int64_t>(kPackRows, g.rows - gi * kPackRows));
+    for (std::int64_t t = 0; t < act.tiles(); ++t)
+      fn(grp, g.nb, act.tile(t), y + t * act.tile_rows() * ldy + gi * kPackRows, ldy, n_valid,
+         accumulate);
+  }
+}
+
+bool all_packed_alike(const KernelTable& k, std::span<const MatmulPart> parts) {
+  for (const auto& p : parts)
+    if (!format_info(p.wt).cpu_packed || act_offset(k, p.wt) != act_offset(k, parts[0].wt))
+      return false;
+  return true;
+}
+
+void matmul_packed(const Ctx& c, const float* x, std::int64_t M, std::int64_t K,
+                   std::span<const MatmulPart> parts, bool accumulate) {
+  const ActPack& act = quantize_x(c, x, M, K, act_offset(c.k, parts[0].wt));
+  std::vector<PackGeometry> geo;
+  std::vector<std::int64_t> first;  // first global group index of each part
+  std::int64_t total = 0;
+  for (const auto& p : parts) {
+    geo.push_back(pack_geometry(p.wt, p.N, K));
+    first.push_back(total);
+    total += geo.back().groups;
+  }
+  c.pool.parallel_for(
+      total,
+      [&](std::int64_t i0, std::int64_t i1) {
+        for (std::size_t p = 0; p < parts.size(); ++p) {
+          const std::int64_t lo = std::max(i0, first[p]);
+          const std::int64_t hi = std::min(i1, first[p] + geo[p].groups);
+          if (lo >= hi) continue;
+          run_groups(act, gemm_for(c.k, parts[p].wt), geo[p],
+                     static_cast<const std::uint8_t*>(parts[p].w), parts[p].y, parts[p].N,
+                     lo - first[p], hi - first[p], accumulate);
+        }
+      },
+      group_grain(M, K));
+}
+
+// ---- float weights ----
+
 void matvec_float(const Ctx& c, const float* x, DType wt, const void* w, float* y, std::int64_t M,
-                  std::int64_t N, std::int64_t K) {
+                  std::int64_t N, std::int64_t K, bool accumulate) {
   const auto* wb = static_cast<const std::byte*>(w);
-  const std::size_t rb = row_bytes(wt, K);
+  const std::size_t rb = dtype_bytes(wt, K);
   const auto& k = c.k;
   c.pool.parallel_for(
       N,
@@ -105,7 +170,7 @@ void matvec_float(const Ctx& c, const float* x, DType wt, const void* w, float* 
               r = k.dot_f16(reinterpret_cast<const std::uint16_t*>(row), xm, K);
             else
               r = k.dot_bf16(reinterpret_cast<const std::uint16_t*>(row), xm, K);
-            y[m * N + n] = r;
+            store(y + m * N + n, r, accumulate);
           }
         }
       },
@@ -114,9 +179,9 @@ void matvec_float(const Ctx& c, const float* x, DType wt, const void* w, float* 
 
 // Small prefill products (some dimension < 32): row-by-row f32 dots on widened weights.
 void matmul_small(const Ctx& c, const float* x, DType wt, const void* w, float* y, std::int64_t M,
-                  std::int64_t N, std::int64_t K) {
+                  std::int64_t N, std::int64_t K, bool accumulate) {
   const auto* wb = static_cast<const std::byte*>(w);
-  const std::size_t rb = row_bytes(wt, K);
+  const std::size_t rb = dtype_bytes(wt, K);
   c.pool.parallel_for(N, [&](std::int64_t n0, std::int64_t n1) {
     std::vector<float> row(static_cast<std::size_t>(K));
     for (std::int64_t n = n0; n < n1; ++n) {
@@ -125,24 +190,26 @@ void matmul_small(const Ctx& c, const float* x, DType wt, const void* w, float* 
         widen_row(c.k, wt, wb + static_cast<std::size_t>(n) * rb, row.data(), K);
         r = row.data();
       }
-      for (std::int64_t m = 0; m < M; ++m) y[m * N + n] = c.k.dot_f32(r, x + m * K, K);
+      for (std::int64_t m = 0; m < M; ++m)
+        store(y + m * N + n, c.k.dot_f32(r, x + m * K, K), accumulate);
     }
   });
 }
 
 void matmul_sgemm(const Ctx& c, const float* x, DType wt, const void* w, float* y, std::int64_t M,
-                  std::int64_t N, std::int64_t K) {
+                  std::int64_t N, std::int64_t K, bool accumulate) {
+  const float beta = accumulate ? 1.0f : 0.0f;
   if (wt == DType::F32) {
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(M), static_cast<int>(N),
                 static_cast<int>(K), 1.0f, x, static_cast<int>(K), static_cast<const float*>(w),
-                static_cast<int>(K), 0.0f, y, static_cast<int>(N));
+                static_cast<int>(K), beta, y, static_cast<int>(N));
     return;
   }
   thread_local std::vector<float> scratch;
   const std::int64_t tile_rows = prefill_tile_rows(K);
   scratch.resize(static_cast<std::size_t>(std::min(tile_rows, N) * K));
   const auto* wb = static_cast<const std::byte*>(w);
-  const std::size_t rb = row_bytes(wt, K);
+  const std::size_t rb = dtype_bytes(wt, K);
   for (std::int64_t n0 = 0; n0 < N; n0 += tile_rows) {
     const std::int64_t rows = std::min(tile_rows, N - n0);
     float* tile = scratch.data();
@@ -155,30 +222,86 @@ void matmul_sgemm(const Ctx& c, const float* x, DType wt, const void* w, float* 
         8);
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(M),
                 static_cast<int>(rows), static_cast<int>(K), 1.0f, x, static_cast<int>(K), tile,
-                static_cast<int>(K), 0.0f, y + n0, static_cast<int>(N));
+                static_cast<int>(K), beta, y + n0, static_cast<int>(N));
   }
+}
+
+void matmul_float(const Ctx& c, const float* x, DType wt, const void* w, float* y, std::int64_t M,
+                  std::int64_t N, std::int64_t K, bool accumulate) {
+  if (M <= kDecodeMaxRows)
+    matvec_float(c, x, wt, w, y, M, N, K, accumulate);
+  else if (M >= kSgemmMinDim && N >= kSgemmMinDim && K >= kSgemmMinDim)
+    matmul_sgemm(c, x, wt, w, y, M, N, K, accumulate);
+  else
+    matmul_small(c, x, wt, w, y, M, N, K, accumulate);
 }
 
 }  // namespace
 
-void matmul(const Ctx& c, const float* x, DType wt, const void* w, float* y, std::int64_t M,
-            std::int64_t N, std::int64_t K) {
-  if (M == 0 || N == 0) return;
+void matmul_many(const Ctx& c, const float* x, std::int64_t M, std::int64_t K,
+                 std::span<const MatmulPart> parts, bool accumulate) {
+  if (M == 0 || parts.empty()) return;
   if (K == 0) {
-    std::fill(y, y + M * N, 0.0f);
+    for (const auto& p : parts)
+      if (!accumulate) std::fill(p.y, p.y + M * p.N, 0.0f);
     return;
   }
-  if (M <= kDecodeMaxRows) {
-    if (is_quantized(wt))
-      matvec_quant(c, x, wt, w, y, M, N, K);
+  if (all_packed_alike(c.k, parts)) {
+    matmul_packed(c, x, M, K, parts, accumulate);
+    return;
+  }
+  for (const auto& p : parts) {
+    if (format_info(p.wt).cpu_packed)
+      matmul_packed(c, x, M, K, std::span(&p, 1), accumulate);
     else
-      matvec_float(c, x, wt, w, y, M, N, K);
+      matmul_float(c, x, p.wt, p.w, p.y, M, p.N, K, accumulate);
+  }
+}
+
+void matmul(const Ctx& c, const float* x, DType wt, const void* w, float* y, std::int64_t M,
+            std::int64_t N, std::int64_t K, bool accumulate) {
+  if (N == 0) return;
+  const MatmulPart p{wt, w, y, N};
+  matmul_many(c, x, M, K, std::span(&p, 1), accumulate);
+}
+
+void matmul_silu_mul(const Ctx& c, const float* x, std::int64_t M, std::int64_t K,
+                     const MatmulPart& gate, const MatmulPart& up, float* out) {
+  const std::int64_t N = gate.N;
+  if (M == 0 || N == 0) return;
+  const bool fused = K > 0 && gate.wt == up.wt && format_info(gate.wt).cpu_packed;
+  if (!fused) {
+    // Unfused: both products in full, then the element-wise op.
+    std::vector<float> gy(static_cast<std::size_t>(M * N)), uy(gy.size());
+    matmul(c, x, gate.wt, gate.w, gy.data(), M, N, K, false);
+    matmul(c, x, up.wt, up.w, uy.data(), M, N, K, false);
+    silu_mul(c, gy.data(), uy.data(), out, M * N);
     return;
   }
-  if (M >= kSgemmMinDim && N >= kSgemmMinDim && K >= kSgemmMinDim)
-    matmul_sgemm(c, x, wt, w, y, M, N, K);
-  else
-    matmul_small(c, x, wt, w, y, M, N, K);
+  const ActPack& act = quantize_x(c, x, M, K, act_offset(c.k, gate.wt));
+  const PackGeometry g = pack_geometry(gate.wt, N, K);
+  const GemmFn fn = gemm_for(c.k, gate.wt);
+  const auto* wg = static_cast<const std::uint8_t*>(gate.w);
+  const auto* wu = static_cast<const std::uint8_t*>(up.w);
+  c.pool.parallel_for(
+      g.groups,
+      [&](std::int64_t g0, std::int64_t g1) {
+        float tg[kMaxGemmRows * kPackRows], tu[kMaxGemmRows * kPackRows];
+        for (std::int64_t gi = g0; gi < g1; ++gi) {
+          const std::size_t off = static_cast<std::size_t>(gi) * g.group_bytes;
+          const int n_valid =
+              static_cast<int>(std::min<std::int64_t>(kPackRows, N - gi * kPackRows));
+          for (std::int64_t t = 0; t < act.tiles(); ++t) {
+            const ActTile a = act.tile(t);
+            fn(wg + off, g.nb, a, tg, kPackRows, n_valid, false);
+            fn(wu + off, g.nb, a, tu, kPackRows, n_valid, false);
+            for (int m = 0; m < a.mr; ++m)
+              c.k.silu_mul_f32(tg + m * kPackRows, tu + m * kPackRows,
+                               out + (t * act.tile_rows() + m) * N + gi * kPackRows, n_valid);
+          }
+        }
+      },
+      group_grain(2 * M, K));
 }
 
 }  // namespace kwaai::engine::cpu

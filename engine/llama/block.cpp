@@ -17,7 +17,7 @@ std::uint64_t DeviceBlock::bytes() const {
 DeviceBlock upload_block(Backend& be, const ModelSource& src, std::int64_t layer, Quant quant) {
   // Loaded as stored; quantization happens per matrix in upload_matrix, which can skip the
   // matrices whose row length is not a multiple of the 32-value block.
-  const BlockWeights host = load_block(src, layer, Quant::None);
+  const BlockWeights host = load_block(src, layer, kNoQuant);
   DeviceBlock w;
   w.input_norm = upload_f32(be, host.input_norm);
   w.post_norm = upload_f32(be, host.post_norm);
@@ -39,9 +39,6 @@ void BlockScratch::ensure(Backend& be, const ModelConfig& cfg, std::int64_t m) {
   k = be.alloc(DType::F32, {m, kv_dim(cfg)});
   v = be.alloc(DType::F32, {m, kv_dim(cfg)});
   attn = be.alloc(DType::F32, {m, q_dim(cfg)});
-  proj = be.alloc(DType::F32, {m, h});
-  gate = be.alloc(DType::F32, {m, i});
-  up = be.alloc(DType::F32, {m, i});
   act = be.alloc(DType::F32, {m, i});
   rows = m;
 }
@@ -59,11 +56,13 @@ void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, con
   s.ensure(be, cfg, m);
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
 
-  // Attention half: x += o_proj(attention(rope(q), rope(k) -> cache, v -> cache)).
+  // Attention half: x += o_proj(attention(rope(q), rope(k) -> cache, v -> cache)). The fused
+  // ops (one pass for Q/K/V, the residual add inside the product) are what the unfused
+  // sequence computes; backends use them to save passes over memory and fork/joins.
   be.rms_norm(x, w.input_norm, s.normed, cfg.rms_eps);
-  be.matmul(s.normed, w.wq, s.q);
-  be.matmul(s.normed, w.wk, s.k);
-  be.matmul(s.normed, w.wv, s.v);
+  const Tensor* qkv_w[] = {&w.wq, &w.wk, &w.wv};
+  const Tensor* qkv_y[] = {&s.q, &s.k, &s.v};
+  be.matmul_many(s.normed, qkv_w, qkv_y);
   be.rope(s.q.reshaped({m, hq, d}), positions, cfg.rope);
   be.rope(s.k.reshaped({m, hkv, d}), positions, cfg.rope);
   // Each segment attends only to its own cache: row views of q/k/v/attn select its rows (a
@@ -79,16 +78,12 @@ void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, con
     be.attention(part(s.q, hq), g.k_cache, g.v_cache, part(s.attn, hq), g.n_past, scale);
     row += rows;
   }
-  be.matmul(s.attn, w.wo, s.proj);
-  be.add(x, s.proj, x);
+  be.matmul_add(s.attn, w.wo, x);
 
   // MLP half: x += down(silu(gate(n)) * up(n)), n = RMSNorm(x).
   be.rms_norm(x, w.post_norm, s.normed, cfg.rms_eps);
-  be.matmul(s.normed, w.w_gate, s.gate);
-  be.matmul(s.normed, w.w_up, s.up);
-  be.silu_mul(s.gate, s.up, s.act);
-  be.matmul(s.act, w.w_down, s.proj);
-  be.add(x, s.proj, x);
+  be.matmul_silu_mul(s.normed, w.w_gate, w.w_up, s.act);
+  be.matmul_add(s.act, w.w_down, x);
 }
 
 void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const Tensor& x,

@@ -28,7 +28,7 @@ DeviceBlock upload_block(Backend& be, const ModelSource& src, std::int64_t layer
 // same.
 struct BlockScratch {
   std::int64_t rows = 0;
-  Tensor normed, q, k, v, attn, proj, gate, up, act;
+  Tensor normed, q, k, v, attn, act;
   void ensure(Backend& be, const ModelConfig& cfg, std::int64_t m);
 };
 

@@ -15,7 +15,7 @@ namespace kwaai::engine::llama {
 
 class LlamaModel {
  public:
-  LlamaModel(Backend& be, const ModelSource& src, Quant quant = Quant::None);
+  LlamaModel(Backend& be, const ModelSource& src, Quant quant = kNoQuant);
 
   const ModelConfig& config() const { return exec_->config(); }
   Backend& backend() const { return exec_->backend(); }

@@ -24,7 +24,7 @@ ModelEnds::ModelEnds(Backend& be, const ModelSource& src, Quant quant)
   const bool tied = cfg_.tied_embeddings || !src.has(kLmHeadName);
   HostTensor table = src.load(kEmbedName);
   expect_shape(table, {cfg_.vocab, cfg_.hidden});
-  embed_table_ = upload_matrix(be, table, tied ? quant : Quant::None);
+  embed_table_ = upload_matrix(be, table, tied ? quant : kNoQuant);
   final_norm_ = upload_f32(be, load_final_norm(src));
   if (tied) {
     lm_head_ = embed_table_;

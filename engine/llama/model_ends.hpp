@@ -20,7 +20,7 @@ class ModelEnds {
  public:
   // Quantization applies as in LlamaModel: the table keeps its loaded dtype unless it doubles
   // as the (tied) LM head, in which case the head's quantization applies to both.
-  ModelEnds(Backend& be, const ModelSource& src, Quant quant = Quant::None);
+  ModelEnds(Backend& be, const ModelSource& src, Quant quant = kNoQuant);
   ModelEnds(const ModelEnds&) = delete;
   ModelEnds& operator=(const ModelEnds&) = delete;
 

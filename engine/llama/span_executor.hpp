@@ -42,7 +42,7 @@ class SpanExecutor {
   // Loads and uploads blocks [start, end) from src. Throws std::invalid_argument for a range
   // outside [0, layers); engine/model throws for any weight of the wrong shape.
   SpanExecutor(Backend& be, const ModelSource& src, std::int64_t start, std::int64_t end,
-               Quant quant = Quant::None);
+               Quant quant = kNoQuant);
   SpanExecutor(const SpanExecutor&) = delete;
   SpanExecutor& operator=(const SpanExecutor&) = delete;
 

@@ -32,6 +32,11 @@ void fill_random(std::vector<std::byte>& out, Rng& rng) {
 }
 
 Shape shape_of(const ModelConfig& c, const std::string& name) {
+  // The model's ends, so whole-model runs (embedding lookup, final norm, LM head) time what a
+  // real file of this shape costs; a config with tied embeddings has no separate head.
+  if (name == kEmbedName) return {c.vocab, c.hidden};
+  if (name == kFinalNormName) return {c.hidden};
+  if (name == kLmHeadName && !c.tied_embeddings) return {c.vocab, c.hidden};
   const std::string pre = "model.layers.";
   if (name.rfind(pre, 0) != 0) throw std::out_of_range("synthetic model has no tensor " + name);
   std::size_t dot = name.find('.', pre.size());
@@ -67,6 +72,9 @@ std::vector<std::string> SyntheticSource::names() const {
          {BlockTensor::InputNorm, BlockTensor::Q, BlockTensor::K, BlockTensor::V, BlockTensor::O,
           BlockTensor::PostNorm, BlockTensor::Gate, BlockTensor::Up, BlockTensor::Down})
       out.push_back(block_tensor_name(i, w));
+  out.push_back(kEmbedName);
+  out.push_back(kFinalNormName);
+  if (!cfg_.tied_embeddings) out.push_back(kLmHeadName);
   return out;
 }
 
@@ -88,7 +96,7 @@ DType SyntheticSource::dtype_for(const Shape& s) const {
   if (s.size() == 1) return DType::F32;
   // A row that is not a whole number of 32-value blocks cannot be block-quantized (stories260K's
   // down_proj, K = 172): such a matrix is f16, as upload_matrix would leave it unquantized.
-  if (is_quantized(dtype_) && s.back() % kQuantBlock != 0) return DType::F16;
+  if (s.back() % format_info(dtype_).block_elems != 0) return DType::F16;
   return dtype_;
 }
 
@@ -111,7 +119,7 @@ HostTensor SyntheticSource::load(const std::string& name) const {
     fill_random(t.data, rng);
     // Random bytes are fine for int8 / 4-bit codes; scales and float values are set explicitly.
     if (is_quantized(t.dtype)) {
-      const std::size_t block = t.dtype == DType::Q8_0 ? sizeof(BlockQ8_0) : sizeof(BlockQ4_0);
+      const std::size_t block = format_info(t.dtype).block_bytes;
       // Uniform int8 codes have std ~74, 4-bit codes (q - 8) ~4.6: scale both to std ~0.02.
       const std::uint16_t d = f32_to_f16(t.dtype == DType::Q8_0 ? 0.02f / 74.0f : 0.02f / 4.6f);
       for (std::size_t off = 0; off < t.data.size(); off += block) std::memcpy(&t.data[off], &d, 2);

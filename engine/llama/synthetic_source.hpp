@@ -1,5 +1,7 @@
 // A ModelSource of random weights with the real shapes of a published model, generated in
-// memory (no file), for the tokens/s benchmark: timing depends on shapes and dtypes only.
+// memory (no file), for the tokens/s benchmark: timing depends on shapes and dtypes only. It
+// holds every block plus the model's ends (embeddings, final norm, LM head), each tensor
+// generated when it is loaded.
 // Matrices are produced directly in the requested dtype (f16 / q8_0 / q4_0 / f32) with a spread
 // like a trained model's (std ~0.02), norms are ~1; values are finite, never NaN or denormal.
 #pragma once

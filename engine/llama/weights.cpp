@@ -21,10 +21,8 @@ Tensor upload_matrix(Backend& be, const HostTensor& t, Quant quant) {
     throw std::invalid_argument("weight " + t.name + ": expected a matrix, got " +
                                 shape_str(t.shape));
   const std::int64_t rows = t.shape[0], cols = t.shape[1];
-  std::optional<DType> want;
-  if (quant == Quant::Q8_0) want = DType::Q8_0;
-  if (quant == Quant::Q4_0) want = DType::Q4_0;
-  if (want && cols % kQuantBlock != 0) want.reset();
+  Quant want = quant;
+  if (want && cols % format_info(*want).block_elems != 0) want.reset();
   if (!want || *want == t.dtype) {
     Tensor dst = be.alloc(t.dtype, t.shape);
     be.upload(dst, t.data);

@@ -9,7 +9,7 @@
 
 namespace kwaai::engine::llama {
 
-// Uploads a weight matrix [N, K]. Under Quant::None it keeps its loaded dtype; otherwise it is
+// Uploads a weight matrix [N, K]. Under kNoQuant it keeps its loaded dtype; otherwise it is
 // converted row by row to q8_0/q4_0 — except when K is not a multiple of 32 (stories260K's
 // down_proj has K = 172), where block quantization is impossible and the matrix stays as loaded.
 Tensor upload_matrix(Backend& be, const HostTensor& t, Quant quant);

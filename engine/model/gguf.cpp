@@ -5,6 +5,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "engine/core/formats.hpp"
+
 namespace kwaai::engine {
 namespace {
 
@@ -161,26 +163,16 @@ struct TypeInfo {
   std::uint64_t block_bytes;  // bytes per block
 };
 
+// A tensor type we can load: a weight format of the format table with a GGUF type id.
 bool supported_type(std::uint32_t t, TypeInfo& out) {
-  switch (t) {
-    case 0:
-      out = {DType::F32, 1, 4};
-      return true;
-    case 1:
-      out = {DType::F16, 1, 2};
-      return true;
-    case 2:
-      out = {DType::Q4_0, 32, 18};
-      return true;
-    case 8:
-      out = {DType::Q8_0, 32, 34};
-      return true;
-    case 30:
-      out = {DType::BF16, 1, 2};
-      return true;
-    default:
-      return false;
-  }
+  const FormatInfo* f = find_gguf_format(t);
+  if (!f || !f->weight) return false;
+  out = {f->dtype, static_cast<std::uint64_t>(f->block_elems), f->block_bytes};
+  return true;
+}
+
+bool gguf_weight_format(const FormatInfo& f) {
+  return f.weight && f.gguf_type >= 0;
 }
 
 }  // namespace
@@ -339,7 +331,7 @@ GgufHeader parse_gguf(std::span<const std::byte> file, const std::string& origin
     TypeInfo tinfo{};
     if (!supported_type(ti.ggml_type, tinfo)) {
       fail(origin, "tensor '" + ti.name + "': " + ggml_type_name(ti.ggml_type) +
-                       " is not supported (F32, F16, BF16, Q8_0, Q4_0)");
+                       " is not supported (" + format_names(gguf_weight_format) + ")");
     }
     if (ne[0] % tinfo.block != 0) {
       fail(origin, "tensor '" + ti.name + "': row length " + std::to_string(ne[0]) +

@@ -5,25 +5,6 @@
 
 namespace kwaai::engine {
 
-Quant quant_from_name(const std::string& s) {
-  if (s == "none") return Quant::None;
-  if (s == "q8_0") return Quant::Q8_0;
-  if (s == "q4_0") return Quant::Q4_0;
-  throw std::invalid_argument("unknown quantization '" + s + "' (none, q8_0, q4_0)");
-}
-
-const char* quant_name(Quant q) {
-  switch (q) {
-    case Quant::None:
-      return "none";
-    case Quant::Q8_0:
-      return "q8_0";
-    case Quant::Q4_0:
-      return "q4_0";
-  }
-  return "?";
-}
-
 HostTensor convert_tensor(const TensorView& v, DType target) {
   HostTensor out;
   out.name = v.name;
@@ -39,7 +20,7 @@ HostTensor convert_tensor(const TensorView& v, DType target) {
     out.data.assign(v.data.begin(), v.data.end());
     return out;
   }
-  auto is_float_like = [](DType t) { return t != DType::I32 && t != DType::U8; };
+  auto is_float_like = [](DType t) { return format_info(t).to_f32 != nullptr; };
   if (!is_float_like(v.dtype) || !is_float_like(target)) {
     throw std::invalid_argument("convert '" + v.name + "': cannot convert " +
                                 std::string(dtype_name(v.dtype)) + " to " +

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/core/dtype.hpp"
+#include "engine/core/formats.hpp"
 #include "engine/core/tensor.hpp"
 
 namespace kwaai::engine {
@@ -32,12 +33,6 @@ struct HostTensor {
   std::span<const std::byte> bytes() const { return data; }
   std::int64_t numel() const { return shape_numel(shape); }
 };
-
-// Load-time weight quantization (`--quant none|q8_0|q4_0`).
-enum class Quant { None, Q8_0, Q4_0 };
-// "none", "q8_0", "q4_0"; parse throws std::invalid_argument naming the bad value.
-Quant quant_from_name(const std::string& s);
-const char* quant_name(Quant q);
 
 // Converts any float/quantized view to `target` (f32/f16/bf16/q8_0/q4_0) through f32, row by
 // row. Same dtype -> a plain copy. Quantized targets need the last dimension to be a multiple

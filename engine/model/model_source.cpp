@@ -56,15 +56,7 @@ std::string block_tensor_name(std::int64_t block, BlockTensor which) {
 
 DType weight_target_dtype(DType stored, bool is_matrix, Quant quant) {
   if (!is_matrix) return DType::F32;
-  switch (quant) {
-    case Quant::None:
-      return stored;
-    case Quant::Q8_0:
-      return DType::Q8_0;
-    case Quant::Q4_0:
-      return DType::Q4_0;
-  }
-  return stored;
+  return quant.value_or(stored);
 }
 
 namespace {
@@ -133,7 +125,7 @@ HostTensor load_embeddings(const ModelSource& src, Quant quant) {
 }
 
 HostTensor load_final_norm(const ModelSource& src) {
-  return load_checked(src, kFinalNormName, {src.config().hidden}, false, Quant::None);
+  return load_checked(src, kFinalNormName, {src.config().hidden}, false, kNoQuant);
 }
 
 HostTensor load_lm_head(const ModelSource& src, Quant quant) {

@@ -61,7 +61,7 @@ inline constexpr const char* kFinalNormName = "model.norm.weight";
 inline constexpr const char* kLmHeadName = "lm_head.weight";
 
 // The dtype a weight gets at load time: norm vectors are always f32 (rms_norm wants f32);
-// 2-D weights keep their stored dtype under Quant::None, else become q8_0/q4_0.
+// 2-D weights keep their stored dtype under kNoQuant, else become q8_0/q4_0.
 DType weight_target_dtype(DType stored, bool is_matrix, Quant quant);
 
 struct BlockWeights {

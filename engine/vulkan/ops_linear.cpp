@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "engine/core/formats.hpp"
 #include "engine/core/op_checks.hpp"
 #include "engine/vulkan/vulkan_backend_impl.hpp"
 
@@ -10,17 +11,21 @@ namespace kwaai::engine::vulkan {
 
 namespace {
 
-// Unit of the in-shader base offset for a weight dtype (see kernels/weights.glsl).
+// Unit of the in-shader base offset for a weight dtype (see kernels/weights.glsl): the
+// element size of a plain type, bytes for a block-quantized one.
 std::size_t weight_unit(DType t) {
-  switch (t) {
-    case DType::F32:
-      return 4;
-    case DType::F16:
-    case DType::BF16:
-      return 2;
-    default:
-      return 1;
-  }
+  const FormatInfo& f = format_info(t);
+  return f.block_elems == 1 ? f.block_bytes : 1;
+}
+
+// The weight-decoder suffix of kernel variant names; a format without Vulkan kernels is
+// refused by name rather than failing on a missing variant.
+std::string weight_variant(const char* op, DType t) {
+  const FormatInfo& f = format_info(t);
+  if (f.vk_wtype < 0)
+    throw std::invalid_argument(std::string(op) + ": the Vulkan backend has no kernels for " +
+                                std::string(f.name) + " weights");
+  return std::string(f.name);
 }
 
 struct MatmulPush {
@@ -45,7 +50,7 @@ std::uint32_t u32(std::int64_t v) {
 void VulkanBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& y) {
   const auto d = checks::matmul(x, w, y);
   if (d.M == 0 || d.N == 0) return;
-  const std::string wname(dtype_name(w.dtype()));
+  const std::string wname = weight_variant("matmul", w.dtype());
   const std::string label = "matmul " + wname + " [" + std::to_string(d.M) + "," +
                             std::to_string(d.K) + "]x[" + std::to_string(d.N) + "," +
                             std::to_string(d.K) + "]";
@@ -90,7 +95,7 @@ void VulkanBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& y) {
 void VulkanBackend::embedding(const Tensor& ids, const Tensor& table, const Tensor& out) {
   const auto d = checks::embedding(ids, table, out);
   if (d.T == 0 || d.K == 0) return;
-  const std::string wname(dtype_name(table.dtype()));
+  const std::string wname = weight_variant("embedding", table.dtype());
   const std::string label = "embedding " + wname + " [" + std::to_string(d.T) + "] from [" +
                             std::to_string(d.V) + "," + std::to_string(d.K) + "]";
   const View iv = whole("embedding", ids, 4);

@@ -68,7 +68,7 @@ TEST_F(CalibrateCli, SyntheticLlama2_7bQuickJsonHasPetalsFields) {
   // num_blocks is Petals' rule on this machine's RAM, capped by --layers 2.
   const BlockShape s{4096, 32, 32, 2, 202383360};
   const auto expect =
-      choose_num_blocks(s, WeightFormat::F16, j["memory_bytes"].get<std::uint64_t>());
+      choose_num_blocks(s, engine::DType::F16, j["memory_bytes"].get<std::uint64_t>());
   EXPECT_EQ(j["num_blocks"].get<std::int64_t>(), expect.num_blocks);
   EXPECT_EQ(j["num_layers"].get<std::int64_t>(), 2);
 

@@ -55,14 +55,14 @@ TEST(CalibrationMeasure, OneStories260kBlockGivesPositiveRates) {
   cfg.layers = 1;
   llama::SyntheticSource src(cfg, DType::F16);
   auto be = make_backend("cpu");
-  const ComputeRates r = measure_compute_rps(*be, src, Quant::None, {32, 2, 8});
+  const ComputeRates r = measure_compute_rps(*be, src, kNoQuant, {32, 2, 8});
   EXPECT_TRUE(std::isfinite(r.forward_rps) && r.forward_rps > 0) << r.forward_rps;
   EXPECT_TRUE(std::isfinite(r.inference_rps) && r.inference_rps > 0) << r.inference_rps;
   EXPECT_EQ(r.forward_tokens, 32);
   EXPECT_EQ(r.forward_steps, 2);
   EXPECT_EQ(r.inference_steps, 8);
   EXPECT_GT(r.loaded_block_bytes, 0u);
-  EXPECT_THROW(measure_compute_rps(*be, src, Quant::None, {0, 1, 1}), std::invalid_argument);
+  EXPECT_THROW(measure_compute_rps(*be, src, kNoQuant, {0, 1, 1}), std::invalid_argument);
 }
 
 TEST(CalibrationMeasure, CalibrateAppliesPetalsRuleToGivenMemory) {

@@ -28,7 +28,7 @@ TEST(CalibrationRules, BlockParamsOfLlama2_70bMatchTheEngineShapeHelper) {
 }
 
 TEST(CalibrationRules, Llama2_70bBf16On80GiBGpuHolds47Blocks) {
-  const BlockBudget b = choose_num_blocks(llama2_70b(), WeightFormat::F16, 80 * kGiB);
+  const BlockBudget b = choose_num_blocks(llama2_70b(), engine::DType::F16, 80 * kGiB);
   // get_block_size: round(855654400 * 2 * 1.01) = 1728421888.
   EXPECT_EQ(b.block_bytes, 1728421888u);
   // GQA (64/8 = 8 groups > 1) -> 16384 cache tokens; 2 * 8192 * 16384 // 8 * 2 bytes = 64 MiB.
@@ -47,14 +47,14 @@ TEST(CalibrationRules, Stories260kIsCappedByItsFiveLayers) {
   engine::ModelConfig c = engine::llama::known_config("stories260k");
   EXPECT_EQ(engine::llama::block_params(c), 45440);
   const BlockShape s{64, 8, 4, 5, 45440};
-  const BlockBudget big = choose_num_blocks(s, WeightFormat::F16, 24 * kGiB);
+  const BlockBudget big = choose_num_blocks(s, engine::DType::F16, 24 * kGiB);
   EXPECT_EQ(big.block_bytes, 91789u);  // round(45440 * 2 * 1.01 = 91788.8)
   EXPECT_EQ(big.attn_cache_tokens, 16384);
   EXPECT_EQ(big.cache_bytes_per_block, 2097152u);  // 2*64*16384 // 2 * 2
   EXPECT_EQ(big.fit_blocks, 11768);
   EXPECT_EQ(big.num_blocks, 5);
   // 16 MiB: (16777216 - 9586980.57) / 2188941 = 3.28 -> 3.
-  const BlockBudget small = choose_num_blocks(s, WeightFormat::F16, 16ull << 20);
+  const BlockBudget small = choose_num_blocks(s, engine::DType::F16, 16ull << 20);
   EXPECT_NEAR(small.autograd_bytes, 9586980.571428, 1e-3);
   EXPECT_EQ(small.num_blocks, 3);
 }
@@ -63,48 +63,48 @@ TEST(CalibrationRules, Llama2_7bWithoutGqaUses4096CacheTokens) {
   // MHA (32/32): 4096 tokens; cache 2*4096*4096 // 1 * 2 = 64 MiB.
   // params 4*4096^2 + 3*4096*11008 + 2*4096 = 202383360; block round(*2*1.01) = 408814387.
   const BlockShape s{4096, 32, 32, 32, 202383360};
-  const BlockBudget b = choose_num_blocks(s, WeightFormat::F16, 8 * kGiB);
+  const BlockBudget b = choose_num_blocks(s, engine::DType::F16, 8 * kGiB);
   EXPECT_EQ(b.attn_cache_tokens, 4096);
   EXPECT_EQ(b.cache_bytes_per_block, 67108864u);
   EXPECT_EQ(b.block_bytes, 408814387u);
   // (8589934592 - 613566756.57) / 475923251 = 16.76 -> 16.
   EXPECT_EQ(b.num_blocks, 16);
   // 24 GiB fits 52 blocks; capped at the 32 layers.
-  EXPECT_EQ(choose_num_blocks(s, WeightFormat::F16, 24 * kGiB).num_blocks, 32);
+  EXPECT_EQ(choose_num_blocks(s, engine::DType::F16, 24 * kGiB).num_blocks, 32);
 }
 
 TEST(CalibrationRules, QuantizedFormatsCountTheirScales) {
-  EXPECT_DOUBLE_EQ(bytes_per_value(WeightFormat::F16), 2.0);
-  EXPECT_DOUBLE_EQ(bytes_per_value(WeightFormat::F32), 4.0);
-  EXPECT_DOUBLE_EQ(bytes_per_value(WeightFormat::Q8_0), 34.0 / 32);
-  EXPECT_DOUBLE_EQ(bytes_per_value(WeightFormat::Q4_0), 18.0 / 32);
+  EXPECT_DOUBLE_EQ(bytes_per_value(engine::DType::F16), 2.0);
+  EXPECT_DOUBLE_EQ(bytes_per_value(engine::DType::F32), 4.0);
+  EXPECT_DOUBLE_EQ(bytes_per_value(engine::DType::Q8_0), 34.0 / 32);
+  EXPECT_DOUBLE_EQ(bytes_per_value(engine::DType::Q4_0), 18.0 / 32);
   // Llama-3-8B block (218112000 params): q8_0 -> round(218112000 * 1.0625 * 1.01) = 234061440;
   // on 8 GiB: (8589934592 - 613566756.57) / (234061440 + 67108864) = 26.48 -> 26.
   const BlockShape s{4096, 32, 8, 32, 218112000};
-  const BlockBudget b = choose_num_blocks(s, WeightFormat::Q8_0, 8 * kGiB);
+  const BlockBudget b = choose_num_blocks(s, engine::DType::Q8_0, 8 * kGiB);
   EXPECT_EQ(b.block_bytes, 234061440u);
   EXPECT_EQ(b.num_blocks, 26);
-  EXPECT_EQ(block_size_bytes(218112000, WeightFormat::Q4_0), 123914880u);  // *0.5625*1.01
+  EXPECT_EQ(block_size_bytes(218112000, engine::DType::Q4_0), 123914880u);  // *0.5625*1.01
 }
 
 TEST(CalibrationRules, BlockSizeRoundsHalvesToEvenLikePython) {
   // Python: round(25 * 2 * 1.01) == round(50.5) == 50, round(75 * 2 * 1.01) == 152.
-  EXPECT_EQ(block_size_bytes(25, WeightFormat::F16), 50u);
-  EXPECT_EQ(block_size_bytes(75, WeightFormat::F16), 152u);
-  EXPECT_EQ(block_size_bytes(125, WeightFormat::F16), 252u);
+  EXPECT_EQ(block_size_bytes(25, engine::DType::F16), 50u);
+  EXPECT_EQ(block_size_bytes(75, engine::DType::F16), 152u);
+  EXPECT_EQ(block_size_bytes(125, engine::DType::F16), 252u);
 }
 
 TEST(CalibrationRules, NotEvenOneBlockIsAnErrorNamingTheNumbers) {
   try {
-    choose_num_blocks(llama2_70b(), WeightFormat::F16, 2 * kGiB);
+    choose_num_blocks(llama2_70b(), engine::DType::F16, 2 * kGiB);
     FAIL() << "expected an error";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("at least one block"), std::string::npos) << e.what();
     EXPECT_NE(std::string(e.what()).find("1728421888"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(choose_num_blocks({8192, 64, 6, 80, 1}, WeightFormat::F16, 80 * kGiB),
+  EXPECT_THROW(choose_num_blocks({8192, 64, 6, 80, 1}, engine::DType::F16, 80 * kGiB),
                std::invalid_argument);  // 64 % 6 != 0
-  EXPECT_THROW(choose_num_blocks({8192, 64, 8, 0, 1}, WeightFormat::F16, 80 * kGiB),
+  EXPECT_THROW(choose_num_blocks({8192, 64, 8, 0, 1}, engine::DType::F16, 80 * kGiB),
                std::invalid_argument);
   EXPECT_THROW(weight_format_from_quant("nf4"), std::invalid_argument);
 }

@@ -1,5 +1,5 @@
-// The CPU backend's per-ISA inner loops (scalar, AVX2, AVX-512 VNNI) must compute the same
-// dot products: the backend only ever runs the fastest table the CPU has, so the others are
+// The CPU backend's per-ISA inner loops (scalar, AVX2, AVX-VNNI, AVX-512 VNNI) must compute the
+// same functions: the backend only ever runs the fastest table the CPU has, so the others are
 // exercised here, against the scalar table and a double reference.
 #include <gtest/gtest.h>
 
@@ -8,19 +8,22 @@
 #include <vector>
 
 #include "engine/cpu/kernels.hpp"
+#include "engine/cpu/qpack.hpp"
 #include "tests/kernels/op_test_util.hpp"
 
 namespace kwaai::engine::cpu {
 namespace {
 
+// Every table this CPU can run, the scalar reference first.
 std::vector<const KernelTable*> tables() {
   std::vector<const KernelTable*> t{&scalar_kernels()};
   if (auto* k = avx2_kernels()) t.push_back(k);
+  if (auto* k = avx_vnni_kernels()) t.push_back(k);
   if (auto* k = avx512_kernels()) t.push_back(k);
   return t;
 }
 
-TEST(CpuKernels, every_isa_table_agrees_on_float_and_quantized_dots) {
+TEST(CpuKernels, every_isa_table_agrees_on_float_dots) {
   KWAAI_SEEDED_RNG();
   for (std::int64_t n : {1, 7, 15, 16, 17, 31, 33, 64, 4097}) {
     const auto a = rng.vec(n), b = rng.vec(n);
@@ -47,67 +50,140 @@ TEST(CpuKernels, every_isa_table_agrees_on_float_and_quantized_dots) {
       for (std::size_t i = 0; i < row.size(); ++i) ASSERT_EQ(row[i], bf16_to_f32(bf[i]));
     }
   }
-  for (std::int64_t nb : {1, 2, 3, 4, 5, 6, 7, 8, 11, 12, 128, 129, 130, 131, 448}) {
-    const auto w = rng.vec(nb * 32, -2, 2), x = rng.vec(nb * 32, -3, 3);
-    std::vector<BlockQ8_0> w8(static_cast<std::size_t>(nb));
-    std::vector<BlockQ4_0> w4(static_cast<std::size_t>(nb));
-    std::vector<BlockQ8Act> xa(static_cast<std::size_t>(nb));
-    quantize_row_q8_0(w.data(), w8.data(), nb * 32);
-    quantize_row_q4_0(w.data(), w4.data(), nb * 32);
-    // Extreme codes too: -128 is a legal Q8_0 weight code in a GGUF file.
-    w8[0].qs[0] = -128;
-    w8[0].qs[1] = 127;
-    // And the extreme Q4_0 codes 0 and 15 (quantize_row_q4_0 rarely produces 0).
-    w4[0].qs[0] = 0x0F;
-    w4[static_cast<std::size_t>(nb - 1)].qs[15] = 0xF0;
-    quantize_act_q8(x.data(), xa.data(), nb);
-    std::vector<ActGroup4> xg(static_cast<std::size_t>(nb / 4));
-    group_act_q4(xa.data(), xg.data(), nb);
-    // Integer products are exact, so tables differ only in float summation of block terms.
-    const float s8 = scalar_kernels().dot_q8_0(w8.data(), xa.data(), nb);
-    const float s4 = scalar_kernels().dot_q4_0(w4.data(), xa.data(), xg.data(), nb);
-    const double tol = 1e-5 * (std::fabs(s8) + std::fabs(s4) + static_cast<double>(nb));
-    for (const auto* k : tables()) {
-      SCOPED_TRACE(std::string(k->name) + " blocks " + std::to_string(nb));
-      EXPECT_NEAR(k->dot_q8_0(w8.data(), xa.data(), nb), s8, tol);
-      EXPECT_NEAR(k->dot_q4_0(w4.data(), xa.data(), xg.data(), nb), s4, tol);
-    }
-  }
 }
 
-TEST(CpuKernels, multi_row_dots_equal_one_dot_per_activation_row) {
+// GGUF rows of random weights of `t` with the extreme codes planted: -128 is a legal Q8_0 code
+// in a GGUF file, and quantize_row_q4_0 rarely produces the nibbles 0 and 15.
+std::vector<std::byte> random_quant_rows(test::Rng& rng, DType t, std::int64_t N, std::int64_t K) {
+  const auto w = rng.vec(N * K, -2, 2);
+  std::vector<std::byte> bytes(dtype_bytes(t, N * K));
+  from_f32(t, w.data(), bytes.data(), N * K);
+  if (t == DType::Q8_0) {
+    auto* b = reinterpret_cast<BlockQ8_0*>(bytes.data());
+    b[0].qs[0] = -128;
+    b[0].qs[1] = 127;
+  } else {
+    auto* b = reinterpret_cast<BlockQ4_0*>(bytes.data());
+    b[0].qs[0] = 0x0F;
+    b[N * K / 32 - 1].qs[15] = 0xF0;
+  }
+  return bytes;
+}
+
+// The packed-weight kernels of every table against a double reference of what they promise
+// (exact integer block sums, then the scales), on row counts that leave partial groups, block
+// counts that are not multiples of any unroll, every tile height 1..gemm_rows, with and without
+// accumulation; outputs past n_valid must stay poisoned. The tables do the same integer sums
+// and the same two float operations per block, so they must also agree bit for bit.
+TEST(CpuKernels, packed_kernels_of_every_table_match_the_reference_and_each_other) {
   KWAAI_SEEDED_RNG();
-  for (std::int64_t nb : {1, 2, 3, 5, 8, 13, 128, 131}) {
-    const auto w = rng.vec(nb * 32, -2, 2);
-    std::vector<BlockQ8_0> w8(static_cast<std::size_t>(nb));
-    std::vector<BlockQ4_0> w4(static_cast<std::size_t>(nb));
-    quantize_row_q8_0(w.data(), w8.data(), nb * 32);
-    quantize_row_q4_0(w.data(), w4.data(), nb * 32);
-    for (int rows : {1, 2, 3, 4, 5, 6, 7, 8, 11}) {
-      SCOPED_TRACE("blocks " + std::to_string(nb) + " rows " + std::to_string(rows));
-      const auto x = rng.vec(rows * nb * 32, -3, 3);
-      std::vector<BlockQ8Act> xa(static_cast<std::size_t>(rows * nb));
-      std::vector<ActGroup4> xg(static_cast<std::size_t>(rows * (nb / 4)));
-      for (int r = 0; r < rows; ++r) {
-        quantize_act_q8(x.data() + r * nb * 32, xa.data() + r * nb, nb);
-        group_act_q4(xa.data() + r * nb, xg.data() + r * (nb / 4), nb);
-      }
-      for (const auto* k : tables()) {
-        SCOPED_TRACE(k->name);
-        std::vector<float> o8(static_cast<std::size_t>(rows), std::nanf(""));
-        std::vector<float> o4(static_cast<std::size_t>(rows), std::nanf(""));
-        k->dot_q8_0_rows(w8.data(), xa.data(), nb, rows, o8.data());
-        k->dot_q4_0_rows(w4.data(), xa.data(), xg.data(), nb, rows, o4.data());
-        for (int r = 0; r < rows; ++r) {
-          const float s8 = scalar_kernels().dot_q8_0(w8.data(), xa.data() + r * nb, nb);
-          const float s4 = scalar_kernels().dot_q4_0(w4.data(), xa.data() + r * nb, nullptr, nb);
-          const double tol = 1e-5 * (std::fabs(s8) + std::fabs(s4) + static_cast<double>(nb));
-          EXPECT_NEAR(o8[static_cast<std::size_t>(r)], s8, tol) << "row " << r;
-          EXPECT_NEAR(o4[static_cast<std::size_t>(r)], s4, tol) << "row " << r;
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    for (std::int64_t N : {1, 7, 16, 17, 33}) {
+      for (std::int64_t nb : {1, 3, 7, 12, 33}) {
+        const std::int64_t K = nb * 32;
+        const auto rows = random_quant_rows(rng, t, N, K);
+        const PackGeometry g = pack_geometry(t, N, K);
+        std::vector<std::byte> packed(g.total_bytes() + 64);
+        // 64-byte aligned start, as HostStorage gives the kernels.
+        auto* base = reinterpret_cast<std::byte*>(
+            (reinterpret_cast<std::uintptr_t>(packed.data()) + 63) / 64 * 64);
+        pack_rows(g, rows.data(), base);
+        std::vector<float> wdec(static_cast<std::size_t>(N * K));
+        to_f32(t, rows.data(), wdec.data(), N * K);
+        for (int mr = 1; mr <= kMaxGemmRows; ++mr) {
+          const auto x = rng.vec(mr * K, -3, 3);
+          std::vector<float> first_out;  // the first table's (scalar when it has this mr)
+          for (const auto* k : tables()) {
+            if (mr > k->gemm_rows) continue;
+            SCOPED_TRACE(std::string(k->name) + " " + std::string(dtype_name(t)) + " N " +
+                         std::to_string(N) + " K " + std::to_string(K) + " mr " +
+                         std::to_string(mr));
+            ActPack act;
+            act.reset(mr, K, k->gemm_rows);
+            const std::int32_t off = t == DType::Q8_0 ? k->q8_0_act_offset : k->q4_0_act_offset;
+            act.quantize_tiles(x.data(), k->quantize_act, off, 0, act.tiles());
+            ASSERT_EQ(act.tiles(), 1);
+            const ActTile a = act.tile(0);
+            // Reference from the activation codes and decoded weights, block by block.
+            std::vector<BlockQ8Act> qa(static_cast<std::size_t>(mr * nb));
+            for (int m = 0; m < mr; ++m) quantize_act_q8(x.data() + m * K, qa.data() + m * nb, nb);
+            const std::int64_t ldy = g.groups * 16 + 3;
+            for (bool accumulate : {false, true}) {
+              std::vector<float> y(static_cast<std::size_t>(mr * ldy), std::nanf(""));
+              if (accumulate)
+                for (std::int64_t m = 0; m < mr; ++m)
+                  for (std::int64_t n = 0; n < N; ++n)
+                    y[static_cast<std::size_t>(m * ldy + n)] = 0.5f;
+              GemmFn fn = t == DType::Q8_0 ? k->gemm_q8_0 : k->gemm_q4_0;
+              for (std::int64_t gi = 0; gi < g.groups; ++gi)
+                fn(reinterpret_cast<const std::uint8_t*>(base) + gi * g.group_bytes, nb, a,
+                   y.data() + gi * 16, ldy,
+                   static_cast<int>(std::min<std::int64_t>(16, N - gi * 16)), accumulate);
+              for (std::int64_t m = 0; m < mr; ++m) {
+                for (std::int64_t n = 0; n < ldy; ++n) {
+                  const float got = y[static_cast<std::size_t>(m * ldy + n)];
+                  if (n >= N) {
+                    ASSERT_TRUE(std::isnan(got))
+                        << "wrote past the valid rows at " << m << "," << n;
+                    continue;
+                  }
+                  double ref = accumulate ? 0.5 : 0.0, mag = 0;
+                  for (std::int64_t b = 0; b < nb; ++b) {
+                    const BlockQ8Act& ab = qa[static_cast<std::size_t>(m * nb + b)];
+                    double blk = 0;
+                    for (int i = 0; i < 32; ++i)
+                      blk +=
+                          static_cast<double>(wdec[static_cast<std::size_t>(n * K + b * 32 + i)]) *
+                          ab.qs[i];
+                    ref += blk * ab.d;
+                    mag += std::fabs(blk * ab.d);
+                  }
+                  ASSERT_NEAR(got, ref, 1e-5 * mag + 1e-6) << "y[" << m << "," << n << "]";
+                }
+              }
+              if (!accumulate) {
+                if (first_out.empty())
+                  first_out = y;
+                else
+                  for (std::size_t i = 0; i < y.size(); ++i)
+                    ASSERT_EQ(std::memcmp(&y[i], &first_out[i], 4), 0)
+                        << "differs from the first table's result at " << i;
+              }
+            }
+          }
         }
       }
     }
   }
+}
+
+// Upload / download of packed weights: GGUF rows -> packed -> GGUF rows is the identity, and a
+// row read from the packed form (embedding) decodes as the row does.
+TEST(CpuKernels, packing_round_trips_and_rows_decode_from_the_packed_form) {
+  KWAAI_SEEDED_RNG();
+  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+    for (std::int64_t N : {1, 15, 16, 17, 40}) {
+      const std::int64_t K = 96;
+      const auto rows = random_quant_rows(rng, t, N, K);
+      const PackGeometry g = pack_geometry(t, N, K);
+      EXPECT_EQ(g.group_bytes % 64, 0u);
+      EXPECT_GE(g.total_bytes(), rows.size());
+      std::vector<std::byte> packed(g.total_bytes()), back(rows.size());
+      pack_rows(g, rows.data(), packed.data());
+      unpack_rows(g, packed.data(), back.data());
+      ASSERT_EQ(std::memcmp(back.data(), rows.data(), rows.size()), 0);
+      std::vector<float> ref(static_cast<std::size_t>(K)), got(ref.size());
+      const std::size_t rb = dtype_bytes(t, K);
+      for (std::int64_t r = 0; r < N; ++r) {
+        to_f32(t, rows.data() + r * rb, ref.data(), K);
+        packed_row_to_f32(g, packed.data(), r, got.data());
+        ASSERT_EQ(got, ref) << "row " << r;
+      }
+      EXPECT_THROW(packed_row_to_f32(g, packed.data(), N, got.data()), std::out_of_range);
+    }
+  }
+  EXPECT_THROW(pack_geometry(DType::Q8_0, 4, 33), std::invalid_argument);
+  EXPECT_THROW(pack_geometry(DType::F16, 4, 32), std::invalid_argument);
 }
 
 TEST(CpuKernels, every_isa_table_quantizes_activations_to_the_reference_bytes) {

@@ -17,6 +17,17 @@
 
 namespace kwaai::engine::llama::test {
 
+// Weight products one profiled op stands for, from its label or kind: the fused forms count
+// their parts ("matmul_many q8_0 x3 [...]" is 3, "matmul_silu_mul ..." 2); non-matmul ops 0.
+inline int products_of(const std::string& op) {
+  if (op.rfind("matmul_silu_mul", 0) == 0) return 2;
+  if (op.rfind("matmul_many", 0) == 0) {
+    const auto x = op.find(" x");
+    return x == std::string::npos ? 1 : std::stoi(op.substr(x + 2));
+  }
+  return op.rfind("matmul", 0) == 0 ? 1 : 0;
+}
+
 inline std::string stories_dir() {
   return std::string(KWAAI_SHARED_DIR) + "/models/stories260K";
 }

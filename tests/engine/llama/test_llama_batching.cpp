@@ -336,7 +336,7 @@ TEST_P(Batching, EveryBlockRunsEachProjectionOnceForTheWholeGroup) {
   int matmuls = 0, attentions = 0, kv_writes = 0;
   for (const OpTiming& t : prof) {
     if (t.op.rfind("matmul", 0) == 0) {
-      ++matmuls;
+      matmuls += test::products_of(t.op);
       const auto open_bracket = t.op.find('[');
       ASSERT_NE(open_bracket, std::string::npos) << t.op;
       EXPECT_EQ(std::stoll(t.op.substr(open_bracket + 1)), rows) << t.op;

@@ -47,12 +47,10 @@ std::string sci(double v) {
 // CPU path) and runs larger ones through sgemm on dequantized weights, so a 17-token prefill
 // has f32 activations everywhere except in the one-row LM head, and decode steps have 8-bit
 // activations in every quantized product.
-Q8Plan q8_plan_for(const Backend& be, bool decode) {
-  if (be.kind() != BackendKind::Cpu) return Q8Plan::all(false);
-  if (decode) return Q8Plan::all(true);
-  Q8Plan p = Q8Plan::all(false);
-  p.activations[static_cast<std::size_t>(MatrixKind::Head)] = true;
-  return p;
+// The CPU backend quantizes the input rows of every quantized product to 8 bits, prefill and
+// decode alike (its packed integer kernels, as llama.cpp's); Vulkan multiplies f32 activations.
+Q8Plan q8_plan_for(const Backend& be) {
+  return Q8Plan::all(be.kind() == BackendKind::Cpu);
 }
 
 class StoriesReference : public ::testing::TestWithParam<std::string> {
@@ -135,18 +133,20 @@ TEST_P(StoriesReference, SpansZeroToTwoThenTwoToFiveEqualTheWholeSpan) {
 // bounded by what the format gives (and teacher-forced agreement with it stays high).
 TEST_P(StoriesReference, Q8_0WeightsStayCloseAndAgreeOnTheGreedyIds) {
   KWAAI_BACKEND_OR_SKIP(be, GetParam());
-  LlamaModel model(*be, *src_, Quant::Q8_0);
+  LlamaModel model(*be, *src_, Quant{DType::Q8_0});
   const std::vector<std::int32_t> prompt = ref_.i32("prompt_ids");
   KvCache cache = model.make_cache(1, 32);
   const auto logits = model.forward(prompt, 1, static_cast<std::int64_t>(prompt.size()), cache, 0);
   const double err = rel_l2(logits, ref_.f32("logits_last"));
-  Q8ReferenceModel exact_prefill(*src_, q8_plan_for(*be, /*decode=*/false));
+  Q8ReferenceModel exact_prefill(*src_, q8_plan_for(*be));
   const double err_exact = rel_l2(logits, as_f32(exact_prefill.prefill(prompt)));
   RecordProperty("q8_0_logits_rel_l2", sci(err));
   RecordProperty("q8_0_logits_rel_l2_vs_exact_q8_0", sci(err_exact));
   std::printf("[ q8_0 ] %s: final-logits rel. L2 error %.3g vs f32, %.3g vs exact Q8_0\n",
               GetParam().c_str(), err, err_exact);
-  EXPECT_LT(err, 0.06) << "measured 0.048: the format's own error on this model";
+  // Measured: 0.048 with f32 activations (Vulkan), 0.067 with 8-bit ones (CPU): the format's own
+  // error on this 64-wide model, as the exact Q8_0 forward below shows.
+  EXPECT_LT(err, be->kind() == BackendKind::Cpu ? 0.08 : 0.06) << "the format's own error";
   EXPECT_GT(err, 1e-5) << "the weights do not look quantized";
   EXPECT_LT(err_exact, test::tolerance(*be)) << "the Q8_0 forward is not the exact one";
   EXPECT_EQ(argmax(logits), ref_.i32("decode_token").at(0));
@@ -158,7 +158,7 @@ TEST_P(StoriesReference, Q8_0WeightsStayCloseAndAgreeOnTheGreedyIds) {
   // tolerance. On the CPU an activation within ~1e-5 of a rounding tie may round the other way
   // than in float64 (measured: once in 128 steps, 0.0054 at that step), so a few such steps are
   // allowed there.
-  Q8ReferenceModel exact(*src_, q8_plan_for(*be, /*decode=*/true));
+  Q8ReferenceModel exact(*src_, q8_plan_for(*be));
   KvCache dec = model.make_cache(1, 130);
   std::vector<std::int32_t> ours, theirs;
   std::int32_t next = 1;  // BOS

@@ -21,8 +21,12 @@ TEST(SyntheticSource, GivesRealShapesInTheRequestedDtype) {
   EXPECT_EQ(src.info("model.layers.0.self_attn.k_proj.weight").shape, (Shape{1024, 4096}));
   EXPECT_EQ(src.info("model.layers.0.input_layernorm.weight").dtype, DType::F32);
   EXPECT_FALSE(src.has("model.layers.32.mlp.up_proj.weight"));
-  EXPECT_THROW(src.load("model.embed_tokens.weight"), std::out_of_range);
-  EXPECT_EQ(src.names().size(), 32u * 9u);
+  EXPECT_THROW(src.load("model.layers.0.mlp.gate.weight"), std::out_of_range);
+  // The ends: embeddings and LM head in the matrix dtype, the final norm in f32.
+  EXPECT_EQ(src.info("model.embed_tokens.weight").shape, (Shape{128256, 4096}));
+  EXPECT_EQ(src.info("lm_head.weight").dtype, DType::Q4_0);
+  EXPECT_EQ(src.info("model.norm.weight").shape, (Shape{4096}));
+  EXPECT_EQ(src.names().size(), 32u * 9u + 3u);
   EXPECT_EQ(block_params(src.config()), 218103808 + 2 * 4096);
 }
 

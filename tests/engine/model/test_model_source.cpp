@@ -121,8 +121,7 @@ TEST(ModelSource, OpensStories260KFolder) {
   EXPECT_EQ(info.dtype, DType::F32);
   EXPECT_EQ(info.shape, (Shape{64, 172}));
   // Tied: the output head is the embedding table.
-  EXPECT_EQ(bytes_of(load_lm_head(*src, Quant::None)),
-            bytes_of(load_embeddings(*src, Quant::None)));
+  EXPECT_EQ(bytes_of(load_lm_head(*src, kNoQuant)), bytes_of(load_embeddings(*src, kNoQuant)));
   EXPECT_THROW(src->info("lm_head.weight"), std::out_of_range);
   // Opening the config.json path opens the folder.
   EXPECT_EQ(open_model(stories() + "/config.json")->config().hidden, 64);
@@ -130,7 +129,7 @@ TEST(ModelSource, OpensStories260KFolder) {
 
 TEST(ModelSource, BlockRangeReadsOnlyThoseBlocksAndMatchesIndependentReader) {
   auto src = open_model(stories());
-  auto blocks = load_blocks(*src, 2, 4, Quant::None);
+  auto blocks = load_blocks(*src, 2, 4, kNoQuant);
   ASSERT_EQ(blocks.size(), 2u);
   std::uint64_t expect = 0;
   for (const auto& b : blocks) {
@@ -145,9 +144,9 @@ TEST(ModelSource, BlockRangeReadsOnlyThoseBlocksAndMatchesIndependentReader) {
   EXPECT_EQ(blocks[1].q.name, "model.layers.3.self_attn.q_proj.weight");
   EXPECT_EQ(src->bytes_read(), expect);
   EXPECT_EQ(expect, 2u * (2 * 64 + 64 * 64 * 2 + 32 * 64 * 2 + 172 * 64 * 3) * 4u);
-  EXPECT_THROW(load_blocks(*src, 4, 6, Quant::None), std::out_of_range);
-  EXPECT_THROW(load_blocks(*src, 3, 3, Quant::None), std::out_of_range);
-  EXPECT_THROW(load_block(*src, -1, Quant::None), std::out_of_range);
+  EXPECT_THROW(load_blocks(*src, 4, 6, kNoQuant), std::out_of_range);
+  EXPECT_THROW(load_blocks(*src, 3, 3, kNoQuant), std::out_of_range);
+  EXPECT_THROW(load_block(*src, -1, kNoQuant), std::out_of_range);
 }
 
 // Three shards: [embed, blocks 0-1], [blocks 2-3], [block 4, norm]. With shards 1 and 3 deleted,
@@ -182,10 +181,10 @@ TEST(ModelSource, ShardedBlockRangeLoadsWithOtherShardsAbsent) {
   fs::remove(dir.file("shard2.safetensors"));
 
   auto src = open_model(dir.path().string());
-  auto blocks = load_blocks(*src, 2, 4, Quant::None);
+  auto blocks = load_blocks(*src, 2, 4, kNoQuant);
   auto ref = open_model(stories());
   for (std::size_t k = 0; k < 2; ++k) {
-    auto want = load_block(*ref, 2 + static_cast<std::int64_t>(k), Quant::None);
+    auto want = load_block(*ref, 2 + static_cast<std::int64_t>(k), kNoQuant);
     auto got = all_block_tensors(blocks[k]);
     auto exp = all_block_tensors(want);
     for (std::size_t t = 0; t < got.size(); ++t)
@@ -193,12 +192,12 @@ TEST(ModelSource, ShardedBlockRangeLoadsWithOtherShardsAbsent) {
   }
   // The missing shards surface as clear errors only when their tensors are asked for.
   try {
-    load_embeddings(*src, Quant::None);
+    load_embeddings(*src, kNoQuant);
     ADD_FAILURE();
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("shard0.safetensors"), std::string::npos) << e.what();
   }
-  EXPECT_THROW(load_block(*src, 4, Quant::None), std::runtime_error);
+  EXPECT_THROW(load_block(*src, 4, kNoQuant), std::runtime_error);
 }
 
 TEST(ModelSource, GgufAndHfGiveIdenticalTensorsAfterUnpermute) {
@@ -240,15 +239,15 @@ TEST(ModelSource, GgufAndHfGiveIdenticalTensorsAfterUnpermute) {
 // Row-wise quantization commutes with the row permutation: a Q8_0/Q4_0/F16 GGUF un-permuted
 // equals the HF checkpoint quantized at load.
 TEST(ModelSource, QuantizedGgufEqualsHfQuantizedAtLoad) {
-  for (auto [type, quant, dt] :
-       {std::tuple{8u, Quant::Q8_0, DType::Q8_0}, std::tuple{2u, Quant::Q4_0, DType::Q4_0}}) {
+  for (auto [type, quant, dt] : {std::tuple{8u, Quant{DType::Q8_0}, DType::Q8_0},
+                                 std::tuple{2u, Quant{DType::Q4_0}, DType::Q4_0}}) {
     SCOPED_TRACE(quant_name(quant));
     TempDir dir;
     write_stories_gguf(dir.file("s.gguf"), type);
     auto g = open_model(dir.file("s.gguf"));
     auto h = open_model(stories());
     for (std::int64_t i = 0; i < 5; ++i) {
-      auto gb = all_block_tensors(load_block(*g, i, Quant::None));  // stored dtypes
+      auto gb = all_block_tensors(load_block(*g, i, kNoQuant));  // stored dtypes
       auto hb = all_block_tensors(load_block(*h, i, quant));
       for (std::size_t t = 0; t < gb.size(); ++t) {
         EXPECT_EQ(gb[t].dtype, hb[t].dtype) << hb[t].name;
@@ -258,7 +257,7 @@ TEST(ModelSource, QuantizedGgufEqualsHfQuantizedAtLoad) {
       EXPECT_EQ(hb[0].dtype, DType::F32);  // norms stay f32
       EXPECT_EQ(hb[8].dtype, DType::F32);  // down_proj: 172 columns, no 32-blocks
     }
-    EXPECT_EQ(bytes_of(load_embeddings(*g, Quant::None)), bytes_of(load_embeddings(*h, quant)));
+    EXPECT_EQ(bytes_of(load_embeddings(*g, kNoQuant)), bytes_of(load_embeddings(*h, quant)));
   }
   TempDir dir;
   write_stories_gguf(dir.file("h.gguf"), 1);
@@ -335,7 +334,7 @@ TEST(ModelSource, ClearErrorsForBadPathsAndMismatchedShapes) {
     "vocab_size":512})");
   auto src = open_model(dir.path().string());
   try {
-    load_block(*src, 0, Quant::None);
+    load_block(*src, 0, kNoQuant);
     ADD_FAILURE();
   } catch (const std::runtime_error& e) {
     const std::string msg = e.what();

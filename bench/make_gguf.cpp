@@ -1,0 +1,160 @@
+// Writes a Llama-shaped GGUF file of random weights that both kwaainet and llama.cpp load, for
+// side-by-side benchmarks on the same bytes (bench/vs_llamacpp.sh):
+//   kwaai_make_gguf --shape llama-3-8b --layers 4 --type q4_0 --out /tmp/l3-4b-q4_0.gguf
+// The weights come from engine/llama's SyntheticSource (a trained model's spread, every block
+// and both ends), the vocabulary is a made-up SentencePiece-style list (<unk>, <s>, </s>, the
+// 256 byte tokens, then "▁w<i>") of the shape's size, so llama.cpp's "llama" tokenizer accepts
+// it. Nothing here is read by kwaainet except through the GGUF reader.
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include "engine/core/formats.hpp"
+#include "engine/llama/llama_config.hpp"
+#include "engine/llama/synthetic_source.hpp"
+#include "engine/model/gguf_writer.hpp"
+#include "engine/model/model_source.hpp"
+
+namespace {
+
+using namespace kwaai::engine;
+
+struct Options {
+  std::string shape = "llama-3-8b", type = "q4_0", out;
+  std::int64_t layers = 4;
+  std::uint64_t seed = 1;
+};
+
+[[noreturn]] void usage(const char* why) {
+  std::fprintf(stderr,
+               "kwaai_make_gguf: %s\nusage: kwaai_make_gguf --out FILE [--shape llama-3-8b|"
+               "llama-2-7b|llama-3-70b|stories260k] [--layers N] [--type f16|q8_0|q4_0] "
+               "[--seed N]\n",
+               why);
+  std::exit(2);
+}
+
+Options parse(int argc, char** argv) {
+  Options o;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (i + 1 >= argc) usage(("missing value after " + a).c_str());
+    const std::string v = argv[++i];
+    if (a == "--shape")
+      o.shape = v;
+    else if (a == "--type")
+      o.type = v;
+    else if (a == "--out")
+      o.out = v;
+    else if (a == "--layers")
+      o.layers = std::stoll(v);
+    else if (a == "--seed")
+      o.seed = std::stoull(v);
+    else
+      usage(("unknown flag " + a).c_str());
+  }
+  if (o.out.empty()) usage("--out is required");
+  if (o.type != "f16" && o.type != "q8_0" && o.type != "q4_0") usage("--type: f16, q8_0 or q4_0");
+  return o;
+}
+
+// llama.cpp's LLAMA_FTYPE for a whole-model type: MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q8_0 7.
+std::uint32_t file_type(DType t) {
+  return t == DType::F16 ? 1 : t == DType::Q4_0 ? 2 : 7;
+}
+
+std::string gguf_name(const std::string& hf) {
+  if (hf == kEmbedName) return "token_embd.weight";
+  if (hf == kFinalNormName) return "output_norm.weight";
+  if (hf == kLmHeadName) return "output.weight";
+  static const std::pair<const char*, const char*> suffixes[] = {
+      {"input_layernorm.weight", "attn_norm.weight"},
+      {"self_attn.q_proj.weight", "attn_q.weight"},
+      {"self_attn.k_proj.weight", "attn_k.weight"},
+      {"self_attn.v_proj.weight", "attn_v.weight"},
+      {"self_attn.o_proj.weight", "attn_output.weight"},
+      {"post_attention_layernorm.weight", "ffn_norm.weight"},
+      {"mlp.gate_proj.weight", "ffn_gate.weight"},
+      {"mlp.up_proj.weight", "ffn_up.weight"},
+      {"mlp.down_proj.weight", "ffn_down.weight"}};
+  const std::string pre = "model.layers.";
+  const auto dot = hf.find('.', pre.size());
+  const std::string layer = hf.substr(pre.size(), dot - pre.size());
+  const std::string rest = hf.substr(dot + 1);
+  for (const auto& [h, g] : suffixes)
+    if (rest == h) return "blk." + layer + "." + g;
+  throw std::runtime_error("no GGUF name for " + hf);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    const Options o = parse(argc, argv);
+    ModelConfig cfg = llama::known_config(o.shape);
+    cfg.layers = o.layers > 0 ? std::min(o.layers, cfg.layers) : cfg.layers;
+    const DType dt = dtype_from_name(o.type);
+    const llama::SyntheticSource src(cfg, dt, o.seed);
+
+    GgufWriter w;
+    w.add_string("general.architecture", "llama");
+    w.add_string("general.name", o.shape + "-synthetic-" + std::to_string(cfg.layers) + "L");
+    w.add_u32("general.file_type", file_type(dt));
+    w.add_u32("llama.context_length", static_cast<std::uint32_t>(cfg.max_position));
+    w.add_u32("llama.embedding_length", static_cast<std::uint32_t>(cfg.hidden));
+    w.add_u32("llama.block_count", static_cast<std::uint32_t>(cfg.layers));
+    w.add_u32("llama.feed_forward_length", static_cast<std::uint32_t>(cfg.intermediate));
+    w.add_u32("llama.attention.head_count", static_cast<std::uint32_t>(cfg.heads));
+    w.add_u32("llama.attention.head_count_kv", static_cast<std::uint32_t>(cfg.kv_heads));
+    w.add_u32("llama.rope.dimension_count", static_cast<std::uint32_t>(cfg.head_dim));
+    w.add_f32("llama.attention.layer_norm_rms_epsilon", cfg.rms_eps);
+    w.add_f32("llama.rope.freq_base", cfg.rope.theta);
+    w.add_u32("llama.vocab_size", static_cast<std::uint32_t>(cfg.vocab));
+
+    std::vector<std::string> tokens;
+    std::vector<float> scores;
+    std::vector<std::int32_t>
+        types;  // llama.cpp token types: 1 normal, 2 unknown, 3 control, 6 byte
+    tokens = {"<unk>", "<s>", "</s>"};
+    types = {2, 3, 3};
+    for (int b = 0; b < 256 && static_cast<std::int64_t>(tokens.size()) < cfg.vocab; ++b) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "<0x%02X>", b);
+      tokens.emplace_back(buf);
+      types.push_back(6);
+    }
+    while (static_cast<std::int64_t>(tokens.size()) < cfg.vocab) {
+      tokens.push_back("\xe2\x96\x81w" + std::to_string(tokens.size()));
+      types.push_back(1);
+    }
+    for (std::size_t i = 0; i < tokens.size(); ++i) scores.push_back(-static_cast<float>(i));
+    w.add_string("tokenizer.ggml.model", "llama");
+    w.add_strings("tokenizer.ggml.tokens", tokens);
+    w.add_f32s("tokenizer.ggml.scores", scores);
+    w.add_i32s("tokenizer.ggml.token_type", types);
+    w.add_u32("tokenizer.ggml.unknown_token_id", 0);
+    w.add_u32("tokenizer.ggml.bos_token_id", 1);
+    w.add_u32("tokenizer.ggml.eos_token_id", 2);
+
+    const std::vector<std::string> names = src.names();
+    for (const auto& n : names) {
+      const TensorInfo t = src.info(n);
+      w.add_tensor(gguf_name(n), t.dtype, t.shape);
+    }
+    w.begin(o.out);
+    for (const auto& n : names) {
+      const HostTensor t = src.load(n);
+      w.write_tensor(t.bytes());
+    }
+    w.finish();
+    std::printf("%s: %s, %lld layers, %s\n", o.out.c_str(), o.shape.c_str(),
+                static_cast<long long>(cfg.layers), o.type.c_str());
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "kwaai_make_gguf: %s\n", e.what());
+    return 1;
+  }
+}

@@ -1,0 +1,38 @@
+// The Backend's composed defaults for its fused ops: each is its definition written in the
+// unfused ops, so a backend without its own fused kernels is still correct.
+#include "engine/core/backend.hpp"
+
+#include <stdexcept>
+#include <string>
+
+#include "engine/core/op_checks.hpp"
+
+namespace kwaai::engine {
+
+void Backend::matmul_add(const Tensor& x, const Tensor& w, const Tensor& y) {
+  checks::matmul(x, w, y);
+  const Tensor t = alloc(DType::F32, y.shape());
+  matmul(x, w, t);
+  add(y, t, y);
+}
+
+void Backend::matmul_many(const Tensor& x, std::span<const Tensor* const> ws,
+                          std::span<const Tensor* const> ys) {
+  if (ws.size() != ys.size())
+    checks::fail("matmul_many", std::to_string(ws.size()) + " weights for " +
+                                    std::to_string(ys.size()) + " outputs");
+  for (std::size_t i = 0; i < ws.size(); ++i) matmul(x, *ws[i], *ys[i]);
+}
+
+void Backend::matmul_silu_mul(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
+                              const Tensor& out) {
+  checks::matmul(x, w_gate, out);
+  checks::matmul(x, w_up, out);
+  const Tensor g = alloc(DType::F32, out.shape());
+  const Tensor u = alloc(DType::F32, out.shape());
+  matmul(x, w_gate, g);
+  matmul(x, w_up, u);
+  silu_mul(g, u, out);
+}
+
+}  // namespace kwaai::engine

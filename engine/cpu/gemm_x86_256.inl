@@ -1,0 +1,112 @@
+// The packed-weight kernel (engine/cpu/qpack.hpp) on 256-bit registers, shared by the AVX2
+// table and the AVX-VNNI table. Included inside an anonymous namespace by kernels_avx2.cpp and
+// kernels_avx_vnni.cpp, each with KWAAI_GEMM256_TARGET set to its own target attribute and
+// KWAAI_GEMM256_VNNI to 0 or 1, so each file gets its own copy compiled for its instruction set
+// and neither can leak instructions into the other.
+//
+// A ymm register holds 8 of a group's 16 rows (4 codes each), so a group is done in two passes
+// of 8 rows: each pass keeps MR float accumulators and MR int32 block sums in registers (16 ymm
+// in all), reading its half of each 64-byte chunk. Without VNNI the int8 products go through
+// vpmaddubsw (u8 x s8 -> pairs of s16) and vpmaddwd (pairs -> s32): Q4_0 nibbles are small
+// enough never to saturate the s16 pair (15 * 127 * 2); Q8_0 moves the weight's sign onto the
+// activation (|w| * (a * sign(w)), at most 128 * 127 * 2 < 32768), so its act offset is 0. With
+// AVX-VNNI, vpdpbusd does both steps, and Q8_0 codes are flipped to unsigned as on AVX-512.
+
+constexpr int kGemm256Rows = 4;
+
+KWAAI_GEMM256_TARGET inline __m256i bcast4_256(const std::int8_t* p, int byte) {
+  std::int32_t v;
+  __builtin_memcpy(&v, p + byte, 4);
+  return _mm256_set1_epi32(v);
+}
+
+// acc + the 4-product sums of unsigned u and signed s in each int32 lane.
+KWAAI_GEMM256_TARGET inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) {
+#if KWAAI_GEMM256_VNNI
+  return _mm256_dpbusd_avx_epi32(acc, u, s);
+#else
+  return _mm256_add_epi32(acc, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+
+template <int MR, bool Q4>
+KWAAI_GEMM256_TARGET void gemm256_mr(const std::uint8_t* group, std::int64_t nb, const ActTile& a,
+                                     float* y, std::int64_t ldy, int n_valid, bool accumulate) {
+  constexpr std::size_t cb = Q4 ? 16 : 32;
+  const auto* scales = reinterpret_cast<const std::uint16_t*>(group + nb * 16 * cb);
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  for (int h = 0; h < 2; ++h) {
+    __m256 facc[MR];
+    for (int m = 0; m < MR; ++m) facc[m] = _mm256_setzero_ps();
+    const std::int8_t* qa = a.qs;
+    const float* da = a.d;
+    const std::int32_t* bias = a.bias;
+    for (std::int64_t b = 0; b < nb; ++b) {
+      const std::uint8_t* wc = group + b * 16 * cb + h * 32;
+      __m256i acc[MR];
+      for (int m = 0; m < MR; ++m) acc[m] = _mm256_set1_epi32(bias[m]);
+      if constexpr (Q4) {
+        for (int c = 0; c < 4; ++c) {
+          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(wc + c * 64));
+          const __m256i lo = _mm256_and_si256(v, low4);
+          const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+          for (int m = 0; m < MR; ++m)
+            acc[m] = dot_u8s8(acc[m], lo, bcast4_256(qa + m * 32, 4 * c));
+          for (int m = 0; m < MR; ++m)
+            acc[m] = dot_u8s8(acc[m], hi, bcast4_256(qa + m * 32, 16 + 4 * c));
+        }
+      } else {
+        for (int c = 0; c < 8; ++c) {
+          const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(wc + c * 64));
+#if KWAAI_GEMM256_VNNI
+          const __m256i u = _mm256_xor_si256(v, _mm256_set1_epi8(static_cast<char>(0x80)));
+          for (int m = 0; m < MR; ++m) acc[m] = dot_u8s8(acc[m], u, bcast4_256(qa + m * 32, 4 * c));
+#else
+          const __m256i u = _mm256_abs_epi8(v);
+          for (int m = 0; m < MR; ++m)
+            acc[m] = dot_u8s8(acc[m], u, _mm256_sign_epi8(bcast4_256(qa + m * 32, 4 * c), v));
+#endif
+        }
+      }
+      const __m256 dw = _mm256_cvtph_ps(
+          _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + b * 16 + h * 8)));
+      for (int m = 0; m < MR; ++m)
+        facc[m] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[m]), _mm256_set1_ps(da[m])),
+                                  dw, facc[m]);
+      qa += MR * 32;
+      da += MR;
+      bias += MR;
+    }
+    const int valid = std::min(8, n_valid - 8 * h);
+    if (valid <= 0) break;
+    for (int m = 0; m < MR; ++m) {
+      float* row = y + m * ldy + 8 * h;
+      if (valid == 8) {
+        __m256 v = facc[m];
+        if (accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(row));
+        _mm256_storeu_ps(row, v);
+      } else {
+        alignas(32) float tmp[8];
+        _mm256_store_ps(tmp, facc[m]);
+        for (int r = 0; r < valid; ++r) row[r] = accumulate ? tmp[r] + row[r] : tmp[r];
+      }
+    }
+  }
+}
+
+template <bool Q4, int... R>
+KWAAI_GEMM256_TARGET void gemm256_by_rows(std::integer_sequence<int, R...>,
+                                          const std::uint8_t* group, std::int64_t nb,
+                                          const ActTile& a, float* y, std::int64_t ldy, int n_valid,
+                                          bool accumulate) {
+  (void)((a.mr == R + 1 &&
+          (gemm256_mr<R + 1, Q4>(group, nb, a, y, ldy, n_valid, accumulate), true)) ||
+         ...);
+}
+
+template <bool Q4>
+KWAAI_GEMM256_TARGET void gemm256(const std::uint8_t* group, std::int64_t nb, const ActTile& a,
+                                  float* y, std::int64_t ldy, int n_valid, bool accumulate) {
+  gemm256_by_rows<Q4>(std::make_integer_sequence<int, kGemm256Rows>{}, group, nb, a, y, ldy,
+                      n_valid, accumulate);
+}

@@ -1,0 +1,40 @@
+// The AVX-VNNI table (Alder Lake and later, Zen 5): the AVX2 table with the packed-weight
+// kernels on 256-bit vpdpbusd (VEX-encoded, no AVX-512 needed). Everything else is AVX2's.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <utility>
+
+#include "engine/cpu/kernels.hpp"
+
+#define KWAAI_AVX_VNNI __attribute__((target("avx2,fma,f16c,avxvnni")))
+
+namespace kwaai::engine::cpu {
+
+namespace {
+
+#define KWAAI_GEMM256_TARGET KWAAI_AVX_VNNI
+#define KWAAI_GEMM256_VNNI 1
+#include "engine/cpu/gemm_x86_256.inl"
+#undef KWAAI_GEMM256_VNNI
+#undef KWAAI_GEMM256_TARGET
+
+}  // namespace
+
+const KernelTable* avx_vnni_kernels() {
+  static const KernelTable* table = []() -> const KernelTable* {
+    const KernelTable* base = avx2_kernels();
+    if (!base || !__builtin_cpu_supports("avxvnni")) return nullptr;
+    static KernelTable t = *base;
+    t.name = "avx-vnni";
+    t.gemm_q8_0 = gemm256<false>;
+    t.gemm_q4_0 = gemm256<true>;
+    t.gemm_rows = kGemm256Rows;
+    t.q8_0_act_offset = 128;
+    t.q4_0_act_offset = 8;
+    return &t;
+  }();
+  return table;
+}
+
+}  // namespace kwaai::engine::cpu

@@ -1,0 +1,146 @@
+#include "engine/cpu/qpack.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+#include "engine/core/formats.hpp"
+
+namespace kwaai::engine::cpu {
+
+namespace {
+
+// GGUF block: f16 scale then the code bytes (BlockQ8_0 / BlockQ4_0).
+constexpr std::size_t kScaleBytes = 2;
+
+}  // namespace
+
+PackGeometry pack_geometry(DType t, std::int64_t rows, std::int64_t cols) {
+  const FormatInfo& f = format_info(t);
+  if (!f.cpu_packed)
+    throw std::invalid_argument("pack_geometry: " + std::string(f.name) +
+                                " has no packed CPU layout");
+  if (rows < 0 || cols < 0 || cols % f.block_elems != 0)
+    throw std::invalid_argument("pack_geometry: " + std::string(f.name) + " [" +
+                                std::to_string(rows) + ", " + std::to_string(cols) +
+                                "]: the row length must be a multiple of " +
+                                std::to_string(f.block_elems));
+  PackGeometry g;
+  g.dtype = t;
+  g.rows = rows;
+  g.cols = cols;
+  g.nb = cols / f.block_elems;
+  g.groups = (rows + kPackRows - 1) / kPackRows;
+  g.code_bytes = f.block_bytes - kScaleBytes;
+  const std::size_t raw = static_cast<std::size_t>(g.nb) * kPackRows * f.block_bytes;
+  g.group_bytes = (raw + kPackChunk - 1) / kPackChunk * kPackChunk;
+  return g;
+}
+
+void pack_rows(const PackGeometry& g, const std::byte* src, std::byte* dst) {
+  const std::size_t bb = g.code_bytes + kScaleBytes;
+  const std::size_t row_bytes = static_cast<std::size_t>(g.nb) * bb;
+  std::memset(dst, 0, g.total_bytes());
+  for (std::int64_t r = 0; r < g.rows; ++r) {
+    std::byte* grp = dst + static_cast<std::size_t>(r / kPackRows) * g.group_bytes;
+    const std::size_t lane = static_cast<std::size_t>(r % kPackRows);
+    const std::byte* row = src + static_cast<std::size_t>(r) * row_bytes;
+    for (std::int64_t b = 0; b < g.nb; ++b) {
+      const std::byte* blk = row + static_cast<std::size_t>(b) * bb;
+      std::byte* codes = grp + static_cast<std::size_t>(b) * kPackRows * g.code_bytes;
+      for (std::size_t c = 0; c < g.code_bytes / 4; ++c)
+        std::memcpy(codes + c * kPackChunk + lane * 4, blk + kScaleBytes + c * 4, 4);
+      std::memcpy(grp + g.scales_offset() + (static_cast<std::size_t>(b) * kPackRows + lane) * 2,
+                  blk, kScaleBytes);
+    }
+  }
+}
+
+void unpack_rows(const PackGeometry& g, const std::byte* src, std::byte* dst) {
+  const std::size_t bb = g.code_bytes + kScaleBytes;
+  const std::size_t row_bytes = static_cast<std::size_t>(g.nb) * bb;
+  for (std::int64_t r = 0; r < g.rows; ++r) {
+    const std::byte* grp = src + static_cast<std::size_t>(r / kPackRows) * g.group_bytes;
+    const std::size_t lane = static_cast<std::size_t>(r % kPackRows);
+    std::byte* row = dst + static_cast<std::size_t>(r) * row_bytes;
+    for (std::int64_t b = 0; b < g.nb; ++b) {
+      std::byte* blk = row + static_cast<std::size_t>(b) * bb;
+      const std::byte* codes = grp + static_cast<std::size_t>(b) * kPackRows * g.code_bytes;
+      for (std::size_t c = 0; c < g.code_bytes / 4; ++c)
+        std::memcpy(blk + kScaleBytes + c * 4, codes + c * kPackChunk + lane * 4, 4);
+      std::memcpy(blk,
+                  grp + g.scales_offset() + (static_cast<std::size_t>(b) * kPackRows + lane) * 2,
+                  kScaleBytes);
+    }
+  }
+}
+
+void packed_row_to_f32(const PackGeometry& g, const std::byte* packed, std::int64_t r, float* out) {
+  if (r < 0 || r >= g.rows)
+    throw std::out_of_range("packed_row_to_f32: row " + std::to_string(r) + " of " +
+                            std::to_string(g.rows));
+  // Reassemble the row's GGUF blocks, then decode them with the format table's reference.
+  const std::size_t bb = g.code_bytes + kScaleBytes;
+  thread_local std::vector<std::byte> row;
+  row.resize(static_cast<std::size_t>(g.nb) * bb);
+  const std::byte* grp = packed + static_cast<std::size_t>(r / kPackRows) * g.group_bytes;
+  const std::size_t lane = static_cast<std::size_t>(r % kPackRows);
+  for (std::int64_t b = 0; b < g.nb; ++b) {
+    std::byte* blk = row.data() + static_cast<std::size_t>(b) * bb;
+    const std::byte* codes = grp + static_cast<std::size_t>(b) * kPackRows * g.code_bytes;
+    for (std::size_t c = 0; c < g.code_bytes / 4; ++c)
+      std::memcpy(blk + kScaleBytes + c * 4, codes + c * kPackChunk + lane * 4, 4);
+    std::memcpy(blk, grp + g.scales_offset() + (static_cast<std::size_t>(b) * kPackRows + lane) * 2,
+                kScaleBytes);
+  }
+  format_info(g.dtype).to_f32(row.data(), out, g.cols);
+}
+
+void ActPack::reset(std::int64_t M, std::int64_t K, int tile_rows) {
+  if (K % kQuantBlock != 0 || tile_rows < 1 || tile_rows > kMaxGemmRows)
+    throw std::invalid_argument("ActPack: K " + std::to_string(K) + ", tile rows " +
+                                std::to_string(tile_rows));
+  M_ = M;
+  K_ = K;
+  nb_ = K / kQuantBlock;
+  tile_rows_ = tile_rows;
+  tiles_ = (M + tile_rows - 1) / tile_rows;
+  qs_.resize(static_cast<std::size_t>(M * K));
+  d_.resize(static_cast<std::size_t>(M * nb_));
+  bias_.resize(static_cast<std::size_t>(M * nb_));
+}
+
+ActTile ActPack::tile(std::int64_t t) const {
+  const std::int64_t m0 = t * tile_rows_;
+  ActTile a;
+  a.mr = static_cast<int>(std::min<std::int64_t>(tile_rows_, M_ - m0));
+  a.qs = qs_.data() + m0 * K_;
+  a.d = d_.data() + m0 * nb_;
+  a.bias = bias_.data() + m0 * nb_;
+  return a;
+}
+
+void ActPack::quantize_tiles(const float* x, QuantizeFn quantize, std::int32_t offset,
+                             std::int64_t t0, std::int64_t t1) {
+  thread_local std::vector<BlockQ8Act> row;
+  row.resize(static_cast<std::size_t>(nb_));
+  for (std::int64_t t = t0; t < t1; ++t) {
+    const std::int64_t m0 = t * tile_rows_;
+    const std::int64_t mr = std::min<std::int64_t>(tile_rows_, M_ - m0);
+    std::int8_t* qs = qs_.data() + m0 * K_;
+    float* d = d_.data() + m0 * nb_;
+    std::int32_t* bias = bias_.data() + m0 * nb_;
+    for (std::int64_t m = 0; m < mr; ++m) {
+      quantize(x + (m0 + m) * K_, row.data(), nb_);
+      for (std::int64_t b = 0; b < nb_; ++b) {
+        const BlockQ8Act& blk = row[static_cast<std::size_t>(b)];
+        std::memcpy(qs + (b * mr + m) * kQuantBlock, blk.qs, kQuantBlock);
+        d[b * mr + m] = blk.d;
+        bias[b * mr + m] = -offset * blk.sum;
+      }
+    }
+  }
+}
+
+}  // namespace kwaai::engine::cpu
