@@ -81,6 +81,31 @@ inline OpCase make_matmul_case(engine::Backend& be, DType wt, std::int64_t M, st
   return c;
 }
 
+// Decode from memory, not cache: `copies` distinct [N, K] weights (together well over the
+// last-level cache) run one after another, as a model's matrices are in a decode step.
+inline OpCase make_matvec_stream_case(engine::Backend& be, DType wt, std::int64_t N, std::int64_t K,
+                                      int copies) {
+  const auto wv = detail::random_floats(N * K, 5);
+  std::vector<std::byte> wb(engine::dtype_bytes(wt, N * K));
+  engine::from_f32(wt, wv.data(), wb.data(), N * K);
+  std::vector<engine::Tensor> ws;
+  for (int i = 0; i < copies; ++i) {
+    ws.push_back(be.alloc(wt, {N, K}));
+    be.upload(ws.back(), wb);
+  }
+  auto x = detail::upload_f32(be, {1, K}, 6);
+  auto y = be.alloc(DType::F32, {1, N});
+  OpCase c;
+  c.name = "matvec stream " + std::string(engine::dtype_name(wt)) + " " + std::to_string(copies) +
+           " x " + detail::dims(N, K);
+  c.bytes = static_cast<double>(wb.size()) * copies;
+  c.flops = 2.0 * static_cast<double>(N) * static_cast<double>(K) * copies;
+  c.run = [&be, x, ws, y] {
+    for (const auto& w : ws) be.matmul(x, w, y);
+  };
+  return c;
+}
+
 inline OpCase make_copy_case(engine::Backend& be, std::size_t bytes) {
   const auto n = static_cast<std::int64_t>(bytes / 4);
   auto src = detail::upload_f32(be, {n}, 7);

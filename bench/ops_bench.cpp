@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "bench/op_cases.hpp"
+#include "engine/cpu/cpu_backend.hpp"
 #include "engine/cpu/thread_pool.hpp"
 
 namespace {
@@ -72,6 +73,19 @@ void add(const std::string& spec, const std::string& name, CaseFactory make) {
       ->Unit(benchmark::kMillisecond);
 }
 
+// The int8 dot-product peak of a CPU backend's kernel table on all its threads (the roofline
+// of quantized prefill: compare the matmul_q8_0 / matmul_q4_0 prefill rows with it).
+void int8_peak(benchmark::State& state, const std::string& spec) {
+  auto& be = backend(spec);
+  double gops = 0;
+  for (auto _ : state) {
+    gops = 2.0 * kwaai::engine::cpu_int8_peak(be, 0.2) / 1e9;
+    state.SetIterationTime(0.2);
+  }
+  state.counters["GOP/s"] = gops;
+  state.SetLabel(be.description());
+}
+
 void register_backend(const std::string& spec) {
   using kwaai::bench::make_matmul_case;
   const DType all[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
@@ -82,6 +96,10 @@ void register_backend(const std::string& spec) {
     add(spec, "matvec_" + d + "/1x14336*4096x14336",
         [wt](auto& be) { return make_matmul_case(be, wt, 1, 4096, 14336); });
   }
+  // From memory: 16 distinct 14336x4096 matrices (0.5-1 GB) in a row, as in a decode step.
+  for (DType wt : {DType::F16, DType::Q8_0, DType::Q4_0})
+    add(spec, "matvec_stream_" + std::string(kwaai::engine::dtype_name(wt)) + "/16x14336x4096",
+        [wt](auto& be) { return kwaai::bench::make_matvec_stream_case(be, wt, 14336, 4096, 16); });
   for (DType wt : {DType::Q8_0, DType::Q4_0})
     add(spec, "matvec_" + std::string(kwaai::engine::dtype_name(wt)) + "/8x4096*14336x4096",
         [wt](auto& be) { return make_matmul_case(be, wt, 8, 14336, 4096); });
@@ -93,6 +111,12 @@ void register_backend(const std::string& spec) {
   for (DType wt : all)
     add(spec, "matmul_" + std::string(kwaai::engine::dtype_name(wt)) + "/512x4096*4096x4096",
         [wt](auto& be) { return make_matmul_case(be, wt, 512, 4096, 4096); });
+  if (spec.rfind("cpu", 0) == 0)
+    benchmark::RegisterBenchmark((spec + "/int8_dot_peak").c_str(),
+                                 [spec](benchmark::State& st) { int8_peak(st, spec); })
+        ->UseManualTime()
+        ->Iterations(3)
+        ->Unit(benchmark::kMillisecond);
   add(spec, "copy/256MiB", [](auto& be) { return kwaai::bench::make_copy_case(be, 256u << 20); });
   add(spec, "rms_norm/1x4096",
       [](auto& be) { return kwaai::bench::make_rms_norm_case(be, 1, 4096); });

@@ -16,7 +16,9 @@ struct BenchTokensOptions {
   std::string model;                 // HF folder or .gguf
   std::string synthetic;             // llama-3-8b | llama-2-7b | llama-3-70b | stories260k
   std::int64_t layers = 0;           // 0: every layer of the model
-  std::string quant = "q8_0";        // synthetic: f16|q8_0|q4_0; --model: none|q8_0|q4_0
+  // --model: none (the stored format) or a load-time target; --synthetic: none = f16, or a
+  // block format to generate.
+  std::string quant = "none";
   std::int64_t prompt_len = 128;
   std::int64_t gen_len = 32;
   std::int64_t batch = 1;
@@ -30,8 +32,10 @@ struct BenchTokensOptions {
 void add_bench_tokens_options(CLI::App& bench, BenchTokensOptions& opt);
 // True when the tokens/s mode was asked for (--model or --synthetic).
 bool bench_tokens_selected(const BenchTokensOptions& opt);
-// Runs every device in turn, prints a progress line per step on stderr, then a table on stdout
-// (or, with opt.json, one JSON object {"rows": [...], "devices": [...]}). Returns that object.
+// Checks every flag and opens every device, then runs each device in turn: the whole model
+// (embedding, blocks, final norm, LM head) and the blocks alone, prefill and decode, warm-ups
+// excluded. Progress goes to stderr, then a table to stdout (or, with opt.json, one JSON object
+// {"rows": [...], "devices": [...]}). Returns that object.
 nlohmann::json run_bench_tokens(const BenchTokensOptions& opt);
 
 }  // namespace kwaai::cli

@@ -7,6 +7,7 @@
 #include "cli/bench_ops.hpp"
 #include "cli/bench_tokens.hpp"
 #include "cli/commands.hpp"
+#include "engine/core/formats.hpp"
 
 namespace kwaai::cli {
 
@@ -17,7 +18,7 @@ struct BenchFlags {
   bool quick = false;
   bool json = false;
   std::string devices;
-  std::string quant = "q8_0";
+  std::string quant = "none";
   BenchTokensOptions tokens;
 };
 
@@ -42,8 +43,15 @@ void register_bench(CLI::App& app, GlobalOptions& global) {
                   "Comma-separated device specs, side by side (default: KWAAI_DEVICE or cpu)");
   cmd->add_flag("--quick", flags->quick, "Smaller buffers and fewer repetitions");
   cmd->add_flag("--json", flags->json, "Print one JSON document instead of a table");
-  cmd->add_option("--quant", flags->quant, "Weight format for the tokens/s modes")
-      ->capture_default_str();
+  std::vector<std::string> quants{"none", "f16"};
+  for (const auto& f : engine::formats())
+    if (f.load_quant) quants.emplace_back(f.name);
+  cmd->add_option("--quant", flags->quant,
+                  "Weights for the tokens/s modes: --model: " + engine::quant_choices() +
+                      " (none: the file's stored format); --synthetic: f16 (= none) | the "
+                      "block formats")
+      ->capture_default_str()
+      ->check(CLI::IsMember(quants));
   add_bench_tokens_options(*cmd, flags->tokens);
   cmd->callback([flags, &global] {
     const std::string list = !flags->devices.empty()           ? flags->devices

@@ -2,6 +2,7 @@
 // plus a small persistent pool, flush() has nothing to wait for.
 #include "engine/cpu/cpu_backend.hpp"
 
+#include <sys/mman.h>
 #include <sys/sysinfo.h>
 
 #include <chrono>
@@ -34,10 +35,26 @@ class HostStorage final : public Storage {
       : bytes_(bytes), packed_(packed) {
     // Round up so AVX-512 loads of a whole last cache line stay inside the allocation.
     const std::size_t alloc = (bytes + 63) / 64 * 64 + 64;
-    ptr_ = std::aligned_alloc(64, alloc);
-    if (!ptr_) throw std::bad_alloc();
+    if (alloc >= kHugeMin) {
+      // Large tensors (weights, KV caches) on 2 MiB pages where the kernel allows it
+      // (transparent huge pages in "madvise" mode are common): a decode step streams every
+      // weight byte once, and 4 KiB pages cost a TLB miss and a prefetcher restart per page.
+      mapped_ = (alloc + kHuge - 1) / kHuge * kHuge;
+      void* p = mmap(nullptr, mapped_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (p == MAP_FAILED) throw std::bad_alloc();
+      madvise(p, mapped_, MADV_HUGEPAGE);  // advice only; failure leaves 4 KiB pages
+      ptr_ = p;
+    } else {
+      ptr_ = std::aligned_alloc(64, alloc);
+      if (!ptr_) throw std::bad_alloc();
+    }
   }
-  ~HostStorage() override { std::free(ptr_); }
+  ~HostStorage() override {
+    if (mapped_)
+      munmap(ptr_, mapped_);
+    else
+      std::free(ptr_);
+  }
   HostStorage(const HostStorage&) = delete;
   HostStorage& operator=(const HostStorage&) = delete;
   std::size_t bytes() const override { return bytes_; }
@@ -45,7 +62,10 @@ class HostStorage final : public Storage {
   const std::optional<cpu::PackGeometry>& packed() const { return packed_; }
 
  private:
+  static constexpr std::size_t kHuge = std::size_t{2} << 20;
+  static constexpr std::size_t kHugeMin = std::size_t{4} << 20;
   void* ptr_ = nullptr;
+  std::size_t mapped_ = 0;  // bytes mmap'ed (0: aligned_alloc)
   std::size_t bytes_;
   std::optional<cpu::PackGeometry> packed_;
 };
@@ -365,6 +385,8 @@ class CpuBackend final : public Backend {
   static void openblas_threads(int n);
   static std::string openblas_core();
 
+  friend double kwaai::engine::cpu_int8_peak(Backend& be, double seconds);
+
   cpu::ThreadPool pool_;
   const cpu::KernelTable& kernels_;
   Ctx ctx_;
@@ -388,6 +410,38 @@ std::string CpuBackend::openblas_core() {
   return name ? name : "unknown";
 }
 }  // namespace
+
+double cpu_int8_peak(Backend& be, double seconds) {
+  auto* cpu = dynamic_cast<CpuBackend*>(&be);
+  if (!cpu) return 0.0;
+  const cpu::KernelTable& k = cpu->kernels_;
+  // Calibrate the round count on one thread, then run every thread for ~`seconds`.
+  std::int32_t sink = 0;
+  std::int64_t iters = 1 << 12;
+  for (;;) {
+    const auto t0 = std::chrono::steady_clock::now();
+    k.int8_peak_loop(iters, &sink);
+    const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    if (t > seconds / 8 || iters > (std::int64_t{1} << 40)) {
+      iters = static_cast<std::int64_t>(static_cast<double>(iters) * seconds / t) + 1;
+      break;
+    }
+    iters *= 4;
+  }
+  const int n = cpu->pool_.size();
+  std::vector<std::int64_t> macs(static_cast<std::size_t>(n));
+  std::vector<std::int32_t> sinks(static_cast<std::size_t>(n));
+  const auto t0 = std::chrono::steady_clock::now();
+  cpu->pool_.parallel_for(n, [&](std::int64_t i0, std::int64_t i1) {
+    for (std::int64_t i = i0; i < i1; ++i)
+      macs[static_cast<std::size_t>(i)] =
+          k.int8_peak_loop(iters, &sinks[static_cast<std::size_t>(i)]);
+  });
+  const double t = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  double total = 0;
+  for (auto m : macs) total += static_cast<double>(m);
+  return t > 0 ? total / t : 0.0;
+}
 
 std::unique_ptr<Backend> make_cpu_backend(int threads, const std::string& kernels) {
   const cpu::KernelTable* table =

@@ -14,4 +14,9 @@ namespace kwaai::engine {
 // throws std::invalid_argument when the CPU cannot run the one asked for.
 std::unique_ptr<Backend> make_cpu_backend(int threads = 0, const std::string& kernels = "");
 
+// For a CPU backend: the int8 multiply-add peak of its kernel table on all its threads
+// (multiply-adds per second, measured over ~`seconds`), the roofline of quantized prefill.
+// 0 for any other backend.
+double cpu_int8_peak(Backend& be, double seconds = 0.2);
+
 }  // namespace kwaai::engine

@@ -30,39 +30,61 @@ KWAAI_GEMM256_TARGET inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) 
 }
 
 template <int MR, bool Q4>
-KWAAI_GEMM256_TARGET void gemm256_mr(const std::uint8_t* group, std::int64_t nb, const ActTile& a,
-                                     float* y, std::int64_t ldy, int n_valid, bool accumulate) {
+KWAAI_GEMM256_TARGET void gemm256_mr(const std::uint8_t* codes, const std::uint16_t* scales,
+                                     std::int64_t nb, const ActTile& a, float* y, std::int64_t ldy,
+                                     int n_valid, bool accumulate) {
   constexpr std::size_t cb = Q4 ? 16 : 32;
-  const auto* scales = reinterpret_cast<const std::uint16_t*>(group + nb * 16 * cb);
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   for (int h = 0; h < 2; ++h) {
+    const int valid = std::min(8, n_valid - 8 * h);
+    if (valid <= 0) break;
     __m256 facc[MR];
-    for (int m = 0; m < MR; ++m) facc[m] = _mm256_setzero_ps();
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) {
+      alignas(32) float start[8] = {};
+      if (accumulate)
+        for (int r = 0; r < valid; ++r) start[r] = y[m * ldy + 8 * h + r];
+      facc[m] = _mm256_load_ps(start);
+    }
     const std::int8_t* qa = a.qs;
     const float* da = a.d;
     const std::int32_t* bias = a.bias;
     for (std::int64_t b = 0; b < nb; ++b) {
-      const std::uint8_t* wc = group + b * 16 * cb + h * 32;
+      const std::uint8_t* wc = codes + b * 16 * cb + h * 32;
+      // As on AVX-512: decode streams the weights, so fetch 8 blocks ahead (first pass only;
+      // the second pass finds the lines in cache).
+      if (h == 0) {
+        for (std::size_t l = 0; l < 16 * cb; l += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(wc + 8 * 16 * cb + l), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(scales + (b + 8) * 16), _MM_HINT_T0);
+      }
       __m256i acc[MR];
+#pragma GCC unroll 16
       for (int m = 0; m < MR; ++m) acc[m] = _mm256_set1_epi32(bias[m]);
       if constexpr (Q4) {
+#pragma GCC unroll 16
         for (int c = 0; c < 4; ++c) {
           const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(wc + c * 64));
           const __m256i lo = _mm256_and_si256(v, low4);
           const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+#pragma GCC unroll 16
           for (int m = 0; m < MR; ++m)
             acc[m] = dot_u8s8(acc[m], lo, bcast4_256(qa + m * 32, 4 * c));
+#pragma GCC unroll 16
           for (int m = 0; m < MR; ++m)
             acc[m] = dot_u8s8(acc[m], hi, bcast4_256(qa + m * 32, 16 + 4 * c));
         }
       } else {
+#pragma GCC unroll 16
         for (int c = 0; c < 8; ++c) {
           const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(wc + c * 64));
 #if KWAAI_GEMM256_VNNI
           const __m256i u = _mm256_xor_si256(v, _mm256_set1_epi8(static_cast<char>(0x80)));
+#pragma GCC unroll 16
           for (int m = 0; m < MR; ++m) acc[m] = dot_u8s8(acc[m], u, bcast4_256(qa + m * 32, 4 * c));
 #else
           const __m256i u = _mm256_abs_epi8(v);
+#pragma GCC unroll 16
           for (int m = 0; m < MR; ++m)
             acc[m] = dot_u8s8(acc[m], u, _mm256_sign_epi8(bcast4_256(qa + m * 32, 4 * c), v));
 #endif
@@ -70,6 +92,7 @@ KWAAI_GEMM256_TARGET void gemm256_mr(const std::uint8_t* group, std::int64_t nb,
       }
       const __m256 dw = _mm256_cvtph_ps(
           _mm_loadu_si128(reinterpret_cast<const __m128i*>(scales + b * 16 + h * 8)));
+#pragma GCC unroll 16
       for (int m = 0; m < MR; ++m)
         facc[m] = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[m]), _mm256_set1_ps(da[m])),
                                   dw, facc[m]);
@@ -77,36 +100,49 @@ KWAAI_GEMM256_TARGET void gemm256_mr(const std::uint8_t* group, std::int64_t nb,
       da += MR;
       bias += MR;
     }
-    const int valid = std::min(8, n_valid - 8 * h);
-    if (valid <= 0) break;
+#pragma GCC unroll 16
     for (int m = 0; m < MR; ++m) {
       float* row = y + m * ldy + 8 * h;
       if (valid == 8) {
-        __m256 v = facc[m];
-        if (accumulate) v = _mm256_add_ps(v, _mm256_loadu_ps(row));
-        _mm256_storeu_ps(row, v);
+        _mm256_storeu_ps(row, facc[m]);
       } else {
         alignas(32) float tmp[8];
         _mm256_store_ps(tmp, facc[m]);
-        for (int r = 0; r < valid; ++r) row[r] = accumulate ? tmp[r] + row[r] : tmp[r];
+        for (int r = 0; r < valid; ++r) row[r] = tmp[r];
       }
     }
   }
 }
 
+// 8 independent chains of the kernel's int8 dot step: 8 x 32 MACs a round.
+KWAAI_GEMM256_TARGET std::int64_t int8_peak_loop256(std::int64_t iters, std::int32_t* sink) {
+  __m256i acc[8];
+  for (int j = 0; j < 8; ++j) acc[j] = _mm256_set1_epi32(j);
+  const __m256i a = _mm256_set1_epi8(3), b = _mm256_set1_epi8(-2);
+  for (std::int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 8; ++j) acc[j] = dot_u8s8(acc[j], a, b);
+  __m256i s = acc[0];
+  for (int j = 1; j < 8; ++j) s = _mm256_add_epi32(s, acc[j]);
+  alignas(32) std::int32_t v[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(v), s);
+  *sink = v[0] + v[7];
+  return iters * 8 * 32;
+}
+
 template <bool Q4, int... R>
 KWAAI_GEMM256_TARGET void gemm256_by_rows(std::integer_sequence<int, R...>,
-                                          const std::uint8_t* group, std::int64_t nb,
-                                          const ActTile& a, float* y, std::int64_t ldy, int n_valid,
-                                          bool accumulate) {
+                                          const std::uint8_t* codes, const std::uint16_t* scales,
+                                          std::int64_t nb, const ActTile& a, float* y,
+                                          std::int64_t ldy, int n_valid, bool accumulate) {
   (void)((a.mr == R + 1 &&
-          (gemm256_mr<R + 1, Q4>(group, nb, a, y, ldy, n_valid, accumulate), true)) ||
+          (gemm256_mr<R + 1, Q4>(codes, scales, nb, a, y, ldy, n_valid, accumulate), true)) ||
          ...);
 }
 
 template <bool Q4>
-KWAAI_GEMM256_TARGET void gemm256(const std::uint8_t* group, std::int64_t nb, const ActTile& a,
-                                  float* y, std::int64_t ldy, int n_valid, bool accumulate) {
-  gemm256_by_rows<Q4>(std::make_integer_sequence<int, kGemm256Rows>{}, group, nb, a, y, ldy,
+KWAAI_GEMM256_TARGET void gemm256(const std::uint8_t* codes, const std::uint16_t* scales,
+                                  std::int64_t nb, const ActTile& a, float* y, std::int64_t ldy,
+                                  int n_valid, bool accumulate) {
+  gemm256_by_rows<Q4>(std::make_integer_sequence<int, kGemm256Rows>{}, codes, scales, nb, a, y, ldy,
                       n_valid, accumulate);
 }

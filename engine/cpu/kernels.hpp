@@ -32,13 +32,17 @@ struct ActTile {
   int mr = 0;
 };
 
-// A packed-weight kernel: one 16-row group (engine/cpu/qpack.hpp: nb code blocks, then the
-// scales) against one activation tile. For m < a.mr and r < n_valid:
-//   y[m * ldy + r] (+)= sum_b dw[r,b] * da[m,b] * (sum_i code[r,b,i] * qa[m,b,i] + bias[m,b])
+// A packed-weight kernel: nb consecutive blocks of one 16-row group (engine/cpu/qpack.hpp:
+// `codes` at the first block's codes, `scales` at its 16 scales) against the same blocks of one
+// activation tile. For m < a.mr and r < n_valid:
+//   y[m * ldy + r] = y0 + sum_b dw[r,b] * da[m,b] * (sum_i code[r,b,i] * qa[m,b,i] + bias[m,b])
 // with code the weight code plus the table's offset for the format (so bias cancels it), the
-// accumulation in block order; with `accumulate` the result is added to y (a residual).
-using GemmFn = void (*)(const std::uint8_t* group, std::int64_t nb, const ActTile& a, float* y,
-                        std::int64_t ldy, int n_valid, bool accumulate);
+// float accumulation a chain of one fused multiply-add per block in block order starting at
+// y0 = accumulate ? y : 0. Continuing a chain over consecutive block ranges therefore gives the
+// same bits as one call over all of them (the caller splits K into cache-sized pieces), and
+// `accumulate` on the first piece adds a residual.
+using GemmFn = void (*)(const std::uint8_t* codes, const std::uint16_t* scales, std::int64_t nb,
+                        const ActTile& a, float* y, std::int64_t ldy, int n_valid, bool accumulate);
 
 struct KernelTable {
   const char* name;
@@ -53,6 +57,10 @@ struct KernelTable {
   int gemm_rows;
   std::int32_t q8_0_act_offset;
   std::int32_t q4_0_act_offset;
+  // The int8 multiply-add rate the gemm kernels are built on, for roofline figures: `iters`
+  // rounds of independent dot instructions on registers (no memory); returns the multiply-adds
+  // done (and a value that depends on them, so the loop cannot be dropped).
+  std::int64_t (*int8_peak_loop)(std::int64_t iters, std::int32_t* sink);
   // n-element f16 / bf16 -> f32 (used to dequantize weight tiles for sgemm).
   void (*f16_to_f32_row)(const std::uint16_t* src, float* dst, std::int64_t n);
   void (*bf16_to_f32_row)(const std::uint16_t* src, float* dst, std::int64_t n);

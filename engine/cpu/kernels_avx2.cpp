@@ -175,6 +175,7 @@ const KernelTable* avx2_kernels() {
                              .gemm_rows = kGemm256Rows,
                              .q8_0_act_offset = 0,
                              .q4_0_act_offset = 8,
+                             .int8_peak_loop = int8_peak_loop256,
                              .f16_to_f32_row = f16_row,
                              .bf16_to_f32_row = bf16_row,
                              .axpy_f32 = axpy_f32,

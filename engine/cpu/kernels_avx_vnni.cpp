@@ -32,6 +32,7 @@ const KernelTable* avx_vnni_kernels() {
     t.gemm_rows = kGemm256Rows;
     t.q8_0_act_offset = 128;
     t.q4_0_act_offset = 8;
+    t.int8_peak_loop = int8_peak_loop256;
     return &t;
   }();
   return table;

@@ -50,13 +50,15 @@ float dot_bf16(const std::uint16_t* w, const float* x, std::int64_t n) {
 // operations per block and row ((sum * da) * dw + acc, fused as the vector tables fuse it),
 // so every table gives bit-identical results. Q8_0 codes are taken signed (act offset 0).
 template <bool Q4>
-void gemm(const std::uint8_t* group, std::int64_t nb, const ActTile& a, float* y, std::int64_t ldy,
-          int n_valid, bool accumulate) {
+void gemm(const std::uint8_t* codes, const std::uint16_t* scales, std::int64_t nb, const ActTile& a,
+          float* y, std::int64_t ldy, int n_valid, bool accumulate) {
   const std::size_t cb = Q4 ? 16 : 32;
-  const auto* scales = reinterpret_cast<const std::uint16_t*>(group + nb * 16 * cb);
   float acc[kMaxGemmRows][16] = {};
+  if (accumulate)
+    for (int m = 0; m < a.mr; ++m)
+      for (int r = 0; r < n_valid; ++r) acc[m][r] = y[m * ldy + r];
   for (std::int64_t b = 0; b < nb; ++b) {
-    const std::uint8_t* wc = group + b * 16 * cb;
+    const std::uint8_t* wc = codes + b * 16 * cb;
     for (int m = 0; m < a.mr; ++m) {
       const std::int8_t* qa = a.qs + (b * a.mr + m) * kQuantBlock;
       const float da = a.d[b * a.mr + m];
@@ -79,10 +81,15 @@ void gemm(const std::uint8_t* group, std::int64_t nb, const ActTile& a, float* y
     }
   }
   for (int m = 0; m < a.mr; ++m)
-    for (int r = 0; r < n_valid; ++r) {
-      float& out = y[m * ldy + r];
-      out = accumulate ? acc[m][r] + out : acc[m][r];
-    }
+    for (int r = 0; r < n_valid; ++r) y[m * ldy + r] = acc[m][r];
+}
+
+std::int64_t int8_peak_loop(std::int64_t iters, std::int32_t* sink) {
+  std::int32_t acc[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+  for (std::int64_t i = 0; i < iters; ++i)
+    for (int j = 0; j < 8; ++j) acc[j] += static_cast<std::int8_t>(acc[(j + 1) & 7]) * 3;
+  *sink = acc[0] + acc[7];
+  return iters * 8;
 }
 
 void f16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
@@ -123,6 +130,7 @@ const KernelTable& scalar_kernels() {
                              .gemm_rows = 8,
                              .q8_0_act_offset = 0,
                              .q4_0_act_offset = 8,
+                             .int8_peak_loop = int8_peak_loop,
                              .f16_to_f32_row = f16_row,
                              .bf16_to_f32_row = bf16_row,
                              .axpy_f32 = axpy_f32,

@@ -28,6 +28,9 @@ class ModelEnds {
   Backend& backend() const { return be_; }
   bool tied() const { return lm_head_.storage() == embed_table_.storage(); }
   std::uint64_t weight_bytes() const;
+  // Bytes a step reads for the output side (final norm + LM head); the embedding table is only
+  // touched at the looked-up rows, unless it is the (tied) head.
+  std::uint64_t head_bytes() const { return final_norm_.nbytes() + lm_head_.nbytes(); }
 
   // ids -> f32[T, hidden]. Ids outside [0, vocab) throw std::out_of_range before anything runs.
   std::vector<float> embed(std::span<const std::int32_t> ids);

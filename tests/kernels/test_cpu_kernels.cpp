@@ -108,17 +108,34 @@ TEST(CpuKernels, packed_kernels_of_every_table_match_the_reference_and_each_othe
             std::vector<BlockQ8Act> qa(static_cast<std::size_t>(mr * nb));
             for (int m = 0; m < mr; ++m) quantize_act_q8(x.data() + m * K, qa.data() + m * nb, nb);
             const std::int64_t ldy = g.groups * 16 + 3;
-            for (bool accumulate : {false, true}) {
+            for (const auto [accumulate, split] :
+                 {std::pair{false, false}, std::pair{true, false}, std::pair{false, true}}) {
               std::vector<float> y(static_cast<std::size_t>(mr * ldy), std::nanf(""));
               if (accumulate)
                 for (std::int64_t m = 0; m < mr; ++m)
                   for (std::int64_t n = 0; n < N; ++n)
                     y[static_cast<std::size_t>(m * ldy + n)] = 0.5f;
               GemmFn fn = t == DType::Q8_0 ? k->gemm_q8_0 : k->gemm_q4_0;
-              for (std::int64_t gi = 0; gi < g.groups; ++gi)
-                fn(reinterpret_cast<const std::uint8_t*>(base) + gi * g.group_bytes, nb, a,
-                   y.data() + gi * 16, ldy,
-                   static_cast<int>(std::min<std::int64_t>(16, N - gi * 16)), accumulate);
+              for (std::int64_t gi = 0; gi < g.groups; ++gi) {
+                const auto* codes =
+                    reinterpret_cast<const std::uint8_t*>(base) + gi * g.group_bytes;
+                const auto* scales =
+                    reinterpret_cast<const std::uint16_t*>(codes + g.scales_offset());
+                const int n_valid = static_cast<int>(std::min<std::int64_t>(16, N - gi * 16));
+                if (!split) {
+                  fn(codes, scales, nb, a, y.data() + gi * 16, ldy, n_valid, accumulate);
+                  continue;
+                }
+                // The same blocks in two calls, the second continuing the first's chain.
+                const std::int64_t b1 = nb / 2;
+                if (b1 > 0) fn(codes, scales, b1, a, y.data() + gi * 16, ldy, n_valid, accumulate);
+                ActTile rest = a;
+                rest.qs += b1 * a.mr * 32;
+                rest.d += b1 * a.mr;
+                rest.bias += b1 * a.mr;
+                fn(codes + b1 * 16 * g.code_bytes, scales + b1 * 16, nb - b1, rest,
+                   y.data() + gi * 16, ldy, n_valid, accumulate || b1 > 0);
+              }
               for (std::int64_t m = 0; m < mr; ++m) {
                 for (std::int64_t n = 0; n < ldy; ++n) {
                   const float got = y[static_cast<std::size_t>(m * ldy + n)];
@@ -141,6 +158,7 @@ TEST(CpuKernels, packed_kernels_of_every_table_match_the_reference_and_each_othe
                   ASSERT_NEAR(got, ref, 1e-5 * mag + 1e-6) << "y[" << m << "," << n << "]";
                 }
               }
+              // Every table, and a K split in two continued chains, must give the same bits.
               if (!accumulate) {
                 if (first_out.empty())
                   first_out = y;
