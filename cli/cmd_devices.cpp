@@ -12,6 +12,7 @@
 
 #include "calibration/topology.hpp"
 #include "cli/commands.hpp"
+#include "engine/cpu/cpu_backend.hpp"
 #include "kernels/kernel_table.hpp"
 #include "runtime/context.hpp"
 
@@ -156,6 +157,13 @@ void print_text(const std::vector<runtime::DeviceCaps>& devs, const std::string&
   } else {
     std::cout << "  unknown: " << cpu_note << "\n";
   }
+  const engine::CpuBackendInfo cb = engine::cpu_backend_info();
+  std::string runnable;
+  for (const auto& n : cb.runnable) runnable += (runnable.empty() ? "" : ", ") + n;
+  std::cout << fmt::format(
+      "  CPU backend: kernels {} (runnable here: {}); OpenBLAS core {} (f32/f16/bf16 prefill "
+      "only)\n",
+      cb.kernels, runnable, cb.openblas_core);
   std::cout << "\nVulkan devices\n";
   if (devs.empty()) std::cout << "  none: " << vk_note << " (the CPU backend is used)\n";
   for (const auto& c : devs) {
@@ -216,6 +224,9 @@ void run_devices(bool as_json) {
   json doc;
   doc["cpu"] = cpu ? cpu_json(*cpu) : json(nullptr);
   if (!cpu) doc["cpu_note"] = cpu_note;
+  const engine::CpuBackendInfo cb = engine::cpu_backend_info();
+  doc["cpu_backend"] = {
+      {"kernels", cb.kernels}, {"runnable", cb.runnable}, {"openblas_core", cb.openblas_core}};
   doc["vulkan"] = json::array();
   for (const auto& c : devs) doc["vulkan"].push_back(device_json(c));
   if (devs.empty()) doc["vulkan_note"] = vk_note;

@@ -16,6 +16,7 @@
 #include "cli/generation_io.hpp"
 #include "engine/core/backend.hpp"
 #include "engine/llama/generate.hpp"
+#include "engine/llama/model.hpp"
 #include "engine/model/model_source.hpp"
 #include "engine/model/tokenizer.hpp"
 
@@ -59,6 +60,18 @@ void run_generate(const GenerateConfig& c, const GlobalOptions& global) {
   opt.sampling = c.sampling;
   opt.stop_tokens = stop_tokens(*src, tok, c.ignore_eos);
 
+  // Warm-up, not timed: one short prefill and one decode step in a throwaway cache, so the
+  // timings below exclude first touches of the weights and scratch (and, on Vulkan, pipeline
+  // creation), as benchmarks exclude them.
+  {
+    const std::int64_t n = std::min<std::int64_t>(4, static_cast<std::int64_t>(prompt.size()));
+    if (n > 0) {
+      llama::KvCache warm = model.make_cache(1, n + 1);
+      model.forward(std::span(prompt.data(), static_cast<std::size_t>(n)), 1, n, warm, 0);
+      model.forward(std::span(prompt.data(), 1), 1, 1, warm, n);
+    }
+  }
+
   // The stream goes to stdout, or to stderr under --json so stdout stays one JSON document.
   std::FILE* stream = c.json ? stderr : stdout;
   TokenPrinter printer(stream, tok ? &*tok : nullptr);
@@ -67,8 +80,8 @@ void run_generate(const GenerateConfig& c, const GlobalOptions& global) {
   printer.finish();
   const double tps = res.decode_tokens_per_s();
   spdlog::info(
-      "generate: {} prompt tokens in {:.3f} s ({:.1f} tok/s), {} new tokens, decode "
-      "{:.1f} tok/s",
+      "generate: prefill {} prompt tokens in {:.3f} s ({:.1f} tok/s), {} new tokens, decode "
+      "{:.1f} tok/s (warm-up excluded)",
       res.prompt_tokens, res.prefill_seconds,
       res.prefill_seconds > 0 ? res.prompt_tokens / res.prefill_seconds : 0.0, res.ids.size(), tps);
   if (c.json) {

@@ -411,6 +411,16 @@ std::string CpuBackend::openblas_core() {
 }
 }  // namespace
 
+CpuBackendInfo cpu_backend_info() {
+  CpuBackendInfo info;
+  info.kernels = cpu::best_kernels().name;
+  for (const char* n : {"avx512-vnni", "avx-vnni", "avx2", "scalar"})
+    if (cpu::kernels_by_name(n)) info.runnable.emplace_back(n);
+  const char* core = openblas_get_corename();
+  info.openblas_core = core ? core : "unknown";
+  return info;
+}
+
 double cpu_int8_peak(Backend& be, double seconds) {
   auto* cpu = dynamic_cast<CpuBackend*>(&be);
   if (!cpu) return 0.0;

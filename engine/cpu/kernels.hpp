@@ -69,6 +69,16 @@ struct KernelTable {
   void (*axpy_f32)(float a, const float* x, float* y, std::int64_t n);
   float (*exp_sum_f32)(float* x, float shift, std::int64_t n);
   void (*silu_mul_f32)(const float* g, const float* u, float* out, std::int64_t n);
+  // Blocked attention (engine/cpu/attention.cpp):
+  //   s[r * lds + j] = q_r · k_j   for r < rows, j < keys   (q_r = q + r * D)
+  //   o[r * D + :] += sum_j p[r * ldp + j] * v_j            (v_j = v + j * ldv)
+  // with the keys given transposed in chunks of 16 (kt: chunk c at kt + c * D * 16, key
+  // 16 c + i's value d at [d * 16 + i], zero past the last key), so scores need no horizontal
+  // sums.
+  void (*attn_scores)(const float* q, int rows, const float* kt, int keys, std::int64_t D, float* s,
+                      std::int64_t lds);
+  void (*attn_accumulate)(const float* p, std::int64_t ldp, int rows, const float* v,
+                          std::int64_t ldv, int keys, std::int64_t D, float* o);
 };
 
 // The largest gemm_rows of any table (activation tiles are sized by the table in use).

@@ -160,6 +160,43 @@ KWAAI_AVX2 void bf16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
   for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }
 
+// As the AVX-512 forms, 8 keys / 8 columns per register.
+template <int R>
+KWAAI_AVX2 void scores_rows(const float* q, std::int64_t D, const float* kt, int n, float* s,
+                            std::int64_t lds) {
+  __m256 acc[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc[r] = _mm256_setzero_ps();
+  for (std::int64_t d = 0; d < D; ++d) {
+    const __m256 kv = _mm256_loadu_ps(kt + d * 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[r] = _mm256_fmadd_ps(_mm256_set1_ps(q[r * D + d]), kv, acc[r]);
+  }
+  for (int r = 0; r < R; ++r) {
+    alignas(32) float tmp[8];
+    _mm256_store_ps(tmp, acc[r]);
+    for (int j = 0; j < n; ++j) s[r * lds + j] = tmp[j];
+  }
+}
+
+// Keys 8 at a time: each half of a 16-key chunk.
+KWAAI_AVX2 void attn_scores(const float* q, int rows, const float* kts, int keys, std::int64_t D,
+                            float* s, std::int64_t lds) {
+  for (int j0 = 0; j0 < keys; j0 += 8) {
+    const int n = std::min(8, keys - j0);
+    const float* kt = kts + (j0 / 16) * D * 16 + j0 % 16;
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) scores_rows<4>(q + r * D, D, kt, n, s + r * lds + j0, lds);
+    for (; r < rows; ++r) scores_rows<1>(q + r * D, D, kt, n, s + r * lds + j0, lds);
+  }
+}
+
+KWAAI_AVX2 void attn_accumulate(const float* p, std::int64_t ldp, int rows, const float* v,
+                                std::int64_t ldv, int keys, std::int64_t D, float* o) {
+  for (int r = 0; r < rows; ++r)
+    for (int j = 0; j < keys; ++j) axpy_f32(p[r * ldp + j], v + j * ldv, o + r * D, D);
+}
+
 }  // namespace
 
 const KernelTable* avx2_kernels() {
@@ -180,7 +217,9 @@ const KernelTable* avx2_kernels() {
                              .bf16_to_f32_row = bf16_row,
                              .axpy_f32 = axpy_f32,
                              .exp_sum_f32 = exp_sum_f32,
-                             .silu_mul_f32 = silu_mul_f32};
+                             .silu_mul_f32 = silu_mul_f32,
+                             .attn_scores = attn_scores,
+                             .attn_accumulate = attn_accumulate};
   return ok ? &t : nullptr;
 }
 

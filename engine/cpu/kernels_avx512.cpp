@@ -293,6 +293,78 @@ KWAAI_AVX512 void silu_mul_f32(const float* g, const float* u, float* out, std::
   }
 }
 
+// Scores of up to 8 query rows against a chunk of 16 transposed keys: each step of d is one
+// load of 16 key values and one FMA per row against the row's q[d] broadcast (8 accumulators,
+// 8 FMAs per load) - no horizontal sums.
+template <int R>
+KWAAI_AVX512 void scores_rows(const float* q, std::int64_t D, const float* kt, __mmask16 keep,
+                              float* s, std::int64_t lds) {
+  __m512 acc[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) acc[r] = _mm512_setzero_ps();
+  for (std::int64_t d = 0; d < D; ++d) {
+    const __m512 kv = _mm512_loadu_ps(kt + d * 16);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(q[r * D + d]), kv, acc[r]);
+  }
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) _mm512_mask_storeu_ps(s + r * lds, keep, acc[r]);
+}
+
+KWAAI_AVX512 void attn_scores(const float* q, int rows, const float* kts, int keys, std::int64_t D,
+                              float* s, std::int64_t lds) {
+  for (int j0 = 0; j0 < keys; j0 += 16) {
+    const int n = std::min(16, keys - j0);
+    const float* kt = kts + (j0 / 16) * D * 16;
+    const __mmask16 keep = static_cast<__mmask16>((1u << n) - 1);
+    int r = 0;
+    for (; r + 8 <= rows; r += 8) scores_rows<8>(q + r * D, D, kt, keep, s + r * lds + j0, lds);
+    for (; r + 4 <= rows; r += 4) scores_rows<4>(q + r * D, D, kt, keep, s + r * lds + j0, lds);
+    for (; r < rows; ++r) scores_rows<1>(q + r * D, D, kt, keep, s + r * lds + j0, lds);
+  }
+}
+
+// o[r] += sum_j p[r][j] v_j for 4 rows x 64 output columns at a time (16 accumulators): each
+// key's 4 vectors of v feed 16 FMAs against the rows' weights broadcast.
+template <int R>
+KWAAI_AVX512 void accumulate_rows(const float* p, std::int64_t ldp, const float* v,
+                                  std::int64_t ldv, int keys, std::int64_t D, float* o) {
+  for (std::int64_t c0 = 0; c0 < D; c0 += 64) {
+    __mmask16 m[4];
+    for (int c = 0; c < 4; ++c) {
+      const std::int64_t left = D - c0 - 16 * c;
+      m[c] = left >= 16 ? 0xffff : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
+    }
+    __m512 acc[R][4];
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_maskz_loadu_ps(m[c], o + r * D + c0 + 16 * c);
+    for (int j = 0; j < keys; ++j) {
+      __m512 vv[4];
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c) vv[c] = _mm512_maskz_loadu_ps(m[c], v + j * ldv + c0 + 16 * c);
+#pragma GCC unroll 4
+      for (int r = 0; r < R; ++r) {
+        const __m512 w = _mm512_set1_ps(p[r * ldp + j]);
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; ++c) acc[r][c] = _mm512_fmadd_ps(w, vv[c], acc[r][c]);
+      }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; ++r)
+#pragma GCC unroll 4
+      for (int c = 0; c < 4; ++c) _mm512_mask_storeu_ps(o + r * D + c0 + 16 * c, m[c], acc[r][c]);
+  }
+}
+
+KWAAI_AVX512 void attn_accumulate(const float* p, std::int64_t ldp, int rows, const float* v,
+                                  std::int64_t ldv, int keys, std::int64_t D, float* o) {
+  int r = 0;
+  for (; r + 4 <= rows; r += 4) accumulate_rows<4>(p + r * ldp, ldp, v, ldv, keys, D, o + r * D);
+  for (; r < rows; ++r) accumulate_rows<1>(p + r * ldp, ldp, v, ldv, keys, D, o + r * D);
+}
+
 }  // namespace
 
 const KernelTable* avx512_kernels() {
@@ -315,7 +387,9 @@ const KernelTable* avx512_kernels() {
                              .bf16_to_f32_row = bf16_row,
                              .axpy_f32 = axpy_f32,
                              .exp_sum_f32 = exp_sum_f32,
-                             .silu_mul_f32 = silu_mul_f32};
+                             .silu_mul_f32 = silu_mul_f32,
+                             .attn_scores = attn_scores,
+                             .attn_accumulate = attn_accumulate};
   return ok ? &t : nullptr;
 }
 

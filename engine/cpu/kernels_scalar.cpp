@@ -113,6 +113,23 @@ float exp_sum_f32(float* x, float shift, std::int64_t n) {
   return static_cast<float>(s);
 }
 
+void attn_scores(const float* q, int rows, const float* kt, int keys, std::int64_t D, float* s,
+                 std::int64_t lds) {
+  for (int r = 0; r < rows; ++r)
+    for (int j = 0; j < keys; ++j) {
+      const float* c = kt + (j / 16) * D * 16 + j % 16;
+      float acc = 0.0f;
+      for (std::int64_t d = 0; d < D; ++d) acc += q[r * D + d] * c[d * 16];
+      s[r * lds + j] = acc;
+    }
+}
+
+void attn_accumulate(const float* p, std::int64_t ldp, int rows, const float* v, std::int64_t ldv,
+                     int keys, std::int64_t D, float* o) {
+  for (int r = 0; r < rows; ++r)
+    for (int j = 0; j < keys; ++j) axpy_f32(p[r * ldp + j], v + j * ldv, o + r * D, D);
+}
+
 void silu_mul_f32(const float* g, const float* u, float* out, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
@@ -135,7 +152,9 @@ const KernelTable& scalar_kernels() {
                              .bf16_to_f32_row = bf16_row,
                              .axpy_f32 = axpy_f32,
                              .exp_sum_f32 = exp_sum_f32,
-                             .silu_mul_f32 = silu_mul_f32};
+                             .silu_mul_f32 = silu_mul_f32,
+                             .attn_scores = attn_scores,
+                             .attn_accumulate = attn_accumulate};
   return t;
 }
 

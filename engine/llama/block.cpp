@@ -34,12 +34,24 @@ DeviceBlock upload_block(Backend& be, const ModelSource& src, std::int64_t layer
 void BlockScratch::ensure(Backend& be, const ModelConfig& cfg, std::int64_t m) {
   if (rows == m) return;
   const std::int64_t h = cfg.hidden, i = cfg.intermediate;
-  normed = be.alloc(DType::F32, {m, h});
-  q = be.alloc(DType::F32, {m, q_dim(cfg)});
-  k = be.alloc(DType::F32, {m, kv_dim(cfg)});
-  v = be.alloc(DType::F32, {m, kv_dim(cfg)});
-  attn = be.alloc(DType::F32, {m, q_dim(cfg)});
-  act = be.alloc(DType::F32, {m, i});
+  // Storage grows to the largest step seen and is kept: decode (1 row) and prefill (hundreds)
+  // alternate in a server, and reallocating on every change paid an allocation and the first
+  // touch of every page (tens of MB at 8B shapes) each time. Smaller steps use row views.
+  if (m > capacity) {
+    all_normed = be.alloc(DType::F32, {m, h});
+    all_q = be.alloc(DType::F32, {m, q_dim(cfg)});
+    all_k = be.alloc(DType::F32, {m, kv_dim(cfg)});
+    all_v = be.alloc(DType::F32, {m, kv_dim(cfg)});
+    all_attn = be.alloc(DType::F32, {m, q_dim(cfg)});
+    all_act = be.alloc(DType::F32, {m, i});
+    capacity = m;
+  }
+  normed = all_normed.slice_rows(0, m);
+  q = all_q.slice_rows(0, m);
+  k = all_k.slice_rows(0, m);
+  v = all_v.slice_rows(0, m);
+  attn = all_attn.slice_rows(0, m);
+  act = all_act.slice_rows(0, m);
   rows = m;
 }
 

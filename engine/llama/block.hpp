@@ -24,12 +24,15 @@ struct DeviceBlock {
 // uploads it, quantizing matrices on the way when `quant` asks for it.
 DeviceBlock upload_block(Backend& be, const ModelSource& src, std::int64_t layer, Quant quant);
 
-// Activations a step needs, sized for M rows (all segments together); reused while M stays the
-// same.
+// Activations a step needs, as views of M rows (all segments together) into storage kept at
+// the largest M seen.
 struct BlockScratch {
-  std::int64_t rows = 0;
+  std::int64_t rows = 0, capacity = 0;
   Tensor normed, q, k, v, attn, act;
   void ensure(Backend& be, const ModelConfig& cfg, std::int64_t m);
+
+ private:
+  Tensor all_normed, all_q, all_k, all_v, all_attn, all_act;
 };
 
 // One sequence group inside a block step: `batch` rows of `tokens` new tokens each, at cache

@@ -70,6 +70,20 @@ TEST_P(AttentionTest, odd_head_layouts_mha_mqa_and_small_dims) {
 TEST_P(AttentionTest, large_logits_stay_finite) {
   KWAAI_SEEDED_RNG();
   run_attention(be(), rng, {1, 4, 8, 2, 64, 32, 20}, 40.0f);
+  run_attention(be(), rng, {1, 70, 8, 2, 64, 100, 20}, 40.0f);  // blocked prefill path
+}
+
+// Prefill long enough for the CPU's blocked (flash-style) path: query blocks that end inside a
+// 64-key block and across several, a past that is not a multiple of the 16-key chunk, the
+// smallest head dims (stories260K's 8), MQA (one KV head for 32 query heads) and odd D.
+TEST_P(AttentionTest, blocked_prefill_crossing_key_blocks_and_chunks) {
+  KWAAI_SEEDED_RNG();
+  run_attention(be(), rng, {1, 8, 4, 2, 64, 8, 0});  // the smallest blocked step
+  run_attention(be(), rng, {1, 150, 32, 8, 128, 160, 0});
+  run_attention(be(), rng, {2, 67, 8, 2, 64, 200, 37});  // a past, batched
+  run_attention(be(), rng, {1, 40, 8, 8, 8, 64, 5});     // D = 8
+  run_attention(be(), rng, {1, 33, 32, 1, 64, 40, 3});   // MQA
+  run_attention(be(), rng, {1, 21, 6, 3, 33, 30, 2});    // odd D
 }
 
 TEST_P(AttentionTest, rejects_bad_shapes_and_cache_overflow) {
