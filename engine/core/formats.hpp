@@ -25,8 +25,9 @@ struct FormatInfo {
   std::int32_t gguf_type;    // ggml type id in GGUF files; -1: no GGUF form
   bool weight;               // accepted as a matmul / embedding weight
   bool load_quant;           // a `--quant` target for float checkpoints
-  // The CPU backend stores it as 16-row interleaved blocks for its int8 dot kernels
-  // (engine/cpu/qpack.hpp); false: rows as in the host layout.
+  // The CPU backend stores it as 16-row interleaved groups for its packed kernels (int8 dots
+  // for block formats, f32 FMAs for 16-bit floats; engine/cpu/qpack.hpp); false: rows as in
+  // the host layout.
   bool cpu_packed;
   int vk_wtype;  // WTYPE of kernels/weights.glsl (matmul_*_<name>, embedding_<name>); -1: none
   // n values (n % block_elems == 0) to / from f32; nullptr for the integer types.

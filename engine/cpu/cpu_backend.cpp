@@ -213,7 +213,8 @@ class CpuBackend final : public Backend {
       d = checks::matmul(x, *ws[i], *ys[i]);
       parts.push_back(
           {ws[i]->dtype(), weight(*ws[i], "matmul_many"), f32(*ys[i], "matmul_many"), d.N});
-      shapes += (i ? "," : "") + shape_str(ws[i]->shape());
+      if (i) shapes += ',';
+      shapes += shape_str(ws[i]->shape());
     }
     // The kind (before the first shape) says how many products it is: "matmul_many q8_0 x3".
     Timer t(this, [&] {

@@ -114,6 +114,64 @@ KWAAI_GEMM256_TARGET void gemm256_mr(const std::uint8_t* codes, const std::uint1
   }
 }
 
+// 16-bit float weights, as on AVX-512, 8 rows per pass.
+template <int MR, bool BF16>
+KWAAI_GEMM256_TARGET void gemm_half256_mr(const std::uint16_t* w, std::int64_t nk,
+                                          const FloatTile& a, float* y, std::int64_t ldy,
+                                          int n_valid, bool accumulate) {
+  for (int h = 0; h < 2; ++h) {
+    const int valid = std::min(8, n_valid - 8 * h);
+    if (valid <= 0) break;
+    __m256 facc[MR];
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) {
+      alignas(32) float start[8] = {};
+      if (accumulate)
+        for (int r = 0; r < valid; ++r) start[r] = y[m * ldy + 8 * h + r];
+      facc[m] = _mm256_load_ps(start);
+    }
+    const float* xt = a.xt;
+    for (std::int64_t k = 0; k < nk; ++k) {
+      if (h == 0 && (k & 1) == 0)
+        _mm_prefetch(reinterpret_cast<const char*>(w + (k + 128) * 16), _MM_HINT_T0);
+      const __m128i raw = _mm_load_si128(reinterpret_cast<const __m128i*>(w + k * 16 + 8 * h));
+      const __m256 wv = BF16
+                            ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16))
+                            : _mm256_cvtph_ps(raw);
+#pragma GCC unroll 16
+      for (int m = 0; m < MR; ++m)
+        facc[m] = _mm256_fmadd_ps(_mm256_set1_ps(xt[k * MR + m]), wv, facc[m]);
+    }
+    for (int m = 0; m < MR; ++m) {
+      float* row = y + m * ldy + 8 * h;
+      if (valid == 8) {
+        _mm256_storeu_ps(row, facc[m]);
+      } else {
+        alignas(32) float tmp[8];
+        _mm256_store_ps(tmp, facc[m]);
+        for (int r = 0; r < valid; ++r) row[r] = tmp[r];
+      }
+    }
+  }
+}
+
+template <bool BF16, int... R>
+KWAAI_GEMM256_TARGET void gemm_half256_by_rows(std::integer_sequence<int, R...>,
+                                               const std::uint16_t* w, std::int64_t nk,
+                                               const FloatTile& a, float* y, std::int64_t ldy,
+                                               int n_valid, bool accumulate) {
+  (void)((a.mr == R + 1 &&
+          (gemm_half256_mr<R + 1, BF16>(w, nk, a, y, ldy, n_valid, accumulate), true)) ||
+         ...);
+}
+
+template <bool BF16>
+KWAAI_GEMM256_TARGET void gemm_half256(const std::uint16_t* w, std::int64_t nk, const FloatTile& a,
+                                       float* y, std::int64_t ldy, int n_valid, bool accumulate) {
+  gemm_half256_by_rows<BF16>(std::make_integer_sequence<int, kGemm256Rows>{}, w, nk, a, y, ldy,
+                             n_valid, accumulate);
+}
+
 // 8 independent chains of the kernel's int8 dot step: 8 x 32 MACs a round.
 KWAAI_GEMM256_TARGET std::int64_t int8_peak_loop256(std::int64_t iters, std::int32_t* sink) {
   __m256i acc[8];

@@ -32,6 +32,20 @@ struct ActTile {
   int mr = 0;
 };
 
+// One tile of f32 activation rows for the 16-bit float kernels: [k][mr], value k of row m at
+// xt[k * mr + m] (engine/cpu/qpack.hpp FloatActPack).
+struct FloatTile {
+  const float* xt = nullptr;
+  int mr = 0;
+};
+
+// A packed 16-bit float kernel (f16 or bf16, engine/cpu/qpack.hpp): `nk` consecutive values of
+// one 16-row group (`w` at the first) against the same values of one tile. For m < a.mr and
+// r < n_valid: y[m * ldy + r] = y0 + sum_k w[r, k] * x[m, k], a chain of one fused multiply-add
+// per k in order from y0 = accumulate ? y : 0 (so pieces of K continue one chain).
+using GemmHalfFn = void (*)(const std::uint16_t* w, std::int64_t nk, const FloatTile& a, float* y,
+                            std::int64_t ldy, int n_valid, bool accumulate);
+
 // A packed-weight kernel: nb consecutive blocks of one 16-row group (engine/cpu/qpack.hpp:
 // `codes` at the first block's codes, `scales` at its 16 scales) against the same blocks of one
 // activation tile. For m < a.mr and r < n_valid:
@@ -47,13 +61,13 @@ using GemmFn = void (*)(const std::uint8_t* codes, const std::uint16_t* scales, 
 struct KernelTable {
   const char* name;
   float (*dot_f32)(const float* a, const float* b, std::int64_t n);
-  float (*dot_f16)(const std::uint16_t* w, const float* x, std::int64_t n);
-  float (*dot_bf16)(const std::uint16_t* w, const float* x, std::int64_t n);
   void (*quantize_act)(const float* x, BlockQ8Act* y, std::int64_t nblocks);
   // Packed Q8_0 / Q4_0 weights; activation tiles of up to gemm_rows rows. The act offsets are
   // what each kernel adds to the weight codes (0 when it multiplies signed codes directly).
   GemmFn gemm_q8_0;
   GemmFn gemm_q4_0;
+  GemmHalfFn gemm_f16;
+  GemmHalfFn gemm_bf16;
   int gemm_rows;
   std::int32_t q8_0_act_offset;
   std::int32_t q4_0_act_offset;
@@ -61,9 +75,6 @@ struct KernelTable {
   // rounds of independent dot instructions on registers (no memory); returns the multiply-adds
   // done (and a value that depends on them, so the loop cannot be dropped).
   std::int64_t (*int8_peak_loop)(std::int64_t iters, std::int32_t* sink);
-  // n-element f16 / bf16 -> f32 (used to dequantize weight tiles for sgemm).
-  void (*f16_to_f32_row)(const std::uint16_t* src, float* dst, std::int64_t n);
-  void (*bf16_to_f32_row)(const std::uint16_t* src, float* dst, std::int64_t n);
   // Attention and FFN element work: y += a * x; x[i] = exp(x[i] - shift) returning their sum;
   // out = silu(g) * u = g / (1 + exp(-g)) * u.
   void (*axpy_f32)(float a, const float* x, float* y, std::int64_t n);

@@ -36,39 +36,6 @@ KWAAI_AVX2 float dot_f32(const float* a, const float* b, std::int64_t n) {
   return s;
 }
 
-KWAAI_AVX2 inline __m256 load_f16x8(const std::uint16_t* p) {
-  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-}
-
-KWAAI_AVX2 inline __m256 load_bf16x8(const std::uint16_t* p) {
-  const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-  return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
-}
-
-KWAAI_AVX2 float dot_f16(const std::uint16_t* w, const float* x, std::int64_t n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  std::int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(load_f16x8(w + i), _mm256_loadu_ps(x + i), acc0);
-    acc1 = _mm256_fmadd_ps(load_f16x8(w + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
-  }
-  float s = hsum256(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i) s += _cvtsh_ss(w[i]) * x[i];
-  return s;
-}
-
-KWAAI_AVX2 float dot_bf16(const std::uint16_t* w, const float* x, std::int64_t n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  std::int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(load_bf16x8(w + i), _mm256_loadu_ps(x + i), acc0);
-    acc1 = _mm256_fmadd_ps(load_bf16x8(w + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
-  }
-  float s = hsum256(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i) s += bf16_to_f32(w[i]) * x[i];
-  return s;
-}
-
 #define KWAAI_GEMM256_TARGET KWAAI_AVX2
 #define KWAAI_GEMM256_VNNI 0
 #include "engine/cpu/gemm_x86_256.inl"
@@ -148,18 +115,6 @@ KWAAI_AVX2 void silu_mul_f32(const float* g, const float* u, float* out, std::in
   for (; i < n; ++i) out[i] = g[i] / (1.0f + std::exp(-g[i])) * u[i];
 }
 
-KWAAI_AVX2 void f16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
-  std::int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_f16x8(src + i));
-  for (; i < n; ++i) dst[i] = _cvtsh_ss(src[i]);
-}
-
-KWAAI_AVX2 void bf16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
-  std::int64_t i = 0;
-  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, load_bf16x8(src + i));
-  for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
-}
-
 // As the AVX-512 forms, 8 keys / 8 columns per register.
 template <int R>
 KWAAI_AVX2 void scores_rows(const float* q, std::int64_t D, const float* kt, int n, float* s,
@@ -204,17 +159,15 @@ const KernelTable* avx2_kernels() {
       __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c();
   static const KernelTable t{.name = "avx2",
                              .dot_f32 = dot_f32,
-                             .dot_f16 = dot_f16,
-                             .dot_bf16 = dot_bf16,
                              .quantize_act = quantize_act_q8,
                              .gemm_q8_0 = gemm256<false>,
                              .gemm_q4_0 = gemm256<true>,
+                             .gemm_f16 = gemm_half256<false>,
+                             .gemm_bf16 = gemm_half256<true>,
                              .gemm_rows = kGemm256Rows,
                              .q8_0_act_offset = 0,
                              .q4_0_act_offset = 8,
                              .int8_peak_loop = int8_peak_loop256,
-                             .f16_to_f32_row = f16_row,
-                             .bf16_to_f32_row = bf16_row,
                              .axpy_f32 = axpy_f32,
                              .exp_sum_f32 = exp_sum_f32,
                              .silu_mul_f32 = silu_mul_f32,

@@ -38,39 +38,6 @@ KWAAI_AVX512 float dot_f32(const float* a, const float* b, std::int64_t n) {
   return _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
 }
 
-KWAAI_AVX512 inline __m512 load_bf16x16(const std::uint16_t* p) {
-  const __m512i v = _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-  return _mm512_castsi512_ps(_mm512_slli_epi32(v, 16));
-}
-
-KWAAI_AVX512 inline __m512 load_f16x16(const std::uint16_t* p) {
-  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
-}
-
-KWAAI_AVX512 float dot_f16(const std::uint16_t* w, const float* x, std::int64_t n) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  std::int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    acc0 = _mm512_fmadd_ps(load_f16x16(w + i), _mm512_loadu_ps(x + i), acc0);
-    acc1 = _mm512_fmadd_ps(load_f16x16(w + i + 16), _mm512_loadu_ps(x + i + 16), acc1);
-  }
-  float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-  for (; i < n; ++i) s += _cvtsh_ss(w[i]) * x[i];
-  return s;
-}
-
-KWAAI_AVX512 float dot_bf16(const std::uint16_t* w, const float* x, std::int64_t n) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  std::int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    acc0 = _mm512_fmadd_ps(load_bf16x16(w + i), _mm512_loadu_ps(x + i), acc0);
-    acc1 = _mm512_fmadd_ps(load_bf16x16(w + i + 16), _mm512_loadu_ps(x + i + 16), acc1);
-  }
-  float s = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-  for (; i < n; ++i) s += bf16_to_f32(w[i]) * x[i];
-  return s;
-}
-
 // quantize_act_q8 two 16-float halves at a time, with the same operations in the same order
 // (|x| max, d = amax / 127, id = 1 / d, q = round-to-nearest-even(x * id)), so the bytes equal
 // the scalar reference's; the MXCSR default rounding is what nearbyint uses too.
@@ -184,6 +151,50 @@ KWAAI_AVX512 void gemm_mr(const std::uint8_t* codes, const std::uint16_t* scales
 
 constexpr int kAvx512GemmRows = 12;
 
+// 16-bit float weights: each step is one 32-byte load widened to 16 rows' values (F16C's
+// vcvtph2ps, or a shift for bf16) and one FMA per tile row against its value broadcast from the
+// transposed tile. (AVX512-BF16's vdpbf16ps would need the activations rounded to bf16; they
+// stay f32 here, so f16/bf16 weights keep the f32 activation accuracy the tests hold them to.)
+template <int MR, bool BF16>
+KWAAI_AVX512 void gemm_half_mr(const std::uint16_t* w, std::int64_t nk, const FloatTile& a,
+                               float* y, std::int64_t ldy, int n_valid, bool accumulate) {
+  const __mmask16 keep = n_valid >= 16 ? 0xffff : static_cast<__mmask16>((1u << n_valid) - 1);
+  __m512 facc[MR];
+#pragma GCC unroll 16
+  for (int m = 0; m < MR; ++m)
+    facc[m] = accumulate ? _mm512_maskz_loadu_ps(keep, y + m * ldy) : _mm512_setzero_ps();
+  const float* xt = a.xt;
+  for (std::int64_t k = 0; k < nk; ++k) {
+    if constexpr (MR <= kPrefetchMaxRows)  // decode streams the weights: 4 KiB ahead
+      if ((k & 1) == 0)
+        _mm_prefetch(reinterpret_cast<const char*>(w + (k + 128) * 16), _MM_HINT_T0);
+    const __m256i raw = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + k * 16));
+    const __m512 wv = BF16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16))
+                           : _mm512_cvtph_ps(raw);
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m)
+      facc[m] = _mm512_fmadd_ps(_mm512_set1_ps(xt[k * MR + m]), wv, facc[m]);
+  }
+#pragma GCC unroll 16
+  for (int m = 0; m < MR; ++m) _mm512_mask_storeu_ps(y + m * ldy, keep, facc[m]);
+}
+
+template <bool BF16, int... R>
+KWAAI_AVX512 void gemm_half_by_rows(std::integer_sequence<int, R...>, const std::uint16_t* w,
+                                    std::int64_t nk, const FloatTile& a, float* y, std::int64_t ldy,
+                                    int n_valid, bool accumulate) {
+  (void)((a.mr == R + 1 &&
+          (gemm_half_mr<R + 1, BF16>(w, nk, a, y, ldy, n_valid, accumulate), true)) ||
+         ...);
+}
+
+template <bool BF16>
+KWAAI_AVX512 void gemm_half(const std::uint16_t* w, std::int64_t nk, const FloatTile& a, float* y,
+                            std::int64_t ldy, int n_valid, bool accumulate) {
+  gemm_half_by_rows<BF16>(std::make_integer_sequence<int, kAvx512GemmRows>{}, w, nk, a, y, ldy,
+                          n_valid, accumulate);
+}
+
 // 12 independent vpdpbusd chains (the gemm kernel's accumulator count): 12 x 64 MACs a round.
 KWAAI_AVX512 std::int64_t int8_peak_loop(std::int64_t iters, std::int32_t* sink) {
   __m512i acc[12];
@@ -211,18 +222,6 @@ KWAAI_AVX512 void gemm(const std::uint8_t* codes, const std::uint16_t* scales, s
                        const ActTile& a, float* y, std::int64_t ldy, int n_valid, bool accumulate) {
   gemm_by_rows<Q4>(std::make_integer_sequence<int, kAvx512GemmRows>{}, codes, scales, nb, a, y, ldy,
                    n_valid, accumulate);
-}
-
-KWAAI_AVX512 void f16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
-  std::int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, load_f16x16(src + i));
-  for (; i < n; ++i) dst[i] = _cvtsh_ss(src[i]);
-}
-
-KWAAI_AVX512 void bf16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
-  std::int64_t i = 0;
-  for (; i + 16 <= n; i += 16) _mm512_storeu_ps(dst + i, load_bf16x16(src + i));
-  for (; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }
 
 KWAAI_AVX512 void axpy_f32(float a, const float* x, float* y, std::int64_t n) {
@@ -374,17 +373,15 @@ const KernelTable* avx512_kernels() {
                          __builtin_cpu_supports("fma");
   static const KernelTable t{.name = "avx512-vnni",
                              .dot_f32 = dot_f32,
-                             .dot_f16 = dot_f16,
-                             .dot_bf16 = dot_bf16,
                              .quantize_act = quantize_act,
                              .gemm_q8_0 = gemm<false>,
                              .gemm_q4_0 = gemm<true>,
+                             .gemm_f16 = gemm_half<false>,
+                             .gemm_bf16 = gemm_half<true>,
                              .gemm_rows = kAvx512GemmRows,
                              .q8_0_act_offset = 128,
                              .q4_0_act_offset = 8,
                              .int8_peak_loop = int8_peak_loop,
-                             .f16_to_f32_row = f16_row,
-                             .bf16_to_f32_row = bf16_row,
                              .axpy_f32 = axpy_f32,
                              .exp_sum_f32 = exp_sum_f32,
                              .silu_mul_f32 = silu_mul_f32,

@@ -34,18 +34,6 @@ float dot_f32(const float* a, const float* b, std::int64_t n) {
   return s;
 }
 
-float dot_f16(const std::uint16_t* w, const float* x, std::int64_t n) {
-  float s = 0.0f;
-  for (std::int64_t i = 0; i < n; ++i) s += f16_to_f32(w[i]) * x[i];
-  return s;
-}
-
-float dot_bf16(const std::uint16_t* w, const float* x, std::int64_t n) {
-  float s = 0.0f;
-  for (std::int64_t i = 0; i < n; ++i) s += bf16_to_f32(w[i]) * x[i];
-  return s;
-}
-
 // The packed-weight kernels' reference: the same integer sums and the same two float
 // operations per block and row ((sum * da) * dw + acc, fused as the vector tables fuse it),
 // so every table gives bit-identical results. Q8_0 codes are taken signed (act offset 0).
@@ -84,20 +72,30 @@ void gemm(const std::uint8_t* codes, const std::uint16_t* scales, std::int64_t n
     for (int r = 0; r < n_valid; ++r) y[m * ldy + r] = acc[m][r];
 }
 
+// The 16-bit float kernels' reference: one fused multiply-add per value in k order, as the
+// vector tables do per lane.
+template <bool BF16>
+void gemm_half(const std::uint16_t* w, std::int64_t nk, const FloatTile& a, float* y,
+               std::int64_t ldy, int n_valid, bool accumulate) {
+  float acc[kMaxGemmRows][16] = {};
+  if (accumulate)
+    for (int m = 0; m < a.mr; ++m)
+      for (int r = 0; r < n_valid; ++r) acc[m][r] = y[m * ldy + r];
+  for (std::int64_t k = 0; k < nk; ++k)
+    for (int r = 0; r < 16; ++r) {
+      const float wv = BF16 ? bf16_to_f32(w[k * 16 + r]) : f16_to_f32(w[k * 16 + r]);
+      for (int m = 0; m < a.mr; ++m) acc[m][r] = std::fma(a.xt[k * a.mr + m], wv, acc[m][r]);
+    }
+  for (int m = 0; m < a.mr; ++m)
+    for (int r = 0; r < n_valid; ++r) y[m * ldy + r] = acc[m][r];
+}
+
 std::int64_t int8_peak_loop(std::int64_t iters, std::int32_t* sink) {
   std::int32_t acc[8] = {1, 2, 3, 4, 5, 6, 7, 8};
   for (std::int64_t i = 0; i < iters; ++i)
     for (int j = 0; j < 8; ++j) acc[j] += static_cast<std::int8_t>(acc[(j + 1) & 7]) * 3;
   *sink = acc[0] + acc[7];
   return iters * 8;
-}
-
-void f16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) dst[i] = f16_to_f32(src[i]);
-}
-
-void bf16_row(const std::uint16_t* src, float* dst, std::int64_t n) {
-  for (std::int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(src[i]);
 }
 
 void axpy_f32(float a, const float* x, float* y, std::int64_t n) {
@@ -139,17 +137,15 @@ void silu_mul_f32(const float* g, const float* u, float* out, std::int64_t n) {
 const KernelTable& scalar_kernels() {
   static const KernelTable t{.name = "scalar",
                              .dot_f32 = dot_f32,
-                             .dot_f16 = dot_f16,
-                             .dot_bf16 = dot_bf16,
                              .quantize_act = quantize_act_q8,
                              .gemm_q8_0 = gemm<false>,
                              .gemm_q4_0 = gemm<true>,
+                             .gemm_f16 = gemm_half<false>,
+                             .gemm_bf16 = gemm_half<true>,
                              .gemm_rows = 8,
                              .q8_0_act_offset = 0,
                              .q4_0_act_offset = 8,
                              .int8_peak_loop = int8_peak_loop,
-                             .f16_to_f32_row = f16_row,
-                             .bf16_to_f32_row = bf16_row,
                              .axpy_f32 = axpy_f32,
                              .exp_sum_f32 = exp_sum_f32,
                              .silu_mul_f32 = silu_mul_f32,

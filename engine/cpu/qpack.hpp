@@ -11,6 +11,10 @@
 //   Q4_0: 4 chunks per block, GGUF's code bytes (low nibble value j, high nibble value j+16).
 // After a group's nb code blocks come its nb × 16 f16 scales (block b's 16 at index 16 b);
 // the group is padded to 64 bytes. Bytes per row and block equal GGUF's (34 and 18).
+// 16-bit float weights (f16, bf16) take the same 16-row groups with one value per row per step:
+// value k of the 16 rows is 32 contiguous bytes at k * 32 (one 512-bit load widens to 16
+// floats), K padded with zeros to a multiple of 32 and no scales; their kernels meet f32
+// activations (not quantized), tiles transposed to [K][mr] for the same constant offsets.
 // The layout is private to the CPU backend: upload and download convert from and to GGUF's
 // row layout, so the Backend contract is unchanged.
 //
@@ -38,8 +42,9 @@ struct PackGeometry {
   std::int64_t rows = 0, cols = 0;  // logical [rows, cols]
   std::int64_t nb = 0;              // blocks per row
   std::int64_t groups = 0;          // ceil(rows / 16)
-  std::size_t code_bytes = 0;       // code bytes per row and block (32 or 16)
+  std::size_t code_bytes = 0;       // code bytes per row and block (32, 16; 64 for 16-bit floats)
   std::size_t group_bytes = 0;      // stride between groups (multiple of 64)
+  bool scaled = true;               // block-quantized (scales after the codes); false: f16/bf16
   std::size_t total_bytes() const { return static_cast<std::size_t>(groups) * group_bytes; }
   std::size_t scales_offset() const {
     return static_cast<std::size_t>(nb) * kPackRows * code_bytes;
@@ -56,6 +61,22 @@ void pack_rows(const PackGeometry& g, const std::byte* src, std::byte* dst);
 void unpack_rows(const PackGeometry& g, const std::byte* src, std::byte* dst);
 // Row `r` of a packed tensor as f32 (embedding lookups).
 void packed_row_to_f32(const PackGeometry& g, const std::byte* packed, std::int64_t r, float* out);
+
+// x[M, K] as f32 tiles of up to `tile_rows` rows for the 16-bit float kernels: tile t holds
+// [Kp][mr] (value k of row m at k * mr + m), Kp = K rounded up to 32, zero past K.
+class FloatActPack {
+ public:
+  void reset(std::int64_t M, std::int64_t K, int tile_rows);
+  void fill_tiles(const float* x, std::int64_t t0, std::int64_t t1);
+  std::int64_t tiles() const { return tiles_; }
+  int tile_rows() const { return tile_rows_; }
+  FloatTile tile(std::int64_t t) const;
+
+ private:
+  std::int64_t M_ = 0, K_ = 0, Kp_ = 0, tiles_ = 0;
+  int tile_rows_ = 1;
+  std::vector<float> xt_;
+};
 
 // x[M, K] quantized into tiles of `tile_rows` rows (the last one may be shorter).
 class ActPack {
