@@ -4,23 +4,25 @@
 # over several rounds, medians and ratios printed with the CPU model and the memory bandwidth
 # measured in the same run.
 #
-#   bench/vs_llamacpp.sh [--type q4_0|q8_0|f16] [--layers 4] [--prompts 128,512] [--gen 32]
-#                        [--rounds 3] [--threads N] [--device cpu|vulkan] [--json FILE]
+#   bench/vs_llamacpp.sh [--type q4_0|q8_0|f16] [--shape llama-3-8b] [--layers 4]
+#                        [--prompts 128,512] [--gen 32] [--rounds 3] [--threads N]
+#                        [--device cpu|vulkan] [--json FILE]
 #
 # llama.cpp is the prebuilt one in the npm package node-llama-cpp (pinned below), installed
 # into a scratch folder (KWAAI_SCRATCH, default ~/.cache/kwaainet/vs_llamacpp) on first use;
-# the GGUF (a Llama-3-8B-shaped model of random weights, `--layers` blocks, written by
-# build/bench/kwaai_make_gguf) is kept there and reused. --device vulkan compares the Vulkan
+# the GGUF (a model of random weights of a published shape, Llama-3-8B by default, `--layers`
+# blocks, written by build/bench/kwaai_make_gguf) is kept there and reused. --device vulkan compares the Vulkan
 # backends (llama.cpp's Vulkan build; on lavapipe GGML_VK_VISIBLE_DEVICES=0 is set).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-type=q4_0 layers=4 prompts=128,512 gen=32 rounds=3 device=cpu json_out=""
+type=q4_0 shape=llama-3-8b layers=4 prompts=128,512 gen=32 rounds=3 device=cpu json_out=""
 threads=$(lscpu -p=CORE 2>/dev/null | grep -v '^#' | sort -u | wc -l)
 [ "$threads" -ge 1 ] 2>/dev/null || threads=$(nproc)
 while [ $# -gt 0 ]; do
   case "$1" in
     --type) type=$2; shift 2 ;;
+    --shape) shape=$2; shift 2 ;;
     --layers) layers=$2; shift 2 ;;
     --prompts) prompts=$2; shift 2 ;;
     --gen) gen=$2; shift 2 ;;
@@ -28,7 +30,7 @@ while [ $# -gt 0 ]; do
     --threads) threads=$2; shift 2 ;;
     --device) device=$2; shift 2 ;;
     --json) json_out=$2; shift 2 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "vs_llamacpp.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -53,10 +55,10 @@ if [ ! -f "$scratch/node_modules/node-llama-cpp/package.json" ] ||
 fi
 cp bench/llamacpp_bench.mjs "$scratch/llamacpp_bench.mjs"
 
-gguf="$scratch/llama-3-8b-${layers}L-${type}.gguf"
+gguf="$scratch/${shape}-${layers}L-${type}.gguf"
 if [ ! -f "$gguf" ]; then
   echo "[vs] writing $gguf" >&2
-  "$make_gguf" --shape llama-3-8b --layers "$layers" --type "$type" --out "$gguf.tmp" >&2
+  "$make_gguf" --shape "$shape" --layers "$layers" --type "$type" --out "$gguf.tmp" >&2
   mv "$gguf.tmp" "$gguf"
 fi
 
@@ -101,9 +103,10 @@ for ((r = 1; r <= rounds; r++)); do
   done
 done
 
-python3 - "$results" "$cpu_model" "$threads" "$type" "$layers" "$gen" "$device" "$json_out" <<'EOF'
+python3 - "$results" "$cpu_model" "$threads" "$type" "$layers" "$gen" "$device" "$json_out" \
+  "$shape" <<'EOF'
 import json, statistics, sys
-path, cpu, threads, typ, layers, gen, device, json_out = sys.argv[1:9]
+path, cpu, threads, typ, layers, gen, device, json_out, shape = sys.argv[1:10]
 rows = [json.loads(l) for l in open(path) if l.strip()]
 def med(engine, p, key):
     v = [r[key] for r in rows if r["engine"] == engine and r["prompt_len"] == p]
@@ -113,7 +116,7 @@ desc = next((r["description"] for r in rows if r["engine"] == "kwaainet"), "")
 print(f"CPU: {cpu}; {threads} threads; kwaainet {device}: {desc}")
 print(f"copy bandwidth (kwaainet's probe, same runs): median {statistics.median(bw):.1f} GB/s, "
       f"range {min(bw):.1f}-{max(bw):.1f}")
-print(f"file: Llama-3-8B-shaped, {layers} blocks + embeddings + LM head, {typ}; "
+print(f"file: {shape}-shaped, {layers} blocks + embeddings + LM head, {typ}; "
       f"decode {gen} tokens after the prompt; medians of {len(bw) // len(set(r['prompt_len'] for r in rows))} rounds")
 print(f"{'prompt':>6} {'phase':>8} {'kwaainet t/s':>13} {'llama.cpp t/s':>14} {'ratio':>7}")
 summary = []
@@ -125,7 +128,8 @@ for p in sorted(set(r["prompt_len"] for r in rows)):
         summary.append({"prompt_len": p, "phase": phase, "kwaainet": k, "llama_cpp": l,
                         "ratio": k / l})
 if json_out:
-    json.dump({"cpu": cpu, "threads": int(threads), "type": typ, "layers": int(layers),
+    json.dump({"cpu": cpu, "threads": int(threads), "type": typ, "shape": shape,
+               "layers": int(layers),
                "device": device, "copy_bandwidth_gb_s": bw, "runs": rows,
                "summary": summary}, open(json_out, "w"), indent=1)
 EOF

@@ -37,26 +37,6 @@ std::vector<std::string> subgroup_ops(std::uint32_t ops) {
   return out;
 }
 
-std::string vendor_name(std::uint32_t id) {
-  switch (id) {
-    case 0x1002:
-      return "AMD";
-    case 0x10de:
-      return "NVIDIA";
-    case 0x8086:
-      return "Intel";
-    case 0x13b5:
-      return "ARM";
-    case 0x5143:
-      return "Qualcomm";
-    case 0x106b:
-      return "Apple";
-    case 0x10005:
-      return "Mesa";
-  }
-  return fmt::format("0x{:04x}", id);
-}
-
 json device_json(const runtime::DeviceCaps& c) {
   json heaps = json::array();
   for (const auto& h : c.heaps)
@@ -81,7 +61,7 @@ json device_json(const runtime::DeviceCaps& c) {
       {"name", c.name},
       {"type", runtime::to_string(c.type)},
       {"vendor_id", c.vendor_id},
-      {"vendor", vendor_name(c.vendor_id)},
+      {"vendor", c.vendor()},
       {"device_id", c.device_id},
       {"driver_name", c.driver_name},
       {"driver_info", c.driver_info},
@@ -120,7 +100,10 @@ json device_json(const runtime::DeviceCaps& c) {
         {"timestamp_period_ns", c.timestamp_period_ns},
         {"timestamps", c.timestamps_supported},
         {"timestamp_valid_bits", c.timestamp_valid_bits}}},
-      {"quirks", {{"cpu_device", c.is_cpu_device}, {"lavapipe", c.is_lavapipe}}},
+      {"quirks",
+       {{"cpu_device", c.is_cpu_device},
+        {"lavapipe", c.is_lavapipe},
+        {"portability_subset", c.portability_subset}}},
       {"kernel_features", kernel_features},
       {"kernels_usable", usable},
       {"kernels_total", table.size()},
@@ -161,7 +144,7 @@ void print_text(const std::vector<runtime::DeviceCaps>& devs, const std::string&
   std::string runnable;
   for (const auto& n : cb.runnable) runnable += (runnable.empty() ? "" : ", ") + n;
   std::cout << fmt::format(
-      "  CPU backend: kernels {} (runnable here: {}); OpenBLAS core {} (f32/f16/bf16 prefill "
+      "  CPU backend: kernels {} (runnable here: {}); OpenBLAS core {} (f32 weights "
       "only)\n",
       cb.kernels, runnable, cb.openblas_core);
   std::cout << "\nVulkan devices\n";
@@ -169,7 +152,7 @@ void print_text(const std::vector<runtime::DeviceCaps>& devs, const std::string&
   for (const auto& c : devs) {
     const json j = device_json(c);
     std::cout << fmt::format("  [{}] {} ({}, vendor {}, id 0x{:04x})\n", c.index, c.name,
-                             runtime::to_string(c.type), vendor_name(c.vendor_id), c.device_id);
+                             runtime::to_string(c.type), c.vendor(), c.device_id);
     std::cout << fmt::format("      driver {} {}, Vulkan {}\n", c.driver_name, c.driver_info,
                              c.api_version_string());
     for (std::size_t h = 0; h < c.heaps.size(); ++h)

@@ -28,6 +28,10 @@ ContextOptions ContextOptions::from_environment() {
     o.enable_validation = std::string(v) == "1" || std::string(v) == "true";
   if (const char* d = std::getenv("KWAAI_VK_DEVICE"); d && *d)
     o.device_index = static_cast<std::uint32_t>(std::strtoul(d, nullptr, 10));
+  if (const char* c = std::getenv("KWAAI_VK_CHECK"))
+    o.check_ops = std::string(c) == "1" || std::string(c) == "true";
+  if (const char* t = std::getenv("KWAAI_VK_CHECK_TOL"); t && *t)
+    o.check_tolerance = std::strtod(t, nullptr);
   const char* pc = std::getenv("KWAAI_VK_PIPELINE_CACHE");
   if (!(pc && std::string(pc) == "0")) o.pipeline_cache_dir = default_cache_dir();
   spdlog::debug("runtime options: device {} validation {} pipeline cache {}", o.device_index,
@@ -102,10 +106,15 @@ Context Context::create(const ContextOptions& opts) {
   qci.queueFamilyIndex = impl->queue_family;
   qci.queueCount = 1;
   qci.pQueuePriorities = &priority;
+  // A portability implementation (MoltenVK) requires its subset extension to be enabled.
+  std::vector<const char*> dev_exts;
+  if (caps.portability_subset) dev_exts.push_back(kPortabilitySubsetExtension);
   VkDeviceCreateInfo dci{VK_STRUCTURE_TYPE_DEVICE_CREATE_INFO};
   dci.pNext = &enabled.core;
   dci.queueCreateInfoCount = 1;
   dci.pQueueCreateInfos = &qci;
+  dci.enabledExtensionCount = static_cast<std::uint32_t>(dev_exts.size());
+  dci.ppEnabledExtensionNames = dev_exts.data();
   KWAAI_VK_CHECK(vkCreateDevice(impl->physical, &dci, nullptr, &impl->device));
   vkGetDeviceQueue(impl->device, impl->queue_family, 0, &impl->queue);
 

@@ -47,10 +47,15 @@ struct ContextOptions {
   std::optional<std::filesystem::path> pipeline_cache_dir;
   VkDeviceSize block_bytes = 64ull << 20;  // sub-allocator block size
   VkDeviceSize memory_budget_bytes = 0;    // 0 = no cap beyond the device's own
+  // Check mode (engine/check_backend.hpp): every op is rerun on the CPU backend and compared;
+  // tolerance 0 = the check's default.
+  bool check_ops = false;
+  double check_tolerance = 0;
 
   // The one place the runtime reads the environment: KWAAI_VK_VALIDATION=1 enables validation,
   // KWAAI_VK_DEVICE=<n> picks the device, the cache dir is $XDG_CACHE_HOME/kwaainet or
-  // ~/.cache/kwaainet (KWAAI_VK_PIPELINE_CACHE=0 disables it).
+  // ~/.cache/kwaainet (KWAAI_VK_PIPELINE_CACHE=0 disables it), KWAAI_VK_CHECK=1 turns on check
+  // mode (KWAAI_VK_CHECK_TOL=<relative L2> sets its tolerance).
   static ContextOptions from_environment();
   static std::optional<std::filesystem::path> default_cache_dir();
 };

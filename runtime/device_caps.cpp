@@ -76,4 +76,26 @@ std::uint32_t DeviceCaps::kernel_features() const {
   return f;
 }
 
+std::string DeviceCaps::vendor() const {
+  switch (vendor_id) {
+    case 0x1002:
+      return "AMD";
+    case 0x10de:
+      return "NVIDIA";
+    case 0x8086:
+      return "Intel";
+    case 0x13b5:
+      return "ARM";
+    case 0x5143:
+      return "Qualcomm";
+    case 0x106b:
+      return "Apple";
+    case 0x10005:
+      return "Mesa";
+  }
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "0x%04x", vendor_id);
+  return buf;
+}
+
 }  // namespace kwaai::runtime

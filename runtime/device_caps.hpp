@@ -25,6 +25,10 @@ struct MemoryType {
   bool host_cached = false;
 };
 
+// The device extension a portability implementation must have enabled (a beta extension, so
+// not in the core headers).
+inline constexpr const char* kPortabilitySubsetExtension = "VK_KHR_portability_subset";
+
 struct DeviceCaps {
   std::uint32_t index = 0;  // position in vkEnumeratePhysicalDevices order (selection key)
   std::string name;
@@ -74,9 +78,13 @@ struct DeviceCaps {
   bool timestamps_supported = false;       // the compute queue family reports valid bits > 0
   std::uint32_t timestamp_valid_bits = 0;  // of that queue family (64 = no wrap-around)
 
-  // Driver quirks.
+  // Device class and quirks: flags that drive choices (device selection, kernel variants).
   bool is_cpu_device = false;  // lavapipe/SwiftShader: "device" memory is host memory
   bool is_lavapipe = false;
+  bool portability_subset = false;  // MoltenVK & co: VK_KHR_portability_subset must be enabled
+  // vendor_id as a name ("NVIDIA", "AMD", "Intel", "Apple", "ARM", "Qualcomm", "Mesa" for the
+  // software devices), else the id in hex.
+  std::string vendor() const;
 
   // Bit set of kernels::Feature this device supports (for KernelInfo::features checks).
   std::uint32_t kernel_features() const;

@@ -164,6 +164,13 @@ DeviceCaps query_caps(VkPhysicalDevice pd, std::uint32_t index, std::uint32_t in
 
   c.is_cpu_device = c.type == DeviceType::Cpu;
   c.is_lavapipe = c.driver_name == "llvmpipe" || c.name.find("llvmpipe") != std::string::npos;
+  std::uint32_t ne = 0;
+  vkEnumerateDeviceExtensionProperties(pd, nullptr, &ne, nullptr);
+  std::vector<VkExtensionProperties> de(ne);
+  if (ne > 0 && vkEnumerateDeviceExtensionProperties(pd, nullptr, &ne, de.data()) == VK_SUCCESS)
+    for (std::uint32_t i = 0; i < ne; ++i)
+      if (std::strcmp(de[i].extensionName, kPortabilitySubsetExtension) == 0)
+        c.portability_subset = true;
   return c;
 }
 

@@ -118,12 +118,21 @@ Instance::Instance(bool validation, bool sync_validation) {
     }
   }
 
+  // MoltenVK (Apple GPUs) is a "portability" implementation: the loader lists it only when the
+  // instance asks for portability devices, so without this an Apple GPU does not enumerate.
+  VkInstanceCreateFlags flags = 0;
+  if (has_instance_extension(nullptr, VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME)) {
+    exts.push_back(VK_KHR_PORTABILITY_ENUMERATION_EXTENSION_NAME);
+    flags |= VK_INSTANCE_CREATE_ENUMERATE_PORTABILITY_BIT_KHR;
+  }
+
   VkApplicationInfo app{VK_STRUCTURE_TYPE_APPLICATION_INFO};
   app.pApplicationName = "kwaainet";
   app.pEngineName = "kwaainet";
   app.apiVersion = api_version_;
   VkInstanceCreateInfo ci{VK_STRUCTURE_TYPE_INSTANCE_CREATE_INFO};
   ci.pNext = pnext;
+  ci.flags = flags;
   ci.pApplicationInfo = &app;
   ci.enabledLayerCount = static_cast<std::uint32_t>(layers.size());
   ci.ppEnabledLayerNames = layers.data();

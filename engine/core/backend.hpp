@@ -125,8 +125,10 @@ class Backend {
                     const Tensor& values) = 0;
 };
 
-// "cpu", "vulkan" (first device), "vulkan:N", or "auto" (Vulkan if a device works, else
-// CPU with one log line saying why). Throws std::runtime_error naming the spec on failure.
+// "cpu", "cpu:<kernel table>", "vulkan" (first device), "vulkan:N", or "auto" (the first
+// Vulkan device that is not CPU-type — never lavapipe over the CPU backend — else the CPU
+// backend, with one log line saying why). Throws std::runtime_error naming the spec on
+// failure.
 std::unique_ptr<Backend> make_backend(const std::string& spec);
 
 }  // namespace kwaai::engine

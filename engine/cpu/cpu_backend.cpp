@@ -104,7 +104,7 @@ class CpuBackend final : public Backend {
   std::string name() const override { return "cpu"; }
   std::string description() const override {
     return cpu_model_name() + " (" + std::to_string(pool_.size()) + " threads, kernels " +
-           kernels_.name + ", OpenBLAS " + openblas_core() + " for f32/f16/bf16 prefill)";
+           kernels_.name + ", OpenBLAS " + openblas_core() + " for f32 weights)";
   }
   std::uint64_t memory_capacity() const override {
     struct sysinfo si {};

@@ -17,7 +17,7 @@ std::unique_ptr<Backend> make_cpu_backend(int threads = 0, const std::string& ke
 
 // What the CPU backend chooses on this machine (for `kwaainet devices` and bench headers): the
 // kernel table it runs, every table this CPU can run (fastest first), and the core type
-// OpenBLAS identified (it only multiplies f32/f16/bf16 prefill products).
+// OpenBLAS identified (it only multiplies f32-weight prefill products).
 struct CpuBackendInfo {
   std::string kernels;
   std::vector<std::string> runnable;

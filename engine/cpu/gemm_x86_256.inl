@@ -122,13 +122,15 @@ KWAAI_GEMM256_TARGET void gemm_half256_mr(const std::uint16_t* w, std::int64_t n
   for (int h = 0; h < 2; ++h) {
     const int valid = std::min(8, n_valid - 8 * h);
     if (valid <= 0) break;
-    __m256 facc[MR];
+    constexpr int C = half_chains(MR);
+    __m256 facc[MR][C];
 #pragma GCC unroll 16
     for (int m = 0; m < MR; ++m) {
       alignas(32) float start[8] = {};
       if (accumulate)
         for (int r = 0; r < valid; ++r) start[r] = y[m * ldy + 8 * h + r];
-      facc[m] = _mm256_load_ps(start);
+      facc[m][0] = _mm256_load_ps(start);
+      for (int c = 1; c < C; ++c) facc[m][c] = _mm256_setzero_ps();
     }
     const float* xt = a.xt;
     for (std::int64_t k = 0; k < nk; ++k) {
@@ -138,17 +140,24 @@ KWAAI_GEMM256_TARGET void gemm_half256_mr(const std::uint16_t* w, std::int64_t n
       const __m256 wv = BF16
                             ? _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(raw), 16))
                             : _mm256_cvtph_ps(raw);
+      const int c = static_cast<int>(k % C);
 #pragma GCC unroll 16
       for (int m = 0; m < MR; ++m)
-        facc[m] = _mm256_fmadd_ps(_mm256_set1_ps(xt[k * MR + m]), wv, facc[m]);
+        facc[m][c] = _mm256_fmadd_ps(_mm256_set1_ps(xt[k * MR + m]), wv, facc[m][c]);
     }
     for (int m = 0; m < MR; ++m) {
+      __m256 v = facc[m][0];
+      if constexpr (C == 4)
+        v = _mm256_add_ps(_mm256_add_ps(facc[m][0], facc[m][1]),
+                          _mm256_add_ps(facc[m][2], facc[m][3]));
+      else if constexpr (C == 2)
+        v = _mm256_add_ps(facc[m][0], facc[m][1]);
       float* row = y + m * ldy + 8 * h;
       if (valid == 8) {
-        _mm256_storeu_ps(row, facc[m]);
+        _mm256_storeu_ps(row, v);
       } else {
         alignas(32) float tmp[8];
-        _mm256_store_ps(tmp, facc[m]);
+        _mm256_store_ps(tmp, v);
         for (int r = 0; r < valid; ++r) row[r] = tmp[r];
       }
     }

@@ -41,8 +41,15 @@ struct FloatTile {
 
 // A packed 16-bit float kernel (f16 or bf16, engine/cpu/qpack.hpp): `nk` consecutive values of
 // one 16-row group (`w` at the first) against the same values of one tile. For m < a.mr and
-// r < n_valid: y[m * ldy + r] = y0 + sum_k w[r, k] * x[m, k], a chain of one fused multiply-add
-// per k in order from y0 = accumulate ? y : 0 (so pieces of K continue one chain).
+// r < n_valid: y[m * ldy + r] = y0 + sum_k w[r, k] * x[m, k] with y0 = accumulate ? y : 0, in
+// half_chains(mr) interleaved chains of one fused multiply-add per value (value k, counted from
+// the call's first, into chain k % chains; chain 0 starts at y0, the others at 0), added at the
+// end as c0 + c1 or (c0 + c1) + (c2 + c3). Tiles of 3+ rows have one chain, so pieces of K
+// continue it bit for bit; 1- and 2-row tiles (decode) split it so that consecutive FMAs are
+// independent (one chain of 4-cycle FMAs held f16 decode below the memory bandwidth).
+constexpr int half_chains(int mr) {
+  return mr == 1 ? 4 : mr == 2 ? 2 : 1;
+}
 using GemmHalfFn = void (*)(const std::uint16_t* w, std::int64_t nk, const FloatTile& a, float* y,
                             std::int64_t ldy, int n_valid, bool accumulate);
 

@@ -158,25 +158,43 @@ constexpr int kAvx512GemmRows = 12;
 template <int MR, bool BF16>
 KWAAI_AVX512 void gemm_half_mr(const std::uint16_t* w, std::int64_t nk, const FloatTile& a,
                                float* y, std::int64_t ldy, int n_valid, bool accumulate) {
+  constexpr int C = half_chains(MR);
   const __mmask16 keep = n_valid >= 16 ? 0xffff : static_cast<__mmask16>((1u << n_valid) - 1);
-  __m512 facc[MR];
+  __m512 facc[MR][C];
 #pragma GCC unroll 16
-  for (int m = 0; m < MR; ++m)
-    facc[m] = accumulate ? _mm512_maskz_loadu_ps(keep, y + m * ldy) : _mm512_setzero_ps();
+  for (int m = 0; m < MR; ++m) {
+    facc[m][0] = accumulate ? _mm512_maskz_loadu_ps(keep, y + m * ldy) : _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int c = 1; c < C; ++c) facc[m][c] = _mm512_setzero_ps();
+  }
   const float* xt = a.xt;
-  for (std::int64_t k = 0; k < nk; ++k) {
-    if constexpr (MR <= kPrefetchMaxRows)  // decode streams the weights: 4 KiB ahead
-      if ((k & 1) == 0)
-        _mm_prefetch(reinterpret_cast<const char*>(w + (k + 128) * 16), _MM_HINT_T0);
+  auto step = [&](std::int64_t k, int c) KWAAI_AVX512 {
     const __m256i raw = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + k * 16));
     const __m512 wv = BF16 ? _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16))
                            : _mm512_cvtph_ps(raw);
 #pragma GCC unroll 16
     for (int m = 0; m < MR; ++m)
-      facc[m] = _mm512_fmadd_ps(_mm512_set1_ps(xt[k * MR + m]), wv, facc[m]);
+      facc[m][c] = _mm512_fmadd_ps(_mm512_set1_ps(xt[k * MR + m]), wv, facc[m][c]);
+  };
+  std::int64_t k = 0;
+  for (; k + C <= nk; k += C) {
+    if constexpr (MR <= kPrefetchMaxRows)  // decode streams the weights: 4 KiB ahead
+      for (int c = 0; c < C; c += 2)
+        _mm_prefetch(reinterpret_cast<const char*>(w + (k + c + 128) * 16), _MM_HINT_T0);
+#pragma GCC unroll 4
+    for (int c = 0; c < C; ++c) step(k + c, c);
   }
+  for (int c = 0; k < nk; ++k, ++c) step(k, c);
 #pragma GCC unroll 16
-  for (int m = 0; m < MR; ++m) _mm512_mask_storeu_ps(y + m * ldy, keep, facc[m]);
+  for (int m = 0; m < MR; ++m) {
+    __m512 v = facc[m][0];
+    if constexpr (C == 4)
+      v = _mm512_add_ps(_mm512_add_ps(facc[m][0], facc[m][1]),
+                        _mm512_add_ps(facc[m][2], facc[m][3]));
+    else if constexpr (C == 2)
+      v = _mm512_add_ps(facc[m][0], facc[m][1]);
+    _mm512_mask_storeu_ps(y + m * ldy, keep, v);
+  }
 }
 
 template <bool BF16, int... R>

@@ -77,17 +77,26 @@ void gemm(const std::uint8_t* codes, const std::uint16_t* scales, std::int64_t n
 template <bool BF16>
 void gemm_half(const std::uint16_t* w, std::int64_t nk, const FloatTile& a, float* y,
                std::int64_t ldy, int n_valid, bool accumulate) {
-  float acc[kMaxGemmRows][16] = {};
+  const int chains = half_chains(a.mr);
+  float acc[kMaxGemmRows][4][16] = {};
   if (accumulate)
     for (int m = 0; m < a.mr; ++m)
-      for (int r = 0; r < n_valid; ++r) acc[m][r] = y[m * ldy + r];
+      for (int r = 0; r < n_valid; ++r) acc[m][0][r] = y[m * ldy + r];
   for (std::int64_t k = 0; k < nk; ++k)
     for (int r = 0; r < 16; ++r) {
       const float wv = BF16 ? bf16_to_f32(w[k * 16 + r]) : f16_to_f32(w[k * 16 + r]);
-      for (int m = 0; m < a.mr; ++m) acc[m][r] = std::fma(a.xt[k * a.mr + m], wv, acc[m][r]);
+      for (int m = 0; m < a.mr; ++m) {
+        float& c = acc[m][k % chains][r];
+        c = std::fma(a.xt[k * a.mr + m], wv, c);
+      }
     }
   for (int m = 0; m < a.mr; ++m)
-    for (int r = 0; r < n_valid; ++r) y[m * ldy + r] = acc[m][r];
+    for (int r = 0; r < n_valid; ++r) {
+      const auto& c = acc[m];
+      y[m * ldy + r] = chains == 4   ? (c[0][r] + c[1][r]) + (c[2][r] + c[3][r])
+                       : chains == 2 ? c[0][r] + c[1][r]
+                                     : c[0][r];
+    }
 }
 
 std::int64_t int8_peak_loop(std::int64_t iters, std::int32_t* sink) {

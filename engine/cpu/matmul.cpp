@@ -157,9 +157,12 @@ void run_groups(const KernelTable& k, const PreparedX& x, DType wt, const PackGe
   } else {
     const GemmHalfFn fn = gemm_half_for(k, wt);
     const std::int64_t kp = g.nb * kQuantBlock;  // K padded to the 32-value step blocks
-    pieces = (kp + kHalfPieceValues - 1) / kHalfPieceValues;
-    one = [&, fn, kp](std::int64_t gi, std::int64_t p) {
-      const std::int64_t k0 = p * kHalfPieceValues, nk = std::min(kHalfPieceValues, kp - k0);
+    // Decode (one tile) takes K whole: nothing is reused, and the 1- and 2-row kernels split
+    // their sums into chains that a piece boundary would cut (KernelTable::gemm_f16).
+    const std::int64_t piece = x.tiles() == 1 ? kp : kHalfPieceValues;
+    pieces = (kp + piece - 1) / piece;
+    one = [&, fn, kp, piece](std::int64_t gi, std::int64_t p) {
+      const std::int64_t k0 = p * piece, nk = std::min(piece, kp - k0);
       const auto* wv =
           reinterpret_cast<const std::uint16_t*>(w + static_cast<std::size_t>(gi) * g.group_bytes) +
           k0 * kPackRows;

@@ -4,8 +4,12 @@
 
 #include <map>
 
+#include <unistd.h>
 #include <array>
+
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -21,10 +25,14 @@ namespace {
 struct CliRun {
   int status = -1;
   std::string out;
+  std::string err;  // stderr, when run() is asked for it
 };
 
-CliRun run(const std::string& args) {
-  const std::string cmd = std::string(KWAAINET_BIN) + " " + args + " 2>/dev/null";
+CliRun run(const std::string& args, const std::string& env = "", bool want_stderr = false) {
+  const std::string err_file =
+      ::testing::TempDir() + "kwaainet_cli_" + std::to_string(::getpid()) + ".err";
+  const std::string cmd = env + " " + std::string(KWAAINET_BIN) + " " + args + " 2>" +
+                          (want_stderr ? err_file : std::string("/dev/null"));
   CliRun r;
   std::unique_ptr<FILE, int (*)(FILE*)> p(popen(cmd.c_str(), "r"), pclose);
   if (!p) return r;
@@ -32,6 +40,11 @@ CliRun run(const std::string& args) {
   std::size_t n = 0;
   while ((n = fread(buf.data(), 1, buf.size(), p.get())) > 0) r.out.append(buf.data(), n);
   r.status = pclose(p.release());
+  if (want_stderr) {
+    std::ifstream f(err_file);
+    r.err.assign(std::istreambuf_iterator<char>(f), {});
+    std::remove(err_file.c_str());
+  }
   return r;
 }
 
@@ -51,6 +64,38 @@ TEST(KwaainetGenerate, GreedyIdsFromBosMatchTheReference) {
   EXPECT_EQ(j.at("ids").get<std::vector<std::int32_t>>(), test::Reference().i32("greedy_from_bos"));
   EXPECT_EQ(j.at("prompt_tokens").get<int>(), 1);
   EXPECT_GT(j.at("tokens_per_s").get<double>(), 0.0);
+}
+
+// Check mode on the Vulkan device this machine has (lavapipe in CI): every op of a real
+// generation rerun on the CPU and compared, and the run still ends with the reference ids.
+TEST(KwaainetGenerate, VulkanCheckModeRerunsEveryOpOnTheCpuAndAgrees) {
+  const CliRun probe = run("devices --json");
+  if (probe.out.find("\"vulkan\": []") != std::string::npos ||
+      probe.out.find("vulkan_note") != std::string::npos)
+    GTEST_SKIP() << "no Vulkan device";
+  const CliRun r = run("generate --model " + test::stories_dir() +
+                           " --prompt-ids 1 --max-new-tokens 12 --device vulkan --json",
+                       "KWAAI_VK_CHECK=1", true);
+  ASSERT_EQ(r.status, 0) << r.out << r.err;
+  EXPECT_NE(r.err.find("check mode"), std::string::npos) << "check mode was not on:\n" << r.err;
+  const auto j = nlohmann::json::parse(last_line(r.out));
+  const auto want = test::Reference().i32("greedy_from_bos");
+  EXPECT_EQ(j.at("ids").get<std::vector<std::int32_t>>(),
+            std::vector<std::int32_t>(want.begin(), want.begin() + 12));
+}
+
+// --device auto never takes a CPU-type Vulkan device (lavapipe) over the CPU backend.
+TEST(KwaainetGenerate, AutoDeviceSkipsCpuTypeVulkanDevices) {
+  const CliRun devs = run("devices --json");
+  const bool only_cpu_type = devs.out.find("\"cpu_device\": false") == std::string::npos;
+  const CliRun r = run("generate --model " + test::stories_dir() +
+                       " --prompt-ids 1 --max-new-tokens 4 --device auto --json");
+  ASSERT_EQ(r.status, 0) << r.out;
+  const auto j = nlohmann::json::parse(last_line(r.out));
+  if (only_cpu_type)
+    EXPECT_EQ(j.at("device").get<std::string>(), "cpu") << r.out;
+  else
+    EXPECT_NE(j.at("device").get<std::string>(), "cpu") << r.out;
 }
 
 TEST(KwaainetGenerate, SeededSamplingIsReproducibleAndBadInputFails) {
