@@ -29,16 +29,24 @@ const context = await model.createContext({
   sequences: 1,
 });
 const seq = context.getSequence();
-const vocab = model.tokens ? 0 : 0;  // ids below are plain vocabulary entries
+// Random ids among the plain vocabulary entries (past the 259 special and byte tokens that
+// kwaai_make_gguf writes first), within the file's vocabulary.
+const meta = model.fileInfo.metadata;
+const vocab = meta?.llama?.vocab_size ?? meta?.tokenizer?.ggml?.tokens?.length ?? 32000;
 let rng = 12345;
 const next_id = () => {
   rng = (rng * 1103515245 + 12345) % 2147483648;
-  return 300 + (rng % 20000);
+  return 259 + (rng % Math.max(1, Math.min(20000, vocab - 259)));
 };
 const prompt = Array.from({ length: prompt_len }, next_id);
 
-// Warm-up (first-touch of the weights, thread start), not timed.
+// Warm-up, not timed: first touch of the weights, thread start, and (on Vulkan) the pipelines
+// of both the batched and the one-token shapes, which llama.cpp compiles on first use.
 await seq.evaluateWithoutGeneratingNewTokens(prompt.slice(0, 8));
+let warm = 0;
+for await (const tok of seq.evaluate([next_id()], { temperature: 0 })) {
+  if (++warm >= 3) break;
+}
 await seq.clearHistory();
 
 const t0 = performance.now();
@@ -63,4 +71,3 @@ console.log(
 );
 await context.dispose();
 await model.dispose();
-void vocab;

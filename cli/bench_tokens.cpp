@@ -242,7 +242,7 @@ void add_bench_tokens_options(CLI::App& bench, BenchTokensOptions& o) {
   bench.add_option("--model", o.model, "tokens/s of this model (HF folder or .gguf)");
   bench.add_option("--synthetic", o.synthetic,
                    "tokens/s with random weights of real shapes: llama-3-8b | llama-2-7b | "
-                   "llama-3-70b | stories260k");
+                   "llama-3-70b | tinyllama-1.1b | stories260k");
   bench.add_option("--layers", o.layers, "time only the first N blocks (0 = all)")
       ->check(CLI::NonNegativeNumber);
   bench.add_option("--prompt-len", o.prompt_len, "prefill tokens per sequence")

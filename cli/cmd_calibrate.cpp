@@ -50,7 +50,7 @@ void register_calibrate(CLI::App& app, GlobalOptions& global) {
       "calibrate", "Blocks that fit this device (Petals' rule) and measured throughput");
   cmd->add_option("--model", f->opt.model, "Model to calibrate for (HF folder or .gguf)");
   cmd->add_option("--synthetic", f->opt.synthetic,
-                  "Random weights of a published shape: llama-3-8b | llama-2-7b | llama-3-70b | "
+                  "Random weights of a published shape: llama-3-8b | llama-2-7b | llama-3-70b | tinyllama-1.1b | "
                   "stories260k");
   cmd->add_option("--device", f->device,
                   "cpu | vulkan | vulkan:N | auto (default: KWAAI_DEVICE or cpu)");

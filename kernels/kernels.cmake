@@ -29,10 +29,15 @@ foreach(wt f32 f16 bf16 q8_0 q4_0)
   else()
     set(wtn 4)
   endif()
-  kwaai_kernel(NAME matmul_mv_${wt} SOURCE matmul.comp BINDINGS 3 PUSH 32 DEFINES WTYPE=${wtn} MATVEC)
-  kwaai_kernel(NAME matmul_mv_sg_${wt} SOURCE matmul.comp BINDINGS 3 PUSH 32
-               DEFINES WTYPE=${wtn} MATVEC SUBGROUP FEATURES subgroup)
-  kwaai_kernel(NAME matmul_mm_${wt} SOURCE matmul.comp BINDINGS 3 PUSH 32 DEFINES WTYPE=${wtn})
+  # Decode mat-vec (M <= 8) and its gate/up + SiLU·mul fusion, each with and without subgroups.
+  kwaai_kernel(NAME matmul_mv_${wt} SOURCE matvec.comp BINDINGS 3 PUSH 40 DEFINES WTYPE=${wtn})
+  kwaai_kernel(NAME matmul_mv_sg_${wt} SOURCE matvec.comp BINDINGS 3 PUSH 40
+               DEFINES WTYPE=${wtn} SUBGROUP FEATURES subgroup)
+  kwaai_kernel(NAME matmul_mv_gu_${wt} SOURCE matvec.comp BINDINGS 4 PUSH 40
+               DEFINES WTYPE=${wtn} GATEUP)
+  kwaai_kernel(NAME matmul_mv_gu_sg_${wt} SOURCE matvec.comp BINDINGS 4 PUSH 40
+               DEFINES WTYPE=${wtn} GATEUP SUBGROUP FEATURES subgroup)
+  kwaai_kernel(NAME matmul_mm_${wt} SOURCE matmul.comp BINDINGS 3 PUSH 36 DEFINES WTYPE=${wtn})
   kwaai_kernel(NAME embedding_${wt} SOURCE embedding.comp BINDINGS 3 PUSH 36 DEFINES WTYPE=${wtn})
 endforeach()
 kwaai_kernel(NAME rms_norm_f32 SOURCE rms_norm.comp BINDINGS 3 PUSH 24)

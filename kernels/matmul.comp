@@ -1,22 +1,13 @@
 #version 450
-// y[M, N] = x[M, K] . w[N, K]^T with f32 activations and f32/f16/bf16/q8_0/q4_0 weights.
-//
-// Two paths, picked by define:
-//  MATVEC (decode, M <= 8): a workgroup owns NR output rows; its threads stride over the K
-//    blocks of those rows, decode each weight block once and apply it to all M activation
-//    rows, then reduce across the workgroup (subgroupAdd when SUBGROUP is defined, a shared
-//    memory tree otherwise). Decode is bandwidth bound, so each weight byte is read once.
-//  tiled (prefill): 64x64 output tiles, K in steps of 32 through shared memory; each of the
-//    256 threads keeps a 4x4 register block.
+// y[M, N] (+)= x[M, K] . w[N, K]^T with f32 activations and f32/f16/bf16/q8_0/q4_0 weights,
+// the prefill (M > 8) path: 64x64 output tiles, K in steps of 32 through shared memory; each
+// of the 256 threads keeps a 4x4 register block. Decode (M <= 8) is matvec.comp.
+// `accumulate` adds the product to y (matmul_add: the residual add folded in).
 //
 // Weights larger than one storage-buffer binding (maxStorageBufferRange) are processed by
 // several dispatches over row chunks: the host binds rows [n0, n0 + nc) and passes n0 so the
 // output column lands in the right place.
 #extension GL_GOOGLE_include_directive : require
-#ifdef SUBGROUP
-#extension GL_KHR_shader_subgroup_basic : require
-#extension GL_KHR_shader_subgroup_arithmetic : require
-#endif
 
 layout(push_constant) uniform Params {
   uint M;       // activation rows
@@ -27,90 +18,15 @@ layout(push_constant) uniform Params {
   uint x_base;  // x view start, in floats
   uint w_base;  // w view start in dtype units (see weights.glsl)
   uint y_base;  // y view start, in floats
+  uint accumulate;
 } p;
 
 layout(std430, binding = 0) readonly buffer XBuf { float X[]; };
 layout(std430, binding = 1) readonly buffer WBufB { uint WBUF[]; };
-layout(std430, binding = 2) writeonly buffer YBuf { float Y[]; };
+layout(std430, binding = 2) buffer YBuf { float Y[]; };
 
 #include "ops_common.glsl"
 #include "weights.glsl"
-
-#ifdef MATVEC
-
-layout(local_size_x_id = 0) in;
-layout(constant_id = 1) const uint NR = 2;  // output rows per workgroup
-const uint MAXM = 8u;
-
-#ifdef SUBGROUP
-shared float red[NR * MAXM][32];  // one partial per subgroup (>= 4 lanes per subgroup)
-#else
-shared float red[NR * MAXM][gl_WorkGroupSize.x];
-#endif
-
-void main() {
-  const uint WG = gl_WorkGroupSize.x;
-  uint tid = gl_LocalInvocationID.x;
-  uint row0 = flat_group() * NR;
-  uint nblk = (p.K + 31u) / 32u;
-
-  float acc[NR][MAXM];
-  for (uint r = 0u; r < NR; ++r)
-    for (uint m = 0u; m < MAXM; ++m) acc[r][m] = 0.0;
-
-  for (uint r = 0u; r < NR; ++r) {
-    uint row = row0 + r;
-    if (row >= p.nc) break;
-    for (uint blk = tid; blk < nblk; blk += WG) {
-      float wv[32];
-      w_block32(p.w_base, p.K, row, blk, wv);
-      uint k0 = blk * 32u;
-      uint kn = min(32u, p.K - k0);
-      for (uint m = 0u; m < MAXM; ++m) {
-        if (m >= p.M) break;
-        uint xo = p.x_base + m * p.K + k0;
-        float s = 0.0;
-        if (kn == 32u) {
-          for (uint i = 0u; i < 32u; ++i) s += wv[i] * X[xo + i];
-        } else {
-          for (uint i = 0u; i < kn; ++i) s += wv[i] * X[xo + i];
-        }
-        acc[r][m] += s;
-      }
-    }
-  }
-
-#ifdef SUBGROUP
-  for (uint r = 0u; r < NR; ++r)
-    for (uint m = 0u; m < MAXM; ++m) {
-      float s = subgroupAdd(acc[r][m]);
-      if (subgroupElect()) red[r * MAXM + m][gl_SubgroupID] = s;
-    }
-  barrier();
-  if (tid < NR * MAXM) {
-    uint r = tid / MAXM, m = tid % MAXM;
-    float s = 0.0;
-    for (uint g = 0u; g < gl_NumSubgroups; ++g) s += red[tid][g];
-    uint row = row0 + r;
-    if (row < p.nc && m < p.M) Y[p.y_base + m * p.N + p.n0 + row] = s;
-  }
-#else
-  for (uint v = 0u; v < NR * MAXM; ++v) red[v][tid] = acc[v / MAXM][v % MAXM];
-  barrier();
-  for (uint s = WG / 2u; s > 0u; s >>= 1) {
-    if (tid < s)
-      for (uint v = 0u; v < NR * MAXM; ++v) red[v][tid] += red[v][tid + s];
-    barrier();
-  }
-  if (tid < NR * MAXM) {
-    uint r = tid / MAXM, m = tid % MAXM;
-    uint row = row0 + r;
-    if (row < p.nc && m < p.M) Y[p.y_base + m * p.N + p.n0 + row] = red[tid][0];
-  }
-#endif
-}
-
-#else  // tiled
 
 // 64x64 output tiles, K in steps of 32 through shared memory; each of the 256 threads keeps a
 // 4x4 register block (rows ty + 16i, columns tx + 16j), so every shared-memory value it loads
@@ -158,9 +74,9 @@ void main() {
     if (m >= p.M) continue;
     for (uint j = 0u; j < 4u; ++j) {
       uint n = nt0 + tx + 16u * j;
-      if (n < p.nc) Y[p.y_base + m * p.N + p.n0 + n] = acc[i][j];
+      if (n >= p.nc) continue;
+      uint yi = p.y_base + m * p.N + p.n0 + n;
+      Y[yi] = p.accumulate != 0u ? Y[yi] + acc[i][j] : acc[i][j];
     }
   }
 }
-
-#endif

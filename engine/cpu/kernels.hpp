@@ -104,6 +104,8 @@ inline constexpr int kMaxGemmRows = 16;
 
 // F16C from CPUID directly: clang's __builtin_cpu_supports does not know "f16c".
 bool cpu_has_f16c();
+// AVX-VNNI likewise (clang 14 rejects __builtin_cpu_supports("avxvnni")).
+bool cpu_has_avx_vnni();
 
 const KernelTable& scalar_kernels();
 const KernelTable* avx2_kernels();      // nullptr unless the CPU has AVX2 + FMA + F16C

@@ -3,8 +3,10 @@
 // needs AVX-512.
 // GCC 12's own AVX-512 headers trip -W(maybe-)uninitialized (their _mm512_undefined_*
 // helpers); the warning is about the header, not this code.
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #pragma GCC diagnostic ignored "-Wuninitialized"
+#endif
 #include <immintrin.h>
 
 #include <algorithm>

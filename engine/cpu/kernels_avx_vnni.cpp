@@ -24,7 +24,7 @@ namespace {
 const KernelTable* avx_vnni_kernels() {
   static const KernelTable* table = []() -> const KernelTable* {
     const KernelTable* base = avx2_kernels();
-    if (!base || !__builtin_cpu_supports("avxvnni")) return nullptr;
+    if (!base || !cpu_has_avx_vnni()) return nullptr;
     static KernelTable t = *base;
     t.name = "avx-vnni";
     t.gemm_q8_0 = gemm256<false>;

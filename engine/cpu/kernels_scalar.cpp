@@ -187,4 +187,13 @@ bool cpu_has_f16c() {
   return __get_cpuid(1, &eax, &ebx, &ecx, &edx) && (ecx & bit_F16C) != 0;
 }
 
+bool cpu_has_avx_vnni() {
+  // CPUID.(EAX=7,ECX=1):EAX bit 4. Read directly: clang 14's __builtin_cpu_supports rejects
+  // "avxvnni" at compile time, and the fuzz/sanitizer build uses clang.
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (__get_cpuid_max(0, nullptr) < 7) return false;
+  __cpuid_count(7, 1, eax, ebx, ecx, edx);
+  return (eax & (1u << 4)) != 0;
+}
+
 }  // namespace kwaai::engine::cpu

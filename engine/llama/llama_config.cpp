@@ -50,6 +50,20 @@ ModelConfig known_config(const std::string& name) {
     c.bos_id = 1;
     c.eos_ids = {2};
     c.max_position = 4096;
+  } else if (name == "tinyllama-1.1b") {
+    // TinyLlama-1.1B (Llama-2 architecture, GQA 32/4): big enough that its mat-vecs, not
+    // per-dispatch overhead, dominate a step, small enough for a CPU-type Vulkan device.
+    c.hidden = 2048;
+    c.intermediate = 5632;
+    c.layers = 22;
+    c.heads = 32;
+    c.kv_heads = 4;
+    c.head_dim = 64;
+    c.vocab = 32000;
+    c.rope.theta = 10000.0f;
+    c.bos_id = 1;
+    c.eos_ids = {2};
+    c.max_position = 2048;
   } else if (name == "stories260k") {
     c.hidden = 64;
     c.intermediate = 172;
@@ -62,8 +76,9 @@ ModelConfig known_config(const std::string& name) {
     c.eos_ids = {2};
     c.max_position = 512;
   } else {
-    throw std::invalid_argument("unknown model shape '" + name +
-                                "' (expected llama-3-8b, llama-2-7b, llama-3-70b or stories260k)");
+    throw std::invalid_argument(
+        "unknown model shape '" + name +
+        "' (expected llama-3-8b, llama-2-7b, llama-3-70b, tinyllama-1.1b or stories260k)");
   }
   c.rms_eps = 1e-5f;
   c.torch_dtype = "synthetic";

@@ -28,16 +28,18 @@ std::string weight_variant(const char* op, DType t) {
   return std::string(f.name);
 }
 
-struct MatmulPush {
-  std::uint32_t M, N, K, n0, nc, x_base, w_base, y_base;
+struct MatmulPush {  // kernels/matmul.comp (tiled)
+  std::uint32_t M, N, K, n0, nc, x_base, w_base, y_base, accumulate;
+};
+
+struct MatvecPush {  // kernels/matvec.comp
+  std::uint32_t M, N, K, n0, nc, x_base, w_base, y_base, w2_base, accumulate;
 };
 
 struct EmbeddingPush {
   std::uint32_t T, K, V, row0, rows, zero_invalid, ids_base, w_base, o_base;
 };
 
-constexpr std::uint32_t kMatvecThreads = 64;
-constexpr std::uint32_t kMatvecRows = 2;  // output rows per workgroup (spec constant 1)
 constexpr std::int64_t kMatvecMaxM = 8;
 constexpr std::uint32_t kTile = 64;  // matmul.comp tiled path: TM
 
@@ -48,46 +50,88 @@ std::uint32_t u32(std::int64_t v) {
 }  // namespace
 
 void VulkanBackend::matmul(const Tensor& x, const Tensor& w, const Tensor& y) {
+  linear("matmul", x, w, nullptr, y, false);
+}
+
+void VulkanBackend::matmul_add(const Tensor& x, const Tensor& w, const Tensor& y) {
+  linear("matmul_add", x, w, nullptr, y, true);
+}
+
+void VulkanBackend::matmul_silu_mul(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
+                                    const Tensor& out) {
+  const auto d = checks::matmul(x, w_gate, out);
+  checks::matmul(x, w_up, out);
+  // One pass over both weights for decode; prefill (compute bound) composes the tiled products.
+  if (d.M > kMatvecMaxM || w_gate.dtype() != w_up.dtype()) {
+    Backend::matmul_silu_mul(x, w_gate, w_up, out);
+    return;
+  }
+  linear("matmul_silu_mul", x, w_gate, &w_up, out, false);
+}
+
+void VulkanBackend::linear(const char* op, const Tensor& x, const Tensor& w, const Tensor* w_up,
+                           const Tensor& y, bool accumulate) {
   const auto d = checks::matmul(x, w, y);
   if (d.M == 0 || d.N == 0) return;
-  const std::string wname = weight_variant("matmul", w.dtype());
-  const std::string label = "matmul " + wname + " [" + std::to_string(d.M) + "," +
+  const std::string wname = weight_variant(op, w.dtype());
+  const std::string label = std::string(op) + " " + wname + " [" + std::to_string(d.M) + "," +
                             std::to_string(d.K) + "]x[" + std::to_string(d.N) + "," +
-                            std::to_string(d.K) + "]";
-  const View xv = whole("matmul", x, 4);
-  const View yv = whole("matmul", y, 4);
+                            std::to_string(d.K) + "]" + (w_up ? " gate+up" : "");
+  const View xv = whole(op, x, 4);
+  const View yv = whole(op, y, 4);
   const bool matvec = d.M <= kMatvecMaxM;
+  const runtime::Access y_access = accumulate ? runtime::Access::ReadWrite : runtime::Access::Write;
   runtime::Pipeline* p = nullptr;
   if (matvec) {
-    p = &pipeline(std::string(subgroup_matvec_ ? "matmul_mv_sg_" : "matmul_mv_") + wname,
-                  kMatvecThreads, kMatvecRows, true);
+    const std::string name = std::string(w_up ? "matmul_mv_gu_" : "matmul_mv_") +
+                             (subgroup_matvec_ ? "sg_" : "") + wname;
+    p = &pipeline_spec(name, {mv_.threads, mv_.rows, static_cast<std::uint32_t>(d.M)});
   } else {
     p = &pipeline("matmul_mm_" + wname);
   }
   const std::size_t row_bytes = dtype_bytes(w.dtype(), d.K);
-  const std::int64_t window_rows = rows_per_window("matmul", row_bytes);
+  const std::int64_t window_rows = rows_per_window(op, row_bytes);
   const std::size_t unit = weight_unit(w.dtype());
   for (std::int64_t n0 = 0; n0 < d.N; n0 += window_rows) {
     const std::int64_t nc = std::min(window_rows, d.N - n0);
-    const View wv = view("matmul", w, static_cast<std::size_t>(n0) * row_bytes,
-                         static_cast<std::size_t>(nc) * row_bytes, unit);
-    MatmulPush pc{u32(d.M), u32(d.N), u32(d.K), u32(n0), u32(nc), xv.base, wv.base, yv.base};
-    Grid g;
+    const std::size_t begin = static_cast<std::size_t>(n0) * row_bytes;
+    const std::size_t len = static_cast<std::size_t>(nc) * row_bytes;
+    const View wv = view(op, w, begin, len, unit);
     if (matvec) {
-      g = grid("matmul", (static_cast<std::uint64_t>(nc) + kMatvecRows - 1) / kMatvecRows);
-    } else {
-      const std::uint64_t gx = (static_cast<std::uint64_t>(nc) + kTile - 1) / kTile;
-      const std::uint64_t gy = (static_cast<std::uint64_t>(d.M) + kTile - 1) / kTile;
-      const auto& caps = context().caps();
-      if (gx > caps.max_compute_work_group_count[0] || gy > caps.max_compute_work_group_count[1])
-        throw std::length_error("matmul: " + label + " needs more tiles than " +
-                                "maxComputeWorkGroupCount allows");
-      g = {static_cast<std::uint32_t>(gx), static_cast<std::uint32_t>(gy)};
+      const std::uint64_t groups = (static_cast<std::uint64_t>(nc) + mv_.rows - 1) / mv_.rows;
+      const Grid g = grid(op, groups);
+      if (w_up) {
+        const View uv = view(op, *w_up, begin, len, unit);
+        const MatvecPush pc{u32(d.M), u32(d.N), u32(d.K), u32(n0), u32(nc),
+                            xv.base,  wv.base,  yv.base,  uv.base, accumulate ? 1u : 0u};
+        dispatch(*p,
+                 {{xv.ref, runtime::Access::Read},
+                  {wv.ref, runtime::Access::Read},
+                  {yv.ref, y_access},
+                  {uv.ref, runtime::Access::Read}},
+                 runtime::push_bytes(pc), g, label);
+      } else {
+        const MatvecPush pc{u32(d.M), u32(d.N), u32(d.K), u32(n0), u32(nc),
+                            xv.base,  wv.base,  yv.base,  0u,      accumulate ? 1u : 0u};
+        dispatch(
+            *p,
+            {{xv.ref, runtime::Access::Read}, {wv.ref, runtime::Access::Read}, {yv.ref, y_access}},
+            runtime::push_bytes(pc), g, label);
+      }
+      continue;
     }
+    const std::uint64_t gx = (static_cast<std::uint64_t>(nc) + kTile - 1) / kTile;
+    const std::uint64_t gy = (static_cast<std::uint64_t>(d.M) + kTile - 1) / kTile;
+    const auto& caps = context().caps();
+    if (gx > caps.max_compute_work_group_count[0] || gy > caps.max_compute_work_group_count[1])
+      throw std::length_error(std::string(op) + ": " + label + " needs more tiles than " +
+                              "maxComputeWorkGroupCount allows");
+    const Grid g{static_cast<std::uint32_t>(gx), static_cast<std::uint32_t>(gy)};
+    const MatmulPush pc{u32(d.M), u32(d.N), u32(d.K),
+                        u32(n0),  u32(nc),  xv.base,
+                        wv.base,  yv.base,  accumulate ? 1u : 0u};
     dispatch(*p,
-             {{xv.ref, runtime::Access::Read},
-              {wv.ref, runtime::Access::Read},
-              {yv.ref, runtime::Access::Write}},
+             {{xv.ref, runtime::Access::Read}, {wv.ref, runtime::Access::Read}, {yv.ref, y_access}},
              runtime::push_bytes(pc), g, label);
   }
 }

@@ -44,10 +44,12 @@ VulkanBackend::VulkanBackend(runtime::ContextOptions opts, VulkanBackendOptions 
     : ctx_(std::make_shared<runtime::Context>(runtime::Context::create(opts))),
       stream_(std::make_unique<runtime::Stream>(*ctx_)),
       graveyard_(std::make_shared<Graveyard>(ctx_)) {
-  // The subgroup mat-vec keeps one partial per subgroup in 32 shared slots: needs >= 2 lanes
-  // per 64-thread workgroup, which every device reporting subgroup arithmetic has.
+  mv_ = matvec_shape(ctx_->caps(), vopts);
+  // The subgroup mat-vec keeps one partial per subgroup in 32 shared slots: at most 32
+  // subgroups per workgroup, so subgroups of at least threads / 32 lanes.
   subgroup_matvec_ = vopts.use_subgroups && ctx_->caps().subgroup_arithmetic() &&
                      ctx_->caps().subgroup_size >= 4 &&
+                     ctx_->caps().subgroup_size * 32 >= mv_.threads &&
                      ctx_->supports(kernels::kernel("matmul_mv_sg_f32"));
 }
 
@@ -197,6 +199,42 @@ runtime::Pipeline& VulkanBackend::pipeline(const std::string& name, std::uint32_
   if (wg) spec.push_back(runtime::SpecConstant::u32(0, wg));
   if (has_spec1) spec.push_back(runtime::SpecConstant::u32(1, spec1));
   return ctx_->pipeline(name, spec);
+}
+
+runtime::Pipeline& VulkanBackend::pipeline_spec(const std::string& name,
+                                                std::initializer_list<std::uint32_t> values) {
+  std::vector<runtime::SpecConstant> spec;
+  std::uint32_t id = 0;
+  for (std::uint32_t v : values) spec.push_back(runtime::SpecConstant::u32(id++, v));
+  return ctx_->pipeline(name, spec);
+}
+
+MatvecShape matvec_shape(const runtime::DeviceCaps& caps, const VulkanBackendOptions& o) {
+  MatvecShape s;
+  if (caps.is_cpu_device) {
+    // llvmpipe runs a workgroup on one host thread, SIMD across invocations: a small group
+    // keeps more groups than cores (load balance) and the reduction short.
+    s.threads = 64;
+    s.rows = 8;
+  } else if (caps.subgroup_size >= 64) {
+    // AMD GCN/CDNA wave64: one wave per row group, four rows in flight per workgroup.
+    s.threads = 64;
+    s.rows = 4;
+  } else {
+    // 32-wide subgroups (NVIDIA, AMD RDNA wave32, Apple) and Intel's 8/16/32: four subgroups
+    // per workgroup, so each row is read by 128 lanes in 16-byte-apart words.
+    s.threads = 128;
+    s.rows = 2;
+  }
+  if (o.matvec_threads) s.threads = o.matvec_threads;
+  if (o.matvec_rows) s.rows = o.matvec_rows;
+  // The shared-memory reduction is a power-of-two tree; the device caps the group size.
+  std::uint32_t t = 1;
+  while (t * 2 <= s.threads) t *= 2;
+  s.threads = std::max<std::uint32_t>(1, std::min({t, caps.max_compute_work_group_invocations,
+                                                   caps.max_compute_work_group_size[0]}));
+  s.rows = std::clamp<std::uint32_t>(s.rows, 1, 8);
+  return s;
 }
 
 void VulkanBackend::dispatch(runtime::Pipeline& p, std::initializer_list<runtime::Binding> b,

@@ -81,7 +81,18 @@ struct VulkanBackendOptions {
   // Use the subgroup kernel variants where the device supports them. Off forces the
   // shared-memory variants (so tests cover both on a device that has subgroups).
   bool use_subgroups = true;
+  // Decode mat-vec shape; 0 = chosen from the device class (see matvec_shape()).
+  std::uint32_t matvec_threads = 0;
+  std::uint32_t matvec_rows = 0;
 };
+
+// Workgroup size and output rows per workgroup of the decode mat-vec (kernels/matvec.comp),
+// a function of the device's class: subgroup width, CPU-type or not.
+struct MatvecShape {
+  std::uint32_t threads = 64;
+  std::uint32_t rows = 2;
+};
+MatvecShape matvec_shape(const runtime::DeviceCaps& caps, const VulkanBackendOptions& o);
 
 class VulkanBackend final : public Backend {
  public:
@@ -103,6 +114,9 @@ class VulkanBackend final : public Backend {
   std::vector<OpTiming> take_profile() override;
 
   void matmul(const Tensor& x, const Tensor& w, const Tensor& y) override;
+  void matmul_add(const Tensor& x, const Tensor& w, const Tensor& y) override;
+  void matmul_silu_mul(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
+                       const Tensor& out) override;
   void rms_norm(const Tensor& x, const Tensor& weight, const Tensor& y, float eps) override;
   void rope(const Tensor& x, const Tensor& positions, const RopeConfig& cfg) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
@@ -138,6 +152,13 @@ class VulkanBackend final : public Backend {
   Grid grid(const char* op, std::uint64_t groups) const;
   runtime::Pipeline& pipeline(const std::string& name, std::uint32_t wg = 0,
                               std::uint32_t spec1 = 0, bool has_spec1 = false);
+  // Spec constants 0, 1, 2, ... = values.
+  runtime::Pipeline& pipeline_spec(const std::string& name,
+                                   std::initializer_list<std::uint32_t> values);
+  // The product x · w^T (+ y when accumulate) and, with w_up, silu(x · w^T) * (x · w_up^T):
+  // matmul, matmul_add and matmul_silu_mul share it.
+  void linear(const char* op, const Tensor& x, const Tensor& w, const Tensor* w_up, const Tensor& y,
+              bool accumulate);
   void dispatch(runtime::Pipeline& p, std::initializer_list<runtime::Binding> b,
                 std::span<const std::byte> push, Grid g, const std::string& label);
   // Device buffer of Llama-3-scaled RoPE inverse frequencies for (cfg, D), computed once.
@@ -149,6 +170,7 @@ class VulkanBackend final : public Backend {
   std::shared_ptr<Graveyard> graveyard_;
   bool profiling_ = false;
   bool subgroup_matvec_ = false;
+  MatvecShape mv_;
   std::vector<OpTiming> profile_;
   std::map<std::tuple<float, float, float, float, std::int64_t, std::int64_t>, Tensor> rope_cache_;
 };

@@ -73,7 +73,8 @@ TEST(Formats, every_vulkan_weight_decoder_exists_with_the_tables_wtype) {
   for (const auto& f : formats()) {
     if (f.vk_wtype < 0) continue;
     const std::string define = "WTYPE=" + std::to_string(f.vk_wtype);
-    for (const std::string prefix : {"matmul_mv_", "matmul_mv_sg_", "matmul_mm_", "embedding_"}) {
+    for (const std::string prefix : {"matmul_mv_", "matmul_mv_sg_", "matmul_mv_gu_",
+                                     "matmul_mv_gu_sg_", "matmul_mm_", "embedding_"}) {
       const std::string name = prefix + std::string(f.name);
       SCOPED_TRACE(name);
       known.insert(name);

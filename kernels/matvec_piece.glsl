@@ -1,0 +1,90 @@
+// One "piece" of a weight row for the decode mat-vec (matvec.comp): 8 values, read as whole
+// 32-bit words so that neighbouring lanes read neighbouring words of one row (coalesced).
+// Included once per weight buffer with PIECE_FN (function name) and PIECE_BUF (the `uint[]`
+// array of that buffer) defined, because GLSL cannot pass a buffer to a function.
+//
+// Piece `i` of a row covers columns piece_cols(i) (see matvec.comp): for every dtype but
+// q4_0 these are 8i .. 8i+7; a q4_0 block (18 bytes: f16 scale, 16 bytes of nibbles where
+// byte j holds values j and j + 16) is split in 4 pieces of 4 bytes, piece q holding values
+// 4q..4q+3 (low nibbles) and 16+4q..16+4q+3 (high nibbles). A q8_0 block (34 bytes: f16
+// scale, 32 int8) is split in 4 pieces of 8 bytes.
+//
+// No local array is indexed by a run-time value: the half-word misalignment of GGUF's 34- and
+// 18-byte blocks is resolved by selecting between two constant-indexed word combinations,
+// because a dynamically indexed register array goes to (slow) local memory on GPUs and to
+// per-lane scratch on llvmpipe.
+//
+// `v` gets the 8 values without the block scale, `d` the scale (1 for the float dtypes).
+// Columns at or past K read as 0 (only the float dtypes can have K % 8 != 0).
+
+void PIECE_FN(uint base, uint K, uint row, uint i, out float v[8], out float d) {
+#if WTYPE == WT_Q8_0 || WTYPE == WT_Q4_0
+  uint blk = i >> 2, q = i & 3u;
+  uint s = base + (row * (K >> 5) + blk) * W_BLOCK_BYTES;  // block start, a byte (even)
+  uint dw = PIECE_BUF[s >> 2];
+  d = unpackHalf2x16((s & 2u) != 0u ? dw >> 16 : dw & 0xFFFFu).x;
+#if WTYPE == WT_Q8_0
+  uint a = s + 2u + 8u * q;  // first code byte of the piece
+  uint wi = a >> 2;
+  uint w0 = PIECE_BUF[wi], w1 = PIECE_BUF[wi + 1u];
+  uint lo = w0, hi = w1;
+  if ((a & 2u) != 0u) {
+    // The piece starts mid-word; its last two bytes are in the next word, still inside the
+    // block (a + 7 < s + 34), so this read never leaves the tensor.
+    uint w2 = PIECE_BUF[wi + 2u];
+    lo = (w0 >> 16) | (w1 << 16);
+    hi = (w1 >> 16) | (w2 << 16);
+  }
+  for (int j = 0; j < 4; ++j) {
+    v[j] = float(bitfieldExtract(int(lo), 8 * j, 8));
+    v[4 + j] = float(bitfieldExtract(int(hi), 8 * j, 8));
+  }
+#else
+  uint a = s + 2u + 4u * q;
+  uint wi = a >> 2;
+  uint b4 = PIECE_BUF[wi];
+  if ((a & 2u) != 0u) b4 = (b4 >> 16) | (PIECE_BUF[wi + 1u] << 16);  // a + 3 < s + 18
+  for (int j = 0; j < 4; ++j) {
+    v[j] = float(int((b4 >> (8 * j)) & 15u) - 8);
+    v[4 + j] = float(int((b4 >> (8 * j + 4)) & 15u) - 8);
+  }
+#endif
+#else
+  d = 1.0;
+  uint k0 = 8u * i;
+#if WTYPE == WT_F32
+  uint o = base + row * K + k0;
+  if (k0 + 8u <= K) {
+    for (uint j = 0u; j < 8u; ++j) v[j] = uintBitsToFloat(PIECE_BUF[o + j]);
+  } else {
+    for (uint j = 0u; j < 8u; ++j) v[j] = k0 + j < K ? uintBitsToFloat(PIECE_BUF[o + j]) : 0.0;
+  }
+#else
+  uint h = base + row * K + k0;  // half index of the piece's first value
+  uint wd[4];
+  if (k0 + 8u <= K && (h & 1u) == 0u) {
+    for (uint j = 0u; j < 4u; ++j) wd[j] = PIECE_BUF[(h >> 1) + j];
+  } else {
+    // Odd half offset (odd K) or the row's tail: value by value, zero past K.
+    for (uint j = 0u; j < 4u; ++j) {
+      uint e0 = 0u, e1 = 0u;
+      uint c = h + 2u * j;
+      if (k0 + 2u * j < K) e0 = (PIECE_BUF[c >> 1] >> ((c & 1u) << 4)) & 0xFFFFu;
+      if (k0 + 2u * j + 1u < K)
+        e1 = (PIECE_BUF[(c + 1u) >> 1] >> (((c + 1u) & 1u) << 4)) & 0xFFFFu;
+      wd[j] = e0 | (e1 << 16);
+    }
+  }
+  for (uint j = 0u; j < 4u; ++j) {
+#if WTYPE == WT_F16
+    vec2 f = unpackHalf2x16(wd[j]);
+    v[2u * j] = f.x;
+    v[2u * j + 1u] = f.y;
+#else
+    v[2u * j] = uintBitsToFloat(wd[j] << 16);
+    v[2u * j + 1u] = uintBitsToFloat(wd[j] & 0xFFFF0000u);
+#endif
+  }
+#endif
+#endif
+}
