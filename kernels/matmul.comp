@@ -27,6 +27,9 @@ layout(std430, binding = 2) buffer YBuf { float Y[]; };
 
 #include "ops_common.glsl"
 #include "weights.glsl"
+#define PIECE_FN w_piece
+#define PIECE_BUF WBUF
+#include "weight_piece.glsl"
 
 // 64x64 output tiles, K in steps of 32 through shared memory; each of the 256 threads keeps a
 // 4x4 register block (rows ty + 16i, columns tx + 16j), so every shared-memory value it loads
@@ -34,7 +37,6 @@ layout(std430, binding = 2) buffer YBuf { float Y[]; };
 const uint TM = 64u;  // tile rows (activations) and columns (weight rows)
 const uint TK = 32u;  // K step
 const uint WGT = 256u;
-const uint LOADS = TM * TK / WGT;  // 8 values of x and 8 of w per thread per step
 layout(local_size_x = 256) in;
 
 shared float xs[TM][TK + 1u];
@@ -51,12 +53,30 @@ void main() {
     for (uint j = 0u; j < 4u; ++j) acc[i][j] = 0.0;
 
   for (uint k0 = 0u; k0 < p.K; k0 += TK) {
-    for (uint l = 0u; l < LOADS; ++l) {
-      uint idx = tid + l * WGT;
-      uint rr = idx / TK, kk = idx % TK;
-      uint m = mt0 + rr, k = k0 + kk, n = nt0 + rr;
-      xs[rr][kk] = (m < p.M && k < p.K) ? X[p.x_base + m * p.K + k] : 0.0;
-      ws[rr][kk] = (n < p.nc && k < p.K) ? w_at(p.w_base, p.K, n, k) : 0.0;
+    // Thread (rr, q) fills 8 columns of row rr of both tiles: piece k0/8 + q of weight row
+    // nt0 + rr, dequantized whole (one scale read per piece, not per value), and the 8
+    // activations under it. K steps start at multiples of 32, so a quantized step is exactly
+    // one block and piece q is its q-th quarter (for q4_0, columns 4q.. and 16 + 4q..).
+    {
+      uint rr = tid >> 2, q = tid & 3u;
+      uint m = mt0 + rr, n = nt0 + rr;
+      float wv[8];
+      float d = 0.0;
+      if (n < p.nc) {
+        w_piece(p.w_base, p.K, n, (k0 >> 3) + q, wv, d);
+      } else {
+        for (uint j = 0u; j < 8u; ++j) wv[j] = 0.0;
+      }
+      for (uint j = 0u; j < 8u; ++j) {
+#if WTYPE == WT_Q4_0
+        uint c = j < 4u ? 4u * q + j : 16u + 4u * q + (j - 4u);
+#else
+        uint c = 8u * q + j;
+#endif
+        ws[rr][c] = wv[j] * d;
+        uint k = k0 + 8u * q + j;
+        xs[rr][8u * q + j] = (m < p.M && k < p.K) ? X[p.x_base + m * p.K + k] : 0.0;
+      }
     }
     barrier();
     for (uint kk = 0u; kk < TK; ++kk) {

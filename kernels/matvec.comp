@@ -6,7 +6,7 @@
 // Layout of the work (bandwidth is all that matters here, so each weight byte is read once
 // and reads are coalesced):
 //  - a workgroup of WG threads (spec constant 0) owns NR consecutive output rows (spec 1);
-//  - a row is cut in pieces of 8 values (matvec_piece.glsl); thread t takes pieces t, t + WG,
+//  - a row is cut in pieces of 8 values (weight_piece.glsl); thread t takes pieces t, t + WG,
 //    ..., so neighbouring lanes read neighbouring words of the row;
 //  - the activations of a piece (MC rows, spec 2 = the exact M, so no register is spent on
 //    absent rows) are loaded once and applied to all NR weight rows;
@@ -49,13 +49,13 @@ layout(std430, binding = 3) readonly buffer WBuf2 { uint WBUF2[]; };
 
 #define PIECE_FN w_piece
 #define PIECE_BUF WBUF
-#include "matvec_piece.glsl"
+#include "weight_piece.glsl"
 #undef PIECE_FN
 #undef PIECE_BUF
 #ifdef GATEUP
 #define PIECE_FN w2_piece
 #define PIECE_BUF WBUF2
-#include "matvec_piece.glsl"
+#include "weight_piece.glsl"
 #undef PIECE_FN
 #undef PIECE_BUF
 #endif
@@ -76,7 +76,7 @@ shared float red[NR * MC * NACC][32];  // one partial per subgroup (<= 32 subgro
 shared float red[NR * MC * NACC][gl_WorkGroupSize.x];
 #endif
 
-// The 8 activations of piece i of activation row m (columns as in matvec_piece.glsl).
+// The 8 activations of piece i of activation row m (columns as in weight_piece.glsl).
 void x_piece(uint m, uint i, out float xv[8]) {
   uint xo = p.x_base + m * p.K;
 #if WTYPE == WT_Q4_0

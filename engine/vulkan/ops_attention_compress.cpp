@@ -12,6 +12,10 @@ namespace kwaai::engine::vulkan {
 namespace {
 constexpr std::uint32_t kThreads = 256;
 constexpr std::int64_t kAttnMaxD = 512;  // attention.comp: shared q of 512 floats
+// Split decode attention: keys per partition (a multiple of the 64/128-thread workgroup) and
+// the most partitions per (sequence, head) before the partitions grow instead.
+constexpr std::int64_t kAttnPartKeys = 256;
+constexpr std::int64_t kAttnMaxParts = 64;
 std::uint32_t u32(std::int64_t v) {
   return static_cast<std::uint32_t>(v);
 }
@@ -28,19 +32,61 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   const std::uint32_t wg = d.D > 256 ? 128 : 64;
   const View qv = whole("attention", q, 4), kv = whole("attention", k, 4),
              vv = whole("attention", v, 4), ov = whole("attention", out, 4);
+  const std::string label =
+      "attention q" + q.describe() + " kv" + k.describe() + " past " + std::to_string(n_past);
+  // Decode over a long context is split over partitions of the cache (flash-decoding): with
+  // one workgroup per (sequence, head) a single sequence would occupy Hq workgroups only.
+  const std::int64_t n_keys = n_past + 1;
+  std::int64_t part_keys = kAttnPartKeys;
+  if ((n_keys + part_keys - 1) / part_keys > kAttnMaxParts)
+    part_keys = ((n_keys + kAttnMaxParts - 1) / kAttnMaxParts + wg - 1) / wg * wg;
+  const std::int64_t parts = (n_keys + part_keys - 1) / part_keys;
+  const bool split = d.T == 1 && parts >= 2;
   struct {
     std::uint32_t B, T, Hq, Hkv, D, L, n_past;
     float scale;
-    std::uint32_t q_base, k_base, v_base, o_base;
-  } pc{u32(d.B),    u32(d.T), u32(d.Hq), u32(d.Hkv), u32(d.D), u32(d.L),
-       u32(n_past), scale,    qv.base,   kv.base,    vv.base,  ov.base};
-  dispatch(pipeline("attention_f32", wg),
+    std::uint32_t q_base, k_base, v_base, o_base, parts, part_keys;
+  } pc{u32(d.B),
+       u32(d.T),
+       u32(d.Hq),
+       u32(d.Hkv),
+       u32(d.D),
+       u32(d.L),
+       u32(n_past),
+       scale,
+       qv.base,
+       kv.base,
+       vv.base,
+       ov.base,
+       u32(split ? parts : 1),
+       u32(part_keys)};
+  const std::int64_t rows = d.B * d.T * d.Hq;
+  if (!split) {
+    dispatch(pipeline("attention_f32", wg),
+             {{qv.ref, runtime::Access::Read},
+              {kv.ref, runtime::Access::Read},
+              {vv.ref, runtime::Access::Read},
+              {ov.ref, runtime::Access::Write}},
+             runtime::push_bytes(pc), grid("attention", static_cast<std::uint64_t>(rows)), label);
+    return;
+  }
+  // Per partition: D accumulator values, then the running max and sum.
+  const Tensor part = alloc(DType::F32, {rows * parts * (d.D + 2)});
+  const View pv = whole("attention", part, 4);
+  dispatch(pipeline("attention_split_f32", wg),
            {{qv.ref, runtime::Access::Read},
             {kv.ref, runtime::Access::Read},
             {vv.ref, runtime::Access::Read},
-            {ov.ref, runtime::Access::Write}},
-           runtime::push_bytes(pc), grid("attention", static_cast<std::uint64_t>(d.B * d.T * d.Hq)),
-           "attention q" + q.describe() + " kv" + k.describe() + " past " + std::to_string(n_past));
+            {pv.ref, runtime::Access::Write}},
+           runtime::push_bytes(pc), grid("attention", static_cast<std::uint64_t>(rows * parts)),
+           label + " split " + std::to_string(parts));
+  struct {
+    std::uint32_t rows, D, parts, o_base;
+  } cc{u32(rows), u32(d.D), u32(parts), ov.base};
+  dispatch(pipeline("attention_combine_f32", 64),
+           {{pv.ref, runtime::Access::Read}, {ov.ref, runtime::Access::Write}},
+           runtime::push_bytes(cc), grid("attention", static_cast<std::uint64_t>(rows)),
+           label + " combine");
 }
 
 namespace {

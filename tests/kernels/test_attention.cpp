@@ -86,6 +86,17 @@ TEST_P(AttentionTest, blocked_prefill_crossing_key_blocks_and_chunks) {
   run_attention(be(), rng, {1, 21, 6, 3, 33, 30, 2});    // odd D
 }
 
+// Decode over contexts on both sides of the Vulkan backend's partition size (256 keys) and of
+// its partition cap (64 partitions, then partitions grow), batched, with large logits: the
+// split (flash-decoding) path and its combine step; the CPU's blocked decode (>= 128 keys).
+TEST_P(AttentionTest, decode_contexts_crossing_partition_boundaries) {
+  KWAAI_SEEDED_RNG();
+  for (std::int64_t n_past : {255, 256, 257, 511, 700})
+    run_attention(be(), rng, {1, 1, 8, 2, 64, n_past + 3, n_past});
+  run_attention(be(), rng, {3, 1, 4, 4, 33, 600, 599}, 40.0f);  // batched, odd D, MHA
+  run_attention(be(), rng, {1, 1, 4, 1, 128, 16500, 16400});    // > 64 partitions of 256
+}
+
 TEST_P(AttentionTest, rejects_bad_shapes_and_cache_overflow) {
   auto& b = be();
   const auto q = b.alloc(DType::F32, {1, 2, 4, 8});

@@ -1,5 +1,7 @@
-// One "piece" of a weight row for the decode mat-vec (matvec.comp): 8 values, read as whole
-// 32-bit words so that neighbouring lanes read neighbouring words of one row (coalesced).
+// One "piece" of a weight row: 8 values, read as whole 32-bit words so that neighbouring lanes
+// read neighbouring words of one row (coalesced). The decode mat-vec (matvec.comp) reduces
+// pieces directly; the tiled matmul (matmul.comp) dequantizes four pieces per row into its
+// shared-memory tile for each 32-wide K step (piece k0/8 + q, q = 0..3, for every dtype).
 // Included once per weight buffer with PIECE_FN (function name) and PIECE_BUF (the `uint[]`
 // array of that buffer) defined, because GLSL cannot pass a buffer to a function.
 //
