@@ -52,8 +52,8 @@ KWAAI_GEMM256_TARGET void gemm256_mr(const std::uint8_t* codes, const std::uint1
     for (std::int64_t b = 0; b < nb; ++b) {
       const std::uint8_t* wc = codes + b * 16 * cb + h * 32;
       // As on AVX-512: decode streams the weights, so fetch 8 blocks ahead (first pass only;
-      // the second pass finds the lines in cache).
-      if (h == 0) {
+      // the second pass finds the lines in cache; prefill tiles find them there anyway).
+      if (h == 0 && a.stream) {
         for (std::size_t l = 0; l < 16 * cb; l += 64)
           _mm_prefetch(reinterpret_cast<const char*>(wc + 8 * 16 * cb + l), _MM_HINT_T0);
         _mm_prefetch(reinterpret_cast<const char*>(scales + (b + 8) * 16), _MM_HINT_T0);

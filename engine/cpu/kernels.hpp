@@ -30,6 +30,9 @@ struct ActTile {
   const float* d = nullptr;            // [nb][mr]
   const std::int32_t* bias = nullptr;  // [nb][mr]: -offset * sum(codes)
   int mr = 0;
+  // The weights pass by once (decode, at most kDecodeMaxRows activation rows): kernels ask for
+  // them ahead. Prefill tiles reuse them from cache and would only pay the issue slots.
+  bool stream = false;
 };
 
 // One tile of f32 activation rows for the 16-bit float kernels: [k][mr], value k of row m at
@@ -53,17 +56,34 @@ constexpr int half_chains(int mr) {
 using GemmHalfFn = void (*)(const std::uint16_t* w, std::int64_t nk, const FloatTile& a, float* y,
                             std::int64_t ldy, int n_valid, bool accumulate);
 
-// A packed-weight kernel: nb consecutive blocks of one 16-row group (engine/cpu/qpack.hpp:
-// `codes` at the first block's codes, `scales` at its 16 scales) against the same blocks of one
-// activation tile. For m < a.mr and r < n_valid:
+// A packed-weight kernel: nb consecutive blocks of `groups` consecutive 16-row groups
+// (engine/cpu/qpack.hpp; groups <= the table's gemm_groups) against the same blocks of one
+// activation tile. Group j's codes are at codes + j * group_bytes (`codes` at group 0's first
+// block), its scales at the same offset from `scales` (group 0's first block's 16 scales), and
+// its rows are y's columns 16 j .. 16 j + 15. For m < a.mr and r < n_valid (counted over all the
+// groups, so at most 16 * groups):
 //   y[m * ldy + r] = y0 + sum_b dw[r,b] * da[m,b] * (sum_i code[r,b,i] * qa[m,b,i] + bias[m,b])
 // with code the weight code plus the table's offset for the format (so bias cancels it), the
 // float accumulation a chain of one fused multiply-add per block in block order starting at
 // y0 = accumulate ? y : 0. Continuing a chain over consecutive block ranges therefore gives the
 // same bits as one call over all of them (the caller splits K into cache-sized pieces), and
-// `accumulate` on the first piece adds a residual.
-using GemmFn = void (*)(const std::uint8_t* codes, const std::uint16_t* scales, std::int64_t nb,
-                        const ActTile& a, float* y, std::int64_t ldy, int n_valid, bool accumulate);
+// `accumulate` on the first piece adds a residual. How many groups a call takes changes no bit.
+using GemmFn = void (*)(const std::uint8_t* codes, const std::uint16_t* scales,
+                        std::size_t group_bytes, int groups, std::int64_t nb, const ActTile& a,
+                        float* y, std::int64_t ldy, int n_valid, bool accumulate);
+
+// A table whose kernel does one group per call (gemm_groups 1) exposes it through this.
+using GemmOneFn = void (*)(const std::uint8_t* codes, const std::uint16_t* scales, std::int64_t nb,
+                           const ActTile& a, float* y, std::int64_t ldy, int n_valid,
+                           bool accumulate);
+template <GemmOneFn One>
+void gemm_each_group(const std::uint8_t* codes, const std::uint16_t* scales,
+                     std::size_t group_bytes, int groups, std::int64_t nb, const ActTile& a,
+                     float* y, std::int64_t ldy, int n_valid, bool accumulate) {
+  for (int j = 0; j < groups && n_valid > 16 * j; ++j)
+    One(codes + j * group_bytes, scales + j * group_bytes / 2, nb, a, y + 16 * j, ldy,
+        n_valid - 16 * j < 16 ? n_valid - 16 * j : 16, accumulate);
+}
 
 struct KernelTable {
   const char* name;
@@ -76,6 +96,12 @@ struct KernelTable {
   GemmHalfFn gemm_f16;
   GemmHalfFn gemm_bf16;
   int gemm_rows;
+  // 16-row groups a gemm call takes at most: a kernel that holds two groups' accumulators reuses
+  // each broadcast activation word for both (AVX-512: 6 rows x 2 groups beat 12 rows x 1 by 5-7
+  // points of the int8 peak, the memory operand being what held 12 x 1 back).
+  int gemm_groups;
+  // Tile rows of the 16-bit float kernels (FloatActPack).
+  int gemm_half_rows;
   std::int32_t q8_0_act_offset;
   std::int32_t q4_0_act_offset;
   // The int8 multiply-add rate the gemm kernels are built on, for roofline figures: `iters`
@@ -99,8 +125,11 @@ struct KernelTable {
                           std::int64_t ldv, int keys, std::int64_t D, float* o);
 };
 
-// The largest gemm_rows of any table (activation tiles are sized by the table in use).
+// The largest gemm_rows / gemm_half_rows of any table (activation tiles are sized by the table in
+// use).
 inline constexpr int kMaxGemmRows = 16;
+// The largest gemm_groups of any table.
+inline constexpr int kMaxGemmGroups = 2;
 
 // F16C from CPUID directly: clang's __builtin_cpu_supports does not know "f16c".
 bool cpu_has_f16c();

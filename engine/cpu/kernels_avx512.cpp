@@ -60,98 +60,150 @@ KWAAI_AVX512 void quantize_act(const float* x, BlockQ8Act* y, std::int64_t nb) {
   }
 }
 
-// Packed-weight kernel (engine/cpu/qpack.hpp): MR activation rows against one 16-row group.
-// Each 64-byte chunk is 16 rows x 4 codes, so one vpdpbusd per activation row (its 4 codes
-// broadcast from memory) adds 4 products to each of 16 row sums; the chunk's load and
-// unsigned conversion are shared by the MR rows. Q8_0 codes become unsigned by flipping the
-// sign bit (c + 128), Q4_0 nibbles are unsigned already (value + 8); both offsets are taken out
-// by starting each block's int32 sums at the tile's bias (-offset * sum(a)). The block's sums
-// then meet the scales in two float operations per row: (sum * da) * dw + acc.
-// Registers: 2 * MR accumulators + 4, so MR <= 12 keeps every value in the 32 zmm registers.
-// The loops over rows and chunks are unrolled by pragma: left to itself GCC 12 kept a rolled
-// chunk loop with the accumulators copied between two register sets and the float sums on the
-// stack, and the Q8_0 kernel ran at 53% of the int8 peak instead of ~70%.
+// Packed-weight kernel (engine/cpu/qpack.hpp): MR activation rows against NG (1 or 2) 16-row
+// groups. Each 64-byte chunk is 16 rows x 4 codes, so one vpdpbusd per activation row and group
+// adds 4 products to each of 16 row sums; a chunk's load and unsigned conversion are shared by
+// the MR rows, and each row's 4 activation codes, broadcast once, by the NG groups. Q8_0 codes
+// become unsigned by flipping the sign bit (c + 128), Q4_0 nibbles are unsigned already
+// (value + 8); both offsets are taken out by starting each block's int32 sums at the tile's
+// bias (-offset * sum(a)). The block's sums then meet the scales in two float operations per
+// row and group: (sum * da) * dw + acc.
+// Shape: 6 rows x 2 groups. 12 rows x 1 group (the first shape) spent one broadcast memory
+// operand per vpdpbusd and ran at 72-74% of the int8 peak with everything in L1; 6 x 2 halves
+// the broadcasts and runs at 78-80% (Q8_0) and 76-78% (Q4_0) on the same data (Zen 5). Both use
+// 2 * MR * NG + 6 of the 32 zmm registers.
+// The loops are unrolled by pragma: left to itself GCC 12 kept a rolled chunk loop with the
+// accumulators copied between two register sets and the float sums on the stack, and the Q8_0
+// kernel ran at 53% of the int8 peak instead of ~70%.
 //
-// Blocks ahead to prefetch. The codes and scales of a group are two streams the hardware
-// prefetchers follow poorly at 4 KiB page ends; asking 8 blocks (2-4 KiB) ahead took decode
-// from memory (16 distinct 14336x4096 matrices) from 22-27 to 34-37 GB/s here.
+// Blocks ahead to prefetch when the weights stream (ActTile::stream). The codes and scales of a
+// group are two streams the hardware prefetchers follow poorly at 4 KiB page ends; asking 8
+// blocks (2-4 KiB) ahead took decode from memory (16 distinct 14336x4096 matrices) from 22-27 to
+// 34-37 GB/s here.
 constexpr int kPrefetchBlocks = 8;
-constexpr int kPrefetchMaxRows = 8;
 
-// 4 activation codes at p in every int32 lane (folds into vpdpbusd's {1to16} memory operand).
+// 4 activation codes at p in every int32 lane.
 KWAAI_AVX512 inline __m512i bcast4(const std::int8_t* p, int byte) {
   std::int32_t v;
   __builtin_memcpy(&v, p + byte, 4);
   return _mm512_set1_epi32(v);
 }
 
-template <int MR, bool Q4>
-KWAAI_AVX512 void gemm_mr(const std::uint8_t* codes, const std::uint16_t* scales, std::int64_t nb,
-                          const ActTile& a, float* y, std::int64_t ldy, int n_valid,
-                          bool accumulate) {
+template <int MR, int NG, bool Q4>
+KWAAI_AVX512 void gemm_mr(const std::uint8_t* codes, const std::uint16_t* scales,
+                          std::size_t group_bytes, std::int64_t nb, const ActTile& a, float* y,
+                          std::int64_t ldy, int n_valid, bool accumulate) {
   constexpr std::size_t cb = Q4 ? 16 : 32;  // code bytes per row and block
   const std::int8_t* qa = a.qs;
   const float* da = a.d;
   const std::int32_t* bias = a.bias;
-  const __mmask16 keep = n_valid >= 16 ? 0xffff : static_cast<__mmask16>((1u << n_valid) - 1);
-  __m512 facc[MR];
+  const std::uint8_t* wg[NG];
+  const std::uint16_t* sg[NG];
+  __mmask16 keep[NG];
+#pragma GCC unroll 2
+  for (int g = 0; g < NG; ++g) {
+    wg[g] = codes + g * group_bytes;
+    sg[g] = scales + g * group_bytes / 2;
+    const int v = std::clamp(n_valid - 16 * g, 0, 16);
+    keep[g] = v >= 16 ? 0xffff : static_cast<__mmask16>((1u << v) - 1);
+  }
+  __m512 facc[MR][NG];
 #pragma GCC unroll 16
   for (int m = 0; m < MR; ++m)
-    facc[m] = accumulate ? _mm512_maskz_loadu_ps(keep, y + m * ldy) : _mm512_setzero_ps();
+#pragma GCC unroll 2
+    for (int g = 0; g < NG; ++g)
+      facc[m][g] =
+          accumulate ? _mm512_maskz_loadu_ps(keep[g], y + m * ldy + 16 * g) : _mm512_setzero_ps();
   const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
   const __m512i low4 = _mm512_set1_epi8(0x0f);
+  const bool stream = a.stream;
   for (std::int64_t b = 0; b < nb; ++b) {
-    const std::uint8_t* wc = codes + b * 16 * cb;
     // Decode streams each weight byte once: ask for the codes and scales a few blocks ahead.
-    // Decode tiles (few rows) are memory-bound; prefill tiles reuse the group from cache and
-    // would only pay the issue slots. (Past the group's end this touches the next group or the
-    // allocation's slack: prefetches never fault.)
-    if constexpr (MR <= kPrefetchMaxRows) {
-      for (std::size_t l = 0; l < 16 * cb; l += 64)
-        _mm_prefetch(reinterpret_cast<const char*>(wc + kPrefetchBlocks * 16 * cb + l),
+    // (Past the group's end this touches the next group or the allocation's slack: prefetches
+    // never fault.)
+    if (stream) {
+#pragma GCC unroll 2
+      for (int g = 0; g < NG; ++g) {
+        const std::uint8_t* ahead = wg[g] + (b + kPrefetchBlocks) * 16 * cb;
+        for (std::size_t l = 0; l < 16 * cb; l += 64)
+          _mm_prefetch(reinterpret_cast<const char*>(ahead + l), _MM_HINT_T0);
+        _mm_prefetch(reinterpret_cast<const char*>(sg[g] + (b + kPrefetchBlocks) * 16),
                      _MM_HINT_T0);
-      _mm_prefetch(reinterpret_cast<const char*>(scales + (b + kPrefetchBlocks) * 16), _MM_HINT_T0);
+      }
     }
-    __m512i acc[MR];
+    __m512i acc[MR][NG];
 #pragma GCC unroll 16
-    for (int m = 0; m < MR; ++m) acc[m] = _mm512_set1_epi32(bias[m]);
+    for (int m = 0; m < MR; ++m) {
+      const __m512i bi = _mm512_set1_epi32(bias[m]);
+#pragma GCC unroll 2
+      for (int g = 0; g < NG; ++g) acc[m][g] = bi;
+    }
     if constexpr (Q4) {
-#pragma GCC unroll 16
+#pragma GCC unroll 4
       for (int c = 0; c < 4; ++c) {
-        const __m512i v = _mm512_load_si512(wc + c * 64);
-        const __m512i lo = _mm512_and_si512(v, low4);
-        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+        __m512i lo[NG], hi[NG];
+#pragma GCC unroll 2
+        for (int g = 0; g < NG; ++g) {
+          const __m512i v = _mm512_load_si512(wg[g] + b * 16 * cb + c * 64);
+          lo[g] = _mm512_and_si512(v, low4);
+          hi[g] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4);
+        }
 #pragma GCC unroll 16
-        for (int m = 0; m < MR; ++m)
-          acc[m] = _mm512_dpbusd_epi32(acc[m], lo, bcast4(qa + m * 32, 4 * c));
+        for (int m = 0; m < MR; ++m) {
+          const __m512i x = bcast4(qa + m * 32, 4 * c);
+#pragma GCC unroll 2
+          for (int g = 0; g < NG; ++g) acc[m][g] = _mm512_dpbusd_epi32(acc[m][g], lo[g], x);
+        }
 #pragma GCC unroll 16
-        for (int m = 0; m < MR; ++m)
-          acc[m] = _mm512_dpbusd_epi32(acc[m], hi, bcast4(qa + m * 32, 16 + 4 * c));
+        for (int m = 0; m < MR; ++m) {
+          const __m512i x = bcast4(qa + m * 32, 16 + 4 * c);
+#pragma GCC unroll 2
+          for (int g = 0; g < NG; ++g) acc[m][g] = _mm512_dpbusd_epi32(acc[m][g], hi[g], x);
+        }
       }
     } else {
-#pragma GCC unroll 16
+#pragma GCC unroll 8
       for (int c = 0; c < 8; ++c) {
-        const __m512i v = _mm512_xor_si512(_mm512_load_si512(wc + c * 64), flip);
+        __m512i v[NG];
+#pragma GCC unroll 2
+        for (int g = 0; g < NG; ++g)
+          v[g] = _mm512_xor_si512(_mm512_load_si512(wg[g] + b * 16 * cb + c * 64), flip);
 #pragma GCC unroll 16
-        for (int m = 0; m < MR; ++m)
-          acc[m] = _mm512_dpbusd_epi32(acc[m], v, bcast4(qa + m * 32, 4 * c));
+        for (int m = 0; m < MR; ++m) {
+          const __m512i x = bcast4(qa + m * 32, 4 * c);
+#pragma GCC unroll 2
+          for (int g = 0; g < NG; ++g) acc[m][g] = _mm512_dpbusd_epi32(acc[m][g], v[g], x);
+        }
       }
     }
-    const __m512 dw =
-        _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(scales + b * 16)));
+    __m512 dw[NG];
+#pragma GCC unroll 2
+    for (int g = 0; g < NG; ++g)
+      dw[g] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(sg[g] + b * 16)));
 #pragma GCC unroll 16
-    for (int m = 0; m < MR; ++m)
-      facc[m] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[m]), _mm512_set1_ps(da[m])),
-                                dw, facc[m]);
+    for (int m = 0; m < MR; ++m) {
+      const __m512 dm = _mm512_set1_ps(da[m]);
+#pragma GCC unroll 2
+      for (int g = 0; g < NG; ++g)
+        facc[m][g] =
+            _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[m][g]), dm), dw[g], facc[m][g]);
+    }
     qa += MR * 32;
     da += MR;
     bias += MR;
   }
 #pragma GCC unroll 16
-  for (int m = 0; m < MR; ++m) _mm512_mask_storeu_ps(y + m * ldy, keep, facc[m]);
+  for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 2
+    for (int g = 0; g < NG; ++g) _mm512_mask_storeu_ps(y + m * ldy + 16 * g, keep[g], facc[m][g]);
 }
 
-constexpr int kAvx512GemmRows = 12;
+constexpr int kAvx512GemmRows = 6;
+constexpr int kAvx512GemmGroups = 2;
+// The 16-bit float kernels keep 12-row tiles (one widening per 12 FMAs) and prefetch for tiles
+// of up to 8 rows (decode).
+constexpr int kAvx512HalfRows = 12;
+constexpr int kPrefetchMaxRows = 8;
 
 // 16-bit float weights: each step is one 32-byte load widened to 16 rows' values (F16C's
 // vcvtph2ps, or a shift for bf16) and one FMA per tile row against its value broadcast from the
@@ -211,7 +263,7 @@ KWAAI_AVX512 void gemm_half_by_rows(std::integer_sequence<int, R...>, const std:
 template <bool BF16>
 KWAAI_AVX512 void gemm_half(const std::uint16_t* w, std::int64_t nk, const FloatTile& a, float* y,
                             std::int64_t ldy, int n_valid, bool accumulate) {
-  gemm_half_by_rows<BF16>(std::make_integer_sequence<int, kAvx512GemmRows>{}, w, nk, a, y, ldy,
+  gemm_half_by_rows<BF16>(std::make_integer_sequence<int, kAvx512HalfRows>{}, w, nk, a, y, ldy,
                           n_valid, accumulate);
 }
 
@@ -230,18 +282,24 @@ KWAAI_AVX512 std::int64_t int8_peak_loop(std::int64_t iters, std::int32_t* sink)
 
 template <bool Q4, int... R>
 KWAAI_AVX512 void gemm_by_rows(std::integer_sequence<int, R...>, const std::uint8_t* codes,
-                               const std::uint16_t* scales, std::int64_t nb, const ActTile& a,
-                               float* y, std::int64_t ldy, int n_valid, bool accumulate) {
-  (void)((a.mr == R + 1 &&
-          (gemm_mr<R + 1, Q4>(codes, scales, nb, a, y, ldy, n_valid, accumulate), true)) ||
+                               const std::uint16_t* scales, std::size_t group_bytes, int groups,
+                               std::int64_t nb, const ActTile& a, float* y, std::int64_t ldy,
+                               int n_valid, bool accumulate) {
+  const bool two = groups > 1 && n_valid > 16;
+  (void)((a.mr == R + 1 && ((two ? gemm_mr<R + 1, 2, Q4>(codes, scales, group_bytes, nb, a, y, ldy,
+                                                         n_valid, accumulate)
+                                 : gemm_mr<R + 1, 1, Q4>(codes, scales, group_bytes, nb, a, y, ldy,
+                                                         std::min(n_valid, 16), accumulate)),
+                            true)) ||
          ...);
 }
 
 template <bool Q4>
-KWAAI_AVX512 void gemm(const std::uint8_t* codes, const std::uint16_t* scales, std::int64_t nb,
-                       const ActTile& a, float* y, std::int64_t ldy, int n_valid, bool accumulate) {
-  gemm_by_rows<Q4>(std::make_integer_sequence<int, kAvx512GemmRows>{}, codes, scales, nb, a, y, ldy,
-                   n_valid, accumulate);
+KWAAI_AVX512 void gemm(const std::uint8_t* codes, const std::uint16_t* scales,
+                       std::size_t group_bytes, int groups, std::int64_t nb, const ActTile& a,
+                       float* y, std::int64_t ldy, int n_valid, bool accumulate) {
+  gemm_by_rows<Q4>(std::make_integer_sequence<int, kAvx512GemmRows>{}, codes, scales, group_bytes,
+                   groups, nb, a, y, ldy, n_valid, accumulate);
 }
 
 KWAAI_AVX512 void axpy_f32(float a, const float* x, float* y, std::int64_t n) {
@@ -399,6 +457,8 @@ const KernelTable* avx512_kernels() {
                              .gemm_f16 = gemm_half<false>,
                              .gemm_bf16 = gemm_half<true>,
                              .gemm_rows = kAvx512GemmRows,
+                             .gemm_groups = kAvx512GemmGroups,
+                             .gemm_half_rows = kAvx512HalfRows,
                              .q8_0_act_offset = 128,
                              .q4_0_act_offset = 8,
                              .int8_peak_loop = int8_peak_loop,

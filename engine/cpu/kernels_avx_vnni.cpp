@@ -27,9 +27,10 @@ const KernelTable* avx_vnni_kernels() {
     if (!base || !cpu_has_avx_vnni()) return nullptr;
     static KernelTable t = *base;
     t.name = "avx-vnni";
-    t.gemm_q8_0 = gemm256<false>;
-    t.gemm_q4_0 = gemm256<true>;
+    t.gemm_q8_0 = gemm_each_group<gemm256<false>>;
+    t.gemm_q4_0 = gemm_each_group<gemm256<true>>;
     t.gemm_rows = kGemm256Rows;
+    t.gemm_groups = 1;
     t.q8_0_act_offset = 128;
     t.q4_0_act_offset = 8;
     t.int8_peak_loop = int8_peak_loop256;

@@ -3,13 +3,14 @@
 // Packed weights (every cpu_packed format of the format table: Q8_0, Q4_0, f16, bf16; see
 // engine/cpu/qpack.hpp) go through one kernel per format for every M: x is prepared once per
 // call into tiles of the table's gemm_rows rows (8-bit codes per 32 values for the block
-// formats, as llama.cpp's q8 activations; transposed f32 for f16/bf16), and the pool splits the
-// weight's 16-row groups into contiguous ranges, each thread running every tile against its
-// groups, K in L1-sized pieces. The weights are read from memory once per call whatever M is;
-// decode (M <= gemm_rows, one tile) is a pure stream of them. OpenBLAS is not involved, so
-// prefill speed does not depend on OpenBLAS recognising the CPU. Several products of one x
-// (Q/K/V, gate/up) share the preparation and one parallel region (matmul_many,
-// matmul_silu_mul), and a residual add can be folded into the product (accumulate).
+// formats, as llama.cpp's q8 activations; transposed f32 for f16/bf16, gemm_half_rows rows), and
+// the pool splits the weight's 16-row groups into contiguous ranges (whole kernel calls of
+// gemm_groups groups), each thread running every tile against its groups, K in L1-sized pieces. The
+// weights are read from memory once per call whatever M is; decode (M <= gemm_rows, one tile) is a
+// pure stream of them. OpenBLAS is not involved, so prefill speed does not depend on OpenBLAS
+// recognising the CPU. Several products of one x (Q/K/V, gate/up) share the preparation and one
+// parallel region (matmul_many, matmul_silu_mul), and a residual add can be folded into the product
+// (accumulate).
 //
 // f32 weights: row dots for decode, OpenBLAS sgemm for prefill (the f32 fallback).
 #include <cblas.h>
@@ -100,7 +101,7 @@ PreparedX prepare_x(const Ctx& c, const float* x, std::int64_t M, std::int64_t K
   }
   thread_local FloatActPack pack;
   FloatActPack& act = pack;
-  act.reset(M, K, c.k.gemm_rows);
+  act.reset(M, K, c.k.gemm_half_rows);
   c.pool.parallel_for(
       act.tiles(), [&](std::int64_t t0, std::int64_t t1) { act.fill_tiles(x, t0, t1); },
       tile_grain(c, K));
@@ -112,48 +113,63 @@ std::int64_t group_grain(std::int64_t M, std::int64_t K) {
   return std::max<std::int64_t>(1, kMinChunkWork / std::max<std::int64_t>(1, kPackRows * K * M));
 }
 
-// K is walked in pieces that keep a piece of a group and of an activation tile in L1 while
-// every tile of the call runs against it: 32 blocks (1024 values: 16 KiB of Q8_0 codes, 12 KiB
-// of a 12-row tile) for the int8 kernels, 256 values (8 KiB of f16, 12 KiB of f32 tile) for
-// the 16-bit float ones. The kernels continue their accumulation chain across pieces, so the
-// result has the same bits as one pass over K.
-constexpr std::int64_t kKPieceBlocks = 32;
+// K is walked in pieces that keep a piece of a call's groups in cache while every tile of the
+// call runs against it: 128 blocks (4096 values: 2 x 68 KiB of Q8_0 codes for the two groups of
+// an AVX-512 call, in L2; 24 KiB of a 6-row tile) for the int8 kernels, 256 values (8 KiB of
+// f16, 12 KiB of f32 tile) for the 16-bit float ones. The kernels continue their accumulation
+// chain across pieces, so the result has the same bits as one pass over K. Measured with the
+// 6 x 2 kernel (512 x 4096 x 4096, 2 threads, variants interleaved in one process): pieces of
+// 128 blocks 1-3 points of the int8 peak over 64, 2-4 over 32, 5 over 16 (fewer calls, fewer
+// y loads and stores per product).
+constexpr std::int64_t kKPieceBlocks = 128;
 constexpr std::int64_t kHalfPieceValues = 256;
 
 int valid_rows(const PackGeometry& g, std::int64_t gi) {
   return static_cast<int>(std::min<std::int64_t>(kPackRows, g.rows - gi * kPackRows));
 }
 
-// All tiles of x against groups [g0, g1) of one packed weight. With one tile (decode) each
-// group is walked start to end, so a thread streams its part of the weight in address order.
-// With several (prefill) the K piece is the outer loop: one piece of every tile (M x 1024
-// codes, 512 KiB at M = 512) then stays in L2 while the thread's groups pass by, instead of
-// all of x being streamed from L3 once per group (which held two threads at 50-57% of the int8
-// peak against one thread's 69%).
+// All tiles of x against groups [g0, g1) of one packed weight, up to the table's gemm_groups
+// groups per kernel call. The int8 kernels and decode go group by group and K piece by piece,
+// every tile against each piece: a thread streams its part of the weight in address order
+// (decode reads nothing else) and a prefill piece is reused by all tiles from cache while x
+// streams past from L2/L3. The 16-bit float kernels' prefill (12 rows x 1 group) takes the K
+// piece as the outer loop: one piece of every tile (M x 256 values) then stays in L2 while the
+// thread's groups pass by, instead of all of x being streamed from L3 once per group (which
+// held the then 12 x 1 int8 kernel at 50-57% of the int8 peak on two threads against one
+// thread's 69%). With the 6 x 2 int8 kernel x is streamed once per two groups and the
+// group-outer order is 4-8 points of the int8 peak ahead (interleaved runs, 2 threads);
+// batching the tiles so that x's pieces stay in L2 gained nothing there.
 // y's column 0 is group `y_group0`'s first row (0 for a whole product).
 void run_groups(const KernelTable& k, const PreparedX& x, DType wt, const PackGeometry& g,
                 const std::uint8_t* w, float* y, std::int64_t ldy, std::int64_t g0, std::int64_t g1,
                 bool accumulate, std::int64_t y_group0 = 0) {
-  std::int64_t pieces = 0;
-  std::function<void(std::int64_t, std::int64_t)> one;
+  std::int64_t pieces = 0, step = 1;                    // groups per call
+  std::function<void(std::int64_t, std::int64_t)> one;  // group, K piece
   if (x.q) {
     const GemmFn fn = gemm_for(k, wt);
     pieces = (g.nb + kKPieceBlocks - 1) / kKPieceBlocks;
-    one = [&, fn](std::int64_t gi, std::int64_t p) {
+    const int G = k.gemm_groups;
+    // One call takes up to G consecutive groups (the range's last step may take fewer).
+    one = [&, fn, G](std::int64_t gi, std::int64_t p) {
       const std::int64_t b0 = p * kKPieceBlocks, nbk = std::min(kKPieceBlocks, g.nb - b0);
+      const int groups = static_cast<int>(std::min<std::int64_t>(G, g1 - gi));
       const std::uint8_t* grp = w + static_cast<std::size_t>(gi) * g.group_bytes;
       const std::uint8_t* codes = grp + static_cast<std::size_t>(b0) * kPackRows * g.code_bytes;
       const auto* scales =
           reinterpret_cast<const std::uint16_t*>(grp + g.scales_offset()) + b0 * kPackRows;
+      const int n_valid =
+          static_cast<int>(std::min<std::int64_t>(groups * kPackRows, g.rows - gi * kPackRows));
       for (std::int64_t t = 0; t < x.q->tiles(); ++t) {
         ActTile a = x.q->tile(t);
         a.qs += b0 * a.mr * kQuantBlock;
         a.d += b0 * a.mr;
         a.bias += b0 * a.mr;
-        fn(codes, scales, nbk, a, y + t * x.q->tile_rows() * ldy + (gi - y_group0) * kPackRows, ldy,
-           valid_rows(g, gi), accumulate || b0 > 0);
+        fn(codes, scales, g.group_bytes, groups, nbk, a,
+           y + t * x.q->tile_rows() * ldy + (gi - y_group0) * kPackRows, ldy, n_valid,
+           accumulate || b0 > 0);
       }
     };
+    step = G;
   } else {
     const GemmHalfFn fn = gemm_half_for(k, wt);
     const std::int64_t kp = g.nb * kQuantBlock;  // K padded to the 32-value step blocks
@@ -174,12 +190,12 @@ void run_groups(const KernelTable& k, const PreparedX& x, DType wt, const PackGe
       }
     };
   }
-  if (x.tiles() == 1) {
-    for (std::int64_t gi = g0; gi < g1; ++gi)
+  if (x.q || x.tiles() == 1) {
+    for (std::int64_t gi = g0; gi < g1; gi += step)
       for (std::int64_t p = 0; p < pieces; ++p) one(gi, p);
   } else {
     for (std::int64_t p = 0; p < pieces; ++p)
-      for (std::int64_t gi = g0; gi < g1; ++gi) one(gi, p);
+      for (std::int64_t gi = g0; gi < g1; gi += step) one(gi, p);
   }
 }
 
@@ -197,26 +213,31 @@ bool all_packed_alike(const KernelTable& k, std::span<const MatmulPart> parts) {
 void matmul_packed(const Ctx& c, const float* x, std::int64_t M, std::int64_t K,
                    std::span<const MatmulPart> parts, bool accumulate) {
   const PreparedX px = prepare_x(c, x, M, K, parts[0].wt);
+  // Threads split whole calls' worth of groups (units of gemm_groups), so no range boundary
+  // leaves a two-group kernel with one.
+  const std::int64_t G = c.k.gemm_groups;
   std::vector<PackGeometry> geo;
-  std::vector<std::int64_t> first;  // first global group index of each part
+  std::vector<std::int64_t> first;  // first global unit index of each part
   std::int64_t total = 0;
   for (const auto& p : parts) {
     geo.push_back(pack_geometry(p.wt, p.N, K));
     first.push_back(total);
-    total += geo.back().groups;
+    total += (geo.back().groups + G - 1) / G;
   }
   c.pool.parallel_for(
       total,
       [&](std::int64_t i0, std::int64_t i1) {
         for (std::size_t p = 0; p < parts.size(); ++p) {
+          const std::int64_t units = (geo[p].groups + G - 1) / G;
           const std::int64_t lo = std::max(i0, first[p]);
-          const std::int64_t hi = std::min(i1, first[p] + geo[p].groups);
+          const std::int64_t hi = std::min(i1, first[p] + units);
           if (lo >= hi) continue;
           run_groups(c.k, px, parts[p].wt, geo[p], static_cast<const std::uint8_t*>(parts[p].w),
-                     parts[p].y, parts[p].N, lo - first[p], hi - first[p], accumulate);
+                     parts[p].y, parts[p].N, (lo - first[p]) * G,
+                     std::min(geo[p].groups, (hi - first[p]) * G), accumulate);
         }
       },
-      group_grain(M, K));
+      std::max<std::int64_t>(1, group_grain(M, K) / G));
 }
 
 // ---- f32 weights ----
@@ -301,9 +322,11 @@ void matmul_silu_mul(const Ctx& c, const float* x, std::int64_t M, std::int64_t 
   // into 16-column buffers and straight out, so neither [M, N] product is written.
   const bool prefill = px.tiles() > 1;
   std::vector<float> up_y(prefill ? static_cast<std::size_t>(M * N) : 0);
+  const std::int64_t G = c.k.gemm_groups, units = (g.groups + G - 1) / G;
   c.pool.parallel_for(
-      g.groups,
-      [&](std::int64_t g0, std::int64_t g1) {
+      units,
+      [&](std::int64_t u0, std::int64_t u1) {
+        const std::int64_t g0 = u0 * G, g1 = std::min(g.groups, u1 * G);
         if (prefill) {
           run_groups(c.k, px, gate.wt, g, wg, out, N, g0, g1, false);
           run_groups(c.k, px, up.wt, g, wu, up_y.data(), N, g0, g1, false);
@@ -312,17 +335,19 @@ void matmul_silu_mul(const Ctx& c, const float* x, std::int64_t M, std::int64_t 
             c.k.silu_mul_f32(out + m * N + c0, up_y.data() + m * N + c0, out + m * N + c0, c1 - c0);
           return;
         }
-        float tg[kMaxGemmRows * kPackRows], tu[kMaxGemmRows * kPackRows];
-        for (std::int64_t gi = g0; gi < g1; ++gi) {
-          run_groups(c.k, px, gate.wt, g, wg, tg, kPackRows, gi, gi + 1, false, gi);
-          run_groups(c.k, px, up.wt, g, wu, tu, kPackRows, gi, gi + 1, false, gi);
-          const int n_valid = valid_rows(g, gi);
+        // One call's groups at a time (ld = G * 16 columns).
+        constexpr std::int64_t ld = kMaxGemmGroups * kPackRows;
+        float tg[kMaxGemmRows * ld], tu[kMaxGemmRows * ld];
+        for (std::int64_t gi = g0; gi < g1; gi += G) {
+          const std::int64_t ge = std::min(g1, gi + G);
+          run_groups(c.k, px, gate.wt, g, wg, tg, ld, gi, ge, false, gi);
+          run_groups(c.k, px, up.wt, g, wu, tu, ld, gi, ge, false, gi);
+          const std::int64_t n_valid = std::min(N, ge * kPackRows) - gi * kPackRows;
           for (std::int64_t m = 0; m < M; ++m)
-            c.k.silu_mul_f32(tg + m * kPackRows, tu + m * kPackRows, out + m * N + gi * kPackRows,
-                             n_valid);
+            c.k.silu_mul_f32(tg + m * ld, tu + m * ld, out + m * N + gi * kPackRows, n_valid);
         }
       },
-      group_grain(2 * M, K));
+      std::max<std::int64_t>(1, group_grain(2 * M, K) / G));
 }
 
 }  // namespace kwaai::engine::cpu

@@ -1,5 +1,7 @@
 #include "engine/cpu/qpack.hpp"
 
+#include "engine/cpu/cpu_ops.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
@@ -195,6 +197,7 @@ ActTile ActPack::tile(std::int64_t t) const {
   a.qs = qs_.data() + m0 * K_;
   a.d = d_.data() + m0 * nb_;
   a.bias = bias_.data() + m0 * nb_;
+  a.stream = M_ <= kDecodeMaxRows;
   return a;
 }
 
