@@ -96,6 +96,7 @@ json device_json(const runtime::DeviceCaps& c) {
         {"max_compute_work_group_invocations", c.max_compute_work_group_invocations},
         {"max_compute_shared_memory_size", c.max_compute_shared_memory_size},
         {"max_push_constants_size", c.max_push_constants_size},
+        {"max_storage_buffers_per_stage", c.max_storage_buffers_per_stage},
         {"min_storage_buffer_offset_alignment", c.min_storage_buffer_offset_alignment},
         {"timestamp_period_ns", c.timestamp_period_ns},
         {"timestamps", c.timestamps_supported},
@@ -168,12 +169,13 @@ void print_text(const std::vector<runtime::DeviceCaps>& devs, const std::string&
         mib(c.max_storage_buffer_range), mib(c.max_memory_allocation_size),
         c.max_buffer_size ? mib(c.max_buffer_size) : std::string("n/a"));
     std::cout << fmt::format(
-        "      workgroup count {}x{}x{} size {}x{}x{} invocations {} shared {} KiB push {} B\n",
+        "      workgroup count {}x{}x{} size {}x{}x{} invocations {} shared {} KiB push {} B "
+        "storage buffers/stage {}\n",
         c.max_compute_work_group_count[0], c.max_compute_work_group_count[1],
         c.max_compute_work_group_count[2], c.max_compute_work_group_size[0],
         c.max_compute_work_group_size[1], c.max_compute_work_group_size[2],
         c.max_compute_work_group_invocations, c.max_compute_shared_memory_size / 1024,
-        c.max_push_constants_size);
+        c.max_push_constants_size, c.max_storage_buffers_per_stage);
     std::cout << fmt::format(
         "      minStorageBufferOffsetAlignment {}  timestamps {} ({} ns/tick)  kernels {}/{}{}\n",
         c.min_storage_buffer_offset_alignment, c.timestamps_supported, c.timestamp_period_ns,

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <mutex>
@@ -16,6 +17,17 @@
 namespace kwaai::engine {
 
 namespace {
+
+// Rows pos .. pos + T of each batch entry of a cache [B,L,...]: what a kv_write wrote (the rest
+// of a cache is undefined until written, on each backend).
+void add_written_rows(const Tensor& cache, std::int64_t pos, std::int64_t T,
+                      std::vector<Tensor>& out) {
+  const std::int64_t B = cache.dim(0), L = cache.dim(1);
+  for (std::int64_t b = 0; b < B; ++b)
+    out.push_back(cache.slice_rows(b, b + 1)
+                      .reshaped({L, cache.numel() / std::max<std::int64_t>(1, B * L)})
+                      .slice_rows(pos, pos + T));
+}
 
 class CheckedBackend final : public Backend {
  public:
@@ -109,14 +121,20 @@ class CheckedBackend final : public Backend {
   void kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) override {
     ref_->kv_write(ref(src), ref(dst), pos);
     dev_->kv_write(src, dst, pos);
-    // Only the rows written: the rest of a cache is undefined until written (on each backend).
-    const std::int64_t B = dst.dim(0), L = dst.dim(1), T = src.dim(1);
     std::vector<Tensor> written;
-    for (std::int64_t b = 0; b < B; ++b)
-      written.push_back(dst.slice_rows(b, b + 1)
-                            .reshaped({L, dst.numel() / std::max<std::int64_t>(1, B * L)})
-                            .slice_rows(pos, pos + T));
+    add_written_rows(dst, pos, src.dim(1), written);
     check("kv_write " + src.describe() + " at " + std::to_string(pos), written, false);
+  }
+  void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                     const RopeConfig& cfg, const Tensor& k_cache, const Tensor& v_cache,
+                     std::int64_t pos) override {
+    ref_->rope_kv_write(ref(q), ref(k), ref(v), ref(positions), cfg, ref(k_cache), ref(v_cache),
+                        pos);
+    dev_->rope_kv_write(q, k, v, positions, cfg, k_cache, v_cache, pos);
+    std::vector<Tensor> outs{q, k};
+    add_written_rows(k_cache, pos, k.dim(1), outs);
+    add_written_rows(v_cache, pos, v.dim(1), outs);
+    check("rope_kv_write " + q.describe() + " at " + std::to_string(pos), outs, false);
   }
   void silu_mul(const Tensor& g, const Tensor& u, const Tensor& out) override {
     ref_->silu_mul(ref(g), ref(u), ref(out));

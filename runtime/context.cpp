@@ -203,7 +203,8 @@ std::vector<BufferRef> Context::binding_windows(BufferRef whole, VkDeviceSize gr
 // ---------------------------------------------------------------- pipelines
 
 bool Context::supports(const kernels::KernelInfo& k) const {
-  return (k.features & ~impl_->caps.kernel_features()) == 0;
+  return (k.features & ~impl_->caps.kernel_features()) == 0 &&
+         k.binding_count <= impl_->caps.max_storage_buffers_per_stage;
 }
 
 Pipeline& Context::pipeline(std::string_view name, std::span<const SpecConstant> spec) {
@@ -223,6 +224,10 @@ Pipeline& Context::pipeline(std::string_view name, std::span<const SpecConstant>
       if (k.features & bit & ~impl_->caps.kernel_features())
         missing += std::string(missing.empty() ? "" : ", ") +
                    std::string(kernels::feature_name(static_cast<kernels::Feature>(bit)));
+    if (k.binding_count > impl_->caps.max_storage_buffers_per_stage)
+      missing += std::string(missing.empty() ? "" : ", ") + std::to_string(k.binding_count) +
+                 " storage buffers per stage (it allows " +
+                 std::to_string(impl_->caps.max_storage_buffers_per_stage) + ")";
     throw UnsupportedKernel("runtime: kernel '" + std::string(name) + "' needs " + missing +
                             ", which device '" + impl_->caps.name + "' lacks");
   }

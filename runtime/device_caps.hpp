@@ -72,6 +72,9 @@ struct DeviceCaps {
   std::uint32_t max_compute_work_group_invocations = 0;
   std::uint32_t max_compute_shared_memory_size = 0;
   std::uint32_t max_push_constants_size = 0;
+  // Storage buffers one compute shader may bind (the spec guarantees only 4; a kernel with more
+  // bindings is unsupported on a device below its count, and the op falls back).
+  std::uint32_t max_storage_buffers_per_stage = 0;
   std::uint64_t min_storage_buffer_offset_alignment = 0;
   std::uint64_t non_coherent_atom_size = 0;
   float timestamp_period_ns = 0;           // nanoseconds per timestamp tick

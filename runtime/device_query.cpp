@@ -129,6 +129,7 @@ DeviceCaps query_caps(VkPhysicalDevice pd, std::uint32_t index, std::uint32_t in
 
   const auto& l = p.limits;
   c.max_storage_buffer_range = l.maxStorageBufferRange;
+  c.max_storage_buffers_per_stage = l.maxPerStageDescriptorStorageBuffers;
   c.max_buffer_size = v13 ? m4.maxBufferSize : 0;
   c.max_memory_allocation_size = 0;
   {

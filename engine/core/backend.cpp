@@ -35,4 +35,14 @@ void Backend::matmul_silu_mul(const Tensor& x, const Tensor& w_gate, const Tenso
   silu_mul(g, u, out);
 }
 
+void Backend::rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v,
+                            const Tensor& positions, const RopeConfig& cfg, const Tensor& k_cache,
+                            const Tensor& v_cache, std::int64_t pos) {
+  const auto d = checks::rope_kv_write(q, k, v, positions, k_cache, v_cache, pos);
+  rope(q.reshaped({d.B * d.T, d.Hq, d.D}), positions, cfg);
+  rope(k.reshaped({d.B * d.T, d.Hkv, d.D}), positions, cfg);
+  kv_write(k, k_cache, pos);
+  kv_write(v, v_cache, pos);
+}
+
 }  // namespace kwaai::engine

@@ -99,6 +99,13 @@ class Backend {
                          std::int64_t n_past, float scale) = 0;
   // dst[b, pos + t, ...] = src[b, t, ...] for src[B,T,H,D], dst[B,L,H,D], pos + T <= L.
   virtual void kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) = 0;
+  // The attention's input step for one segment: rope(q) and rope(k) in place (positions
+  // i32[B*T], row b*T + t), then kv_write(k, k_cache, pos) and kv_write(v, v_cache, pos), for
+  // q[B,T,Hq,D], k and v[B,T,Hkv,D] and caches [B,L,Hkv,D]. A fused form (the composition is the
+  // default): one kernel instead of four launches on a GPU.
+  virtual void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v,
+                             const Tensor& positions, const RopeConfig& cfg, const Tensor& k_cache,
+                             const Tensor& v_cache, std::int64_t pos);
   // out = silu(gate) * up, all [M,N].
   virtual void silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;
   // out = a + b, same shapes (out may alias a or b).

@@ -148,6 +148,30 @@ KvWriteDims kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) {
   return {src.dim(0), src.dim(1), dst.dim(1), src.dim(2) * src.dim(3)};
 }
 
+RopeKvDims rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                         const Tensor& k_cache, const Tensor& v_cache, std::int64_t pos) {
+  const char* op = "rope_kv_write";
+  dtype_is(op, "q", q, DType::F32);
+  dtype_is(op, "k", k, DType::F32);
+  dtype_is(op, "v", v, DType::F32);
+  dtype_is(op, "positions", positions, DType::I32);
+  rank_is(op, "q", q, 4);
+  rank_is(op, "k", k, 4);
+  same_shape(op, "k", k, "v", v);
+  const std::int64_t B = q.dim(0), T = q.dim(1), Hq = q.dim(2), D = q.dim(3);
+  if (k.dim(0) != B || k.dim(1) != T || k.dim(3) != D)
+    fail(op, "q " + q.describe() + " and k " + k.describe() +
+                 " must agree on B, T and D ([B,T,Hq,D] and [B,T,Hkv,D])");
+  if (D % 2 != 0) fail(op, "q " + q.describe() + " needs an even head dimension");
+  if (positions.rank() != 1 || positions.dim(0) != B * T)
+    fail(op, "positions is " + positions.describe() + ", expected i32[" + std::to_string(B * T) +
+                 "] for q " + q.describe());
+  const KvWriteDims kd = kv_write(k, k_cache, pos);
+  kv_write(v, v_cache, pos);
+  same_shape(op, "k_cache", k_cache, "v_cache", v_cache);
+  return {B, T, Hq, k.dim(2), D, kd.L};
+}
+
 std::int64_t silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out) {
   const char* op = "silu_mul";
   dtype_is(op, "gate", gate, DType::F32);

@@ -44,6 +44,14 @@ struct KvWriteDims {
 };
 KvWriteDims kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos);
 
+struct RopeKvDims {
+  std::int64_t B, T, Hq, Hkv, D, L;
+};
+// Backend::rope_kv_write: q[B,T,Hq,D], k and v[B,T,Hkv,D] f32, positions i32[B*T], caches
+// [B,L,Hkv,D] of one dtype with pos + T <= L.
+RopeKvDims rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                         const Tensor& k_cache, const Tensor& v_cache, std::int64_t pos);
+
 // Same-shape f32 element-wise ops; returns the element count.
 std::int64_t silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out);
 std::int64_t add(const Tensor& a, const Tensor& b, const Tensor& out);

@@ -75,18 +75,18 @@ void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, con
   const Tensor* qkv_w[] = {&w.wq, &w.wk, &w.wv};
   const Tensor* qkv_y[] = {&s.q, &s.k, &s.v};
   be.matmul_many(s.normed, qkv_w, qkv_y);
-  be.rope(s.q.reshaped({m, hq, d}), positions, cfg.rope);
-  be.rope(s.k.reshaped({m, hkv, d}), positions, cfg.rope);
-  // Each segment attends only to its own cache: row views of q/k/v/attn select its rows (a
-  // whole-tensor view when there is a single segment, so that case records exactly as before).
+  // Each segment attends only to its own cache: row views of q/k/v/attn and of the positions
+  // select its rows (whole-tensor views when there is a single segment). rope_kv_write rotates
+  // q and k and writes k and v into the cache in one op.
   std::int64_t row = 0;
   for (const BlockSegment& g : segments) {
     const std::int64_t rows = g.batch * g.tokens;
     auto part = [&](const Tensor& t, std::int64_t heads) {
       return t.slice_rows(row, row + rows).reshaped({g.batch, g.tokens, heads, d});
     };
-    be.kv_write(part(s.k, hkv), g.k_cache, g.n_past);
-    be.kv_write(part(s.v, hkv), g.v_cache, g.n_past);
+    be.rope_kv_write(part(s.q, hq), part(s.k, hkv), part(s.v, hkv),
+                     positions.slice_rows(row, row + rows), cfg.rope, g.k_cache, g.v_cache,
+                     g.n_past);
     be.attention(part(s.q, hq), g.k_cache, g.v_cache, part(s.attn, hq), g.n_past, scale);
     row += rows;
   }

@@ -1,4 +1,5 @@
-// Row-wise and element-wise ops: rms_norm, rope, kv_write, silu_mul, add, softmax, argmax.
+// Row-wise and element-wise ops: rms_norm, rope, kv_write, rope_kv_write, silu_mul, add,
+// softmax, argmax.
 // Operands must fit one storage-buffer binding each (std::length_error otherwise); at Llama
 // sizes activations are far below that limit.
 #include <string>
@@ -65,6 +66,40 @@ void VulkanBackend::kv_write(const Tensor& src, const Tensor& dst, std::int64_t 
            {{sv.ref, runtime::Access::Read}, {dv.ref, runtime::Access::Write}},
            runtime::push_bytes(pc), grid("kv_write", groups_for(n)),
            "kv_write " + src.describe() + "->" + dst.describe());
+}
+
+void VulkanBackend::rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v,
+                                  const Tensor& positions, const RopeConfig& cfg,
+                                  const Tensor& k_cache, const Tensor& v_cache, std::int64_t pos) {
+  const auto d = checks::rope_kv_write(q, k, v, positions, k_cache, v_cache, pos);
+  // f16/bf16 caches, or a device that cannot bind 7 buffers: the composition.
+  if (!fused_rope_kv_ || k_cache.dtype() != DType::F32) {
+    Backend::rope_kv_write(q, k, v, positions, cfg, k_cache, v_cache, pos);
+    return;
+  }
+  const std::int64_t rows = d.B * d.T;
+  const std::int64_t per_row = (d.Hq + d.Hkv) * (d.D / 2) + d.Hkv * d.D;
+  if (rows == 0 || per_row == 0) return;
+  const Tensor& freq = rope_inv_freq(cfg, d.D);
+  const char* op = "rope_kv_write";
+  const View qv = whole(op, q, 4), kv = whole(op, k, 4), vv = whole(op, v, 4),
+             pv = whole(op, positions, 4), fv = whole(op, freq, 4), kc = whole(op, k_cache, 4),
+             vc = whole(op, v_cache, 4);
+  struct {
+    std::uint32_t rows, T, Hq, Hkv, D, L, pos, q_base, k_base, v_base, pos_base, f_base, kc_base,
+        vc_base;
+  } pc{u32(rows), u32(d.T), u32(d.Hq), u32(d.Hkv), u32(d.D), u32(d.L), u32(pos),
+       qv.base,   kv.base,  vv.base,   pv.base,    fv.base,  kc.base,  vc.base};
+  dispatch(pipeline("rope_kv_f32", kThreads),
+           {{qv.ref, runtime::Access::ReadWrite},
+            {kv.ref, runtime::Access::ReadWrite},
+            {vv.ref, runtime::Access::Read},
+            {pv.ref, runtime::Access::Read},
+            {fv.ref, runtime::Access::Read},
+            {kc.ref, runtime::Access::Write},
+            {vc.ref, runtime::Access::Write}},
+           runtime::push_bytes(pc), grid(op, groups_for(rows * per_row)),
+           "rope_kv_write " + q.describe() + " at " + std::to_string(pos));
 }
 
 namespace {

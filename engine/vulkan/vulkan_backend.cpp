@@ -51,6 +51,7 @@ VulkanBackend::VulkanBackend(runtime::ContextOptions opts, VulkanBackendOptions 
                      ctx_->caps().subgroup_size >= 4 &&
                      ctx_->caps().subgroup_size * 32 >= mv_.threads &&
                      ctx_->supports(kernels::kernel("matmul_mv_sg_f32"));
+  fused_rope_kv_ = ctx_->supports(kernels::kernel("rope_kv_f32"));
 }
 
 VulkanBackend::~VulkanBackend() {

@@ -122,6 +122,9 @@ class VulkanBackend final : public Backend {
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                  std::int64_t n_past, float scale) override;
   void kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) override;
+  void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                     const RopeConfig& cfg, const Tensor& k_cache, const Tensor& v_cache,
+                     std::int64_t pos) override;
   void silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out) override;
   void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
   void embedding(const Tensor& ids, const Tensor& table, const Tensor& out) override;
@@ -170,6 +173,7 @@ class VulkanBackend final : public Backend {
   std::shared_ptr<Graveyard> graveyard_;
   bool profiling_ = false;
   bool subgroup_matvec_ = false;
+  bool fused_rope_kv_ = false;  // rope_kv_f32 usable (7 storage buffers per stage)
   MatvecShape mv_;
   std::vector<OpTiming> profile_;
   std::map<std::tuple<float, float, float, float, std::int64_t, std::int64_t>, Tensor> rope_cache_;

@@ -1,5 +1,5 @@
-// The fused matmul ops (matmul_add, matmul_many, matmul_silu_mul) against the ops they fuse,
-// run on the same backend: the fused forms must compute what the composition computes (the
+// The fused ops (matmul_add, matmul_many, matmul_silu_mul; rope_kv_write) against the ops they
+// fuse, run on the same backend: the fused forms must compute what the composition computes (the
 // CPU backend's fused kernels do the same integer sums and float operations per output, so
 // within a few ulps; the Vulkan backend composes them). Every weight dtype, odd shapes, decode
 // and prefill row counts, poisoned outputs.
@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "tests/kernels/op_test_util.hpp"
+#include "tests/kernels/reference.hpp"
 
 namespace kwaai::test {
 namespace {
@@ -93,6 +94,97 @@ TEST_P(FusedTest, fused_matmuls_reject_mismatched_shapes) {
   EXPECT_TRUE(throws_invalid("matmul", [&] { b.matmul_many(x, ws, ys); }));
   const Tensor* one[] = {&y};
   EXPECT_TRUE(throws_invalid("matmul_many", [&] { b.matmul_many(x, ws, one); }));
+}
+
+// rope_kv_write: q and k rotated in place, rotated k and v written into the caches at pos —
+// against the four ops it fuses on the same backend, and against the double reference. The
+// caches start with random values (rows it must not touch keep them), views of a larger q/k/v
+// (as the block's per-segment row views) and segments of several rows, decode (T = 1) and an
+// 8B-shaped head layout.
+TEST_P(FusedTest, rope_kv_write_equals_its_composition) {
+  KWAAI_SEEDED_RNG();
+  auto& b = be();
+  struct Case {
+    std::int64_t B, T, Hq, Hkv, D, L, pos, lead;  // lead: rows of q/k/v before the segment
+  };
+  const Case cases[] = {{1, 1, 1, 1, 2, 1, 0, 0},
+                        {2, 3, 6, 2, 10, 11, 5, 2},
+                        {1, 7, 4, 4, 8, 9, 2, 1},
+                        {3, 1, 6, 3, 16, 40, 39, 0},
+                        {1, 1, 32, 8, 128, 600, 517, 3}};
+  engine::RopeConfig cfg;
+  cfg.theta = 500000.0f;
+  cfg.llama3_factor = 8.0f;
+  for (const auto& c : cases) {
+    SCOPED_TRACE("B=" + std::to_string(c.B) + " T=" + std::to_string(c.T) +
+                 " Hq=" + std::to_string(c.Hq) + " Hkv=" + std::to_string(c.Hkv) +
+                 " D=" + std::to_string(c.D) + " pos=" + std::to_string(c.pos));
+    const std::int64_t rows = c.B * c.T, all = rows + c.lead;
+    const auto q0 = rng.vec(all * c.Hq * c.D), k0 = rng.vec(all * c.Hkv * c.D),
+               v0 = rng.vec(all * c.Hkv * c.D);
+    const auto kc0 = rng.vec(c.B * c.L * c.Hkv * c.D), vc0 = rng.vec(c.B * c.L * c.Hkv * c.D);
+    std::vector<std::int32_t> pos(static_cast<std::size_t>(rows));
+    for (std::int64_t r = 0; r < rows; ++r)
+      pos[static_cast<std::size_t>(r)] = static_cast<std::int32_t>(c.pos + r % c.T);
+    struct Set {
+      Tensor q, k, v, kc, vc, p;
+    };
+    auto make = [&] {
+      return Set{upload(b, DType::F32, {all, c.Hq * c.D}, q0),
+                 upload(b, DType::F32, {all, c.Hkv * c.D}, k0),
+                 upload(b, DType::F32, {all, c.Hkv * c.D}, v0),
+                 upload(b, DType::F32, {c.B, c.L, c.Hkv, c.D}, kc0),
+                 upload(b, DType::F32, {c.B, c.L, c.Hkv, c.D}, vc0),
+                 upload(b, DType::I32, {rows}, pos)};
+    };
+    auto seg = [&](const Tensor& t, std::int64_t heads) {
+      return t.slice_rows(c.lead, all).reshaped({c.B, c.T, heads, c.D});
+    };
+    Set fused = make(), composed = make();
+    b.rope_kv_write(seg(fused.q, c.Hq), seg(fused.k, c.Hkv), seg(fused.v, c.Hkv), fused.p, cfg,
+                    fused.kc, fused.vc, c.pos);
+    b.rope(seg(composed.q, c.Hq).reshaped({rows, c.Hq, c.D}), composed.p, cfg);
+    b.rope(seg(composed.k, c.Hkv).reshaped({rows, c.Hkv, c.D}), composed.p, cfg);
+    b.kv_write(seg(composed.k, c.Hkv), composed.kc, c.pos);
+    b.kv_write(seg(composed.v, c.Hkv), composed.vc, c.pos);
+    expect_close(download<float>(b, fused.q), download<float>(b, composed.q), "q");
+    expect_close(download<float>(b, fused.k), download<float>(b, composed.k), "k");
+    expect_close(download<float>(b, fused.v), download<float>(b, composed.v), "v");
+    expect_close(download<float>(b, fused.kc), download<float>(b, composed.kc), "k_cache");
+    expect_close(download<float>(b, fused.vc), download<float>(b, composed.vc), "v_cache");
+    // The double reference for the rotated segment rows and the cache rows written.
+    auto rows_of = [&](const std::vector<float>& v, std::int64_t width) {
+      return std::vector<float>(v.begin() + c.lead * width, v.end());
+    };
+    const auto q_ref = ref::rope(rows_of(q0, c.Hq * c.D), pos, rows, c.Hq, c.D, cfg);
+    const auto k_ref = ref::rope(rows_of(k0, c.Hkv * c.D), pos, rows, c.Hkv, c.D, cfg);
+    const auto q_got = rows_of(download<float>(b, fused.q), c.Hq * c.D);
+    EXPECT_TRUE(all_close(q_got, q_ref, 1e-4, 1e-4));
+    const auto kc_got = download<float>(b, fused.kc), vc_got = download<float>(b, fused.vc);
+    std::vector<double> kc_want(kc0.begin(), kc0.end()), vc_want(vc0.begin(), vc0.end());
+    const std::int64_t R = c.Hkv * c.D;
+    for (std::int64_t bb = 0; bb < c.B; ++bb)
+      for (std::int64_t t = 0; t < c.T; ++t)
+        for (std::int64_t i = 0; i < R; ++i) {
+          const auto dst = static_cast<std::size_t>((bb * c.L + c.pos + t) * R + i);
+          const auto src = static_cast<std::size_t>((bb * c.T + t) * R + i);
+          kc_want[dst] = k_ref[src];
+          vc_want[dst] = v0[static_cast<std::size_t>(c.lead * R) + src];
+        }
+    EXPECT_TRUE(all_close(kc_got, kc_want, 1e-4, 1e-4));
+    EXPECT_TRUE(all_close(vc_got, vc_want, 0, 0));
+  }
+  // Shapes that do not fit are refused with the op's name.
+  const Tensor q = b.alloc(DType::F32, {1, 2, 4, 8}), k = b.alloc(DType::F32, {1, 2, 2, 8});
+  const Tensor kc = b.alloc(DType::F32, {1, 4, 2, 8}), p2 = b.alloc(DType::I32, {2});
+  EXPECT_TRUE(throws_invalid("rope_kv_write", [&] {
+    b.rope_kv_write(q, k, k, b.alloc(DType::I32, {3}), cfg, kc, kc, 0);
+  }));
+  EXPECT_TRUE(throws_invalid("rope_kv_write", [&] {
+    b.rope_kv_write(q, b.alloc(DType::F32, {1, 3, 2, 8}), b.alloc(DType::F32, {1, 3, 2, 8}), p2,
+                    cfg, kc, kc, 0);
+  }));
+  EXPECT_TRUE(throws_invalid("kv_write", [&] { b.rope_kv_write(q, k, k, p2, cfg, kc, kc, 3); }));
 }
 
 KWAAI_INSTANTIATE_OPS(FusedTest);

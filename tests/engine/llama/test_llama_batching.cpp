@@ -342,7 +342,8 @@ TEST_P(Batching, EveryBlockRunsEachProjectionOnceForTheWholeGroup) {
       EXPECT_EQ(std::stoll(t.op.substr(open_bracket + 1)), rows) << t.op;
     }
     attentions += t.op.rfind("attention", 0) == 0;
-    kv_writes += t.op.rfind("kv_write", 0) == 0;
+    // Each segment writes its k and v rows once: two kv_writes, or one fused rope_kv_write.
+    kv_writes += t.op.rfind("kv_write", 0) == 0 ? 1 : t.op.rfind("rope_kv_write", 0) == 0 ? 2 : 0;
   }
   const int blocks = static_cast<int>(exec_->n_blocks());
   EXPECT_EQ(matmuls, 7 * blocks);
