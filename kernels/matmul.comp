@@ -1,7 +1,9 @@
 #version 450
 // y[M, N] (+)= x[M, K] . w[N, K]^T with f32 activations and f32/f16/bf16/q8_0/q4_0 weights,
-// the prefill (M > 8) path: 64x64 output tiles, K in steps of 32 through shared memory; each
-// of the 256 threads keeps a 4x4 register block. Decode (M <= 8) is matvec.comp.
+// the prefill (M > 8) path: TM x TM output tiles, K in steps of 32 through shared memory; each
+// thread keeps an RB x RB register block. TM and RB are specialization constants (the host's
+// per-device-class table, engine/vulkan matmul_tile()); the workgroup has (TM / RB)^2 threads.
+// Decode (M <= 8) is matvec.comp.
 // `accumulate` adds the product to y (matmul_add: the residual add folded in).
 //
 // Weights larger than one storage-buffer binding (maxStorageBufferRange) are processed by
@@ -31,13 +33,14 @@ layout(std430, binding = 2) buffer YBuf { float Y[]; };
 #define PIECE_BUF WBUF
 #include "weight_piece.glsl"
 
-// 64x64 output tiles, K in steps of 32 through shared memory; each of the 256 threads keeps a
-// 4x4 register block (rows ty + 16i, columns tx + 16j), so every shared-memory value it loads
-// feeds four multiply-adds.
-const uint TM = 64u;  // tile rows (activations) and columns (weight rows)
-const uint TK = 32u;  // K step
-const uint WGT = 256u;
-layout(local_size_x = 256) in;
+// Each thread keeps an RB x RB register block (rows ty + TS i, columns tx + TS j with
+// TS = TM / RB threads a side), so every shared-memory value it loads feeds RB multiply-adds.
+layout(constant_id = 0) const uint TM = 64u;  // tile rows (activations) and columns (weight rows)
+layout(constant_id = 1) const uint RB = 4u;   // register block side
+layout(local_size_x_id = 2, local_size_x = 256) in;  // (TM / RB)^2 threads
+const uint TK = 32u;                          // K step
+const uint TS = TM / RB;
+const uint WGT = TS * TS;
 
 shared float xs[TM][TK + 1u];
 shared float ws[TM][TK + 1u];
@@ -46,19 +49,20 @@ void main() {
   uint tid = gl_LocalInvocationID.x;
   uint nt0 = gl_WorkGroupID.x * TM;  // chunk-relative weight row of the tile
   uint mt0 = gl_WorkGroupID.y * TM;
-  uint tx = tid % 16u, ty = tid / 16u;
+  uint tx = tid % TS, ty = tid / TS;
 
-  float acc[4][4];
-  for (uint i = 0u; i < 4u; ++i)
-    for (uint j = 0u; j < 4u; ++j) acc[i][j] = 0.0;
+  float acc[RB][RB];
+  for (uint i = 0u; i < RB; ++i)
+    for (uint j = 0u; j < RB; ++j) acc[i][j] = 0.0;
 
   for (uint k0 = 0u; k0 < p.K; k0 += TK) {
-    // Thread (rr, q) fills 8 columns of row rr of both tiles: piece k0/8 + q of weight row
+    // Piece (rr, q) is 8 columns of row rr of both tiles: piece k0/8 + q of weight row
     // nt0 + rr, dequantized whole (one scale read per piece, not per value), and the 8
     // activations under it. K steps start at multiples of 32, so a quantized step is exactly
-    // one block and piece q is its q-th quarter (for q4_0, columns 4q.. and 16 + 4q..).
-    {
-      uint rr = tid >> 2, q = tid & 3u;
+    // one block and piece q is its q-th quarter (for q4_0, columns 4q.. and 16 + 4q..). The
+    // threads take the TM * 4 pieces in turn.
+    for (uint l = tid; l < TM * 4u; l += WGT) {
+      uint rr = l >> 2, q = l & 3u;
       uint m = mt0 + rr, n = nt0 + rr;
       float wv[8];
       float d = 0.0;
@@ -80,20 +84,20 @@ void main() {
     }
     barrier();
     for (uint kk = 0u; kk < TK; ++kk) {
-      float a[4], b[4];
-      for (uint i = 0u; i < 4u; ++i) a[i] = xs[ty + 16u * i][kk];
-      for (uint j = 0u; j < 4u; ++j) b[j] = ws[tx + 16u * j][kk];
-      for (uint i = 0u; i < 4u; ++i)
-        for (uint j = 0u; j < 4u; ++j) acc[i][j] += a[i] * b[j];
+      float a[RB], b[RB];
+      for (uint i = 0u; i < RB; ++i) a[i] = xs[ty + TS * i][kk];
+      for (uint j = 0u; j < RB; ++j) b[j] = ws[tx + TS * j][kk];
+      for (uint i = 0u; i < RB; ++i)
+        for (uint j = 0u; j < RB; ++j) acc[i][j] += a[i] * b[j];
     }
     barrier();
   }
 
-  for (uint i = 0u; i < 4u; ++i) {
-    uint m = mt0 + ty + 16u * i;
+  for (uint i = 0u; i < RB; ++i) {
+    uint m = mt0 + ty + TS * i;
     if (m >= p.M) continue;
-    for (uint j = 0u; j < 4u; ++j) {
-      uint n = nt0 + tx + 16u * j;
+    for (uint j = 0u; j < RB; ++j) {
+      uint n = nt0 + tx + TS * j;
       if (n >= p.nc) continue;
       uint yi = p.y_base + m * p.N + p.n0 + n;
       Y[yi] = p.accumulate != 0u ? Y[yi] + acc[i][j] : acc[i][j];

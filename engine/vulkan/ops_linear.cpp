@@ -41,7 +41,6 @@ struct EmbeddingPush {
 };
 
 constexpr std::int64_t kMatvecMaxM = 8;
-constexpr std::uint32_t kTile = 64;  // matmul.comp tiled path: TM
 
 std::uint32_t u32(std::int64_t v) {
   return static_cast<std::uint32_t>(v);
@@ -82,12 +81,18 @@ void VulkanBackend::linear(const char* op, const Tensor& x, const Tensor& w, con
   const bool matvec = d.M <= kMatvecMaxM;
   const runtime::Access y_access = accumulate ? runtime::Access::ReadWrite : runtime::Access::Write;
   runtime::Pipeline* p = nullptr;
+  MatmulTile tile;
   if (matvec) {
     const std::string name = std::string(w_up ? "matmul_mv_gu_" : "matmul_mv_") +
                              (subgroup_matvec_ ? "sg_" : "") + wname;
     p = &pipeline_spec(name, {mv_.threads, mv_.rows, static_cast<std::uint32_t>(d.M)});
   } else {
-    p = &pipeline("matmul_mm_" + wname);
+    tile = matmul_tile(context().caps(), opts_, d.M, d.N);
+    if (tile.block == 0 || tile.tile % tile.block != 0)
+      throw std::invalid_argument(std::string(op) + ": matmul tile " + std::to_string(tile.tile) +
+                                  " is not a multiple of its register block " +
+                                  std::to_string(tile.block));
+    p = &pipeline_spec("matmul_mm_" + wname, {tile.tile, tile.block, tile.threads()});
   }
   const std::size_t row_bytes = dtype_bytes(w.dtype(), d.K);
   const std::int64_t window_rows = rows_per_window(op, row_bytes);
@@ -120,8 +125,8 @@ void VulkanBackend::linear(const char* op, const Tensor& x, const Tensor& w, con
       }
       continue;
     }
-    const std::uint64_t gx = (static_cast<std::uint64_t>(nc) + kTile - 1) / kTile;
-    const std::uint64_t gy = (static_cast<std::uint64_t>(d.M) + kTile - 1) / kTile;
+    const std::uint64_t gx = (static_cast<std::uint64_t>(nc) + tile.tile - 1) / tile.tile;
+    const std::uint64_t gy = (static_cast<std::uint64_t>(d.M) + tile.tile - 1) / tile.tile;
     const auto& caps = context().caps();
     if (gx > caps.max_compute_work_group_count[0] || gy > caps.max_compute_work_group_count[1])
       throw std::length_error(std::string(op) + ": " + label + " needs more tiles than " +

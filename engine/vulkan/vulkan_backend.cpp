@@ -44,6 +44,7 @@ VulkanBackend::VulkanBackend(runtime::ContextOptions opts, VulkanBackendOptions 
     : ctx_(std::make_shared<runtime::Context>(runtime::Context::create(opts))),
       stream_(std::make_unique<runtime::Stream>(*ctx_)),
       graveyard_(std::make_shared<Graveyard>(ctx_)) {
+  opts_ = vopts;
   mv_ = matvec_shape(ctx_->caps(), vopts);
   // The subgroup mat-vec keeps one partial per subgroup in 32 shared slots: at most 32
   // subgroups per workgroup, so subgroups of at least threads / 32 lanes.
@@ -236,6 +237,38 @@ MatvecShape matvec_shape(const runtime::DeviceCaps& caps, const VulkanBackendOpt
                                                    caps.max_compute_work_group_size[0]}));
   s.rows = std::clamp<std::uint32_t>(s.rows, 1, 8);
   return s;
+}
+
+MatmulTile matmul_tile(const runtime::DeviceCaps& caps, const VulkanBackendOptions& o,
+                       std::int64_t M, std::int64_t N) {
+  MatmulTile t;  // 64 x 64, 4 x 4 per thread, 256 threads: any other device
+  if (caps.is_cpu_device) {
+    // llvmpipe runs a workgroup's invocations as SIMD lanes on one host thread and every
+    // barrier switches coroutines per invocation: 16 invocations with a 16 x 16 block each
+    // ran 2.8x the 64 x 4 shape on lavapipe (128 x 2048 x 2048, q8_0 and f16: 11.6 against
+    // 4.2 GFLOP/s; 64 x 8 7.4, 128 x 8 4.5, 32 x 4 3.6, 128 x 32 11.8).
+    t = {64, 16};
+  } else if (caps.type == runtime::DeviceType::DiscreteGpu && M > 64 && N > 64) {
+    // Discrete GPUs, products of more than one 64-row tile each way: 128 x 128 tiles with 8 x 8
+    // per thread do 64 multiply-adds per 16 shared-memory reads (4 x 4: 16 per 8), the usual
+    // large-tile shape of GPU sgemm (and of llama.cpp's Vulkan large tile). Not measured here:
+    // no GPU was lent to the sessions that built this; gpu_check.sh times it.
+    t = {128, 8};
+  }
+  if (o.matmul_tile) t.tile = o.matmul_tile;
+  if (o.matmul_block) t.block = o.matmul_block;
+  // At most 32 x 32 accumulators per invocation: lavapipe computes a 64 x 64 block wrongly
+  // (no error reported; 32 x 32 and below are right, VulkanBackendVariants tests them).
+  t.block = std::min<std::uint32_t>(t.block, 32);
+  // Fall back while the device cannot hold the shape (the spec guarantees 16 KiB of shared
+  // memory and 128 invocations; 64 x 64 needs 16.5 KiB and 256).
+  auto fits = [&](const MatmulTile& s) {
+    return s.shared_bytes() <= caps.max_compute_shared_memory_size &&
+           s.threads() <= caps.max_compute_work_group_invocations &&
+           s.threads() <= caps.max_compute_work_group_size[0];
+  };
+  while (!fits(t) && t.tile > 16) t = {t.tile / 2, std::max<std::uint32_t>(1, t.block / 2)};
+  return t;
 }
 
 void VulkanBackend::dispatch(runtime::Pipeline& p, std::initializer_list<runtime::Binding> b,

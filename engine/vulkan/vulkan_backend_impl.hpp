@@ -84,6 +84,9 @@ struct VulkanBackendOptions {
   // Decode mat-vec shape; 0 = chosen from the device class (see matvec_shape()).
   std::uint32_t matvec_threads = 0;
   std::uint32_t matvec_rows = 0;
+  // Prefill matmul tile (kernels/matmul.comp); 0 = chosen by matmul_tile().
+  std::uint32_t matmul_tile = 0;
+  std::uint32_t matmul_block = 0;
 };
 
 // Workgroup size and output rows per workgroup of the decode mat-vec (kernels/matvec.comp),
@@ -93,6 +96,19 @@ struct MatvecShape {
   std::uint32_t rows = 2;
 };
 MatvecShape matvec_shape(const runtime::DeviceCaps& caps, const VulkanBackendOptions& o);
+
+// Output tile side (activation rows x weight rows) and register block side of the tiled prefill
+// matmul (kernels/matmul.comp): (tile / block)^2 threads, 2 * tile * 33 floats of shared memory.
+struct MatmulTile {
+  std::uint32_t tile = 64;
+  std::uint32_t block = 4;
+  std::uint32_t threads() const { return (tile / block) * (tile / block); }
+  std::uint32_t shared_bytes() const { return 2 * tile * 33 * 4; }
+};
+// The table of tile shapes by device class, for a product of M activation rows and N weight
+// rows; a shape the device's limits cannot hold falls back to the next smaller one.
+MatmulTile matmul_tile(const runtime::DeviceCaps& caps, const VulkanBackendOptions& o,
+                       std::int64_t M, std::int64_t N);
 
 class VulkanBackend final : public Backend {
  public:
@@ -175,6 +191,7 @@ class VulkanBackend final : public Backend {
   bool subgroup_matvec_ = false;
   bool fused_rope_kv_ = false;  // rope_kv_f32 usable (7 storage buffers per stage)
   MatvecShape mv_;
+  VulkanBackendOptions opts_;
   std::vector<OpTiming> profile_;
   std::map<std::tuple<float, float, float, float, std::int64_t, std::int64_t>, Tensor> rope_cache_;
 };

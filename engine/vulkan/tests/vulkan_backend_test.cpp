@@ -291,6 +291,55 @@ TEST(VulkanBackendVariants, MatvecShapesFusionsAndReductionsAgainstTheReference)
   }
 }
 
+TEST(VulkanBackendVariants, MatmulTileShapesAgainstTheReference) {
+  // The tiled prefill matmul at every shape of the tile table and odd ones (tile 16..128,
+  // register blocks 1..8, so 16..256 threads and threads taking several load pieces), M and N
+  // not multiples of any tile (partial tiles both ways), K not a multiple of 256, plain and
+  // accumulating (matmul_add); outputs poisoned first.
+  const std::uint32_t seed = fresh_seed();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937 rng(seed);
+  auto opts = runtime::ContextOptions::from_environment();
+  const std::pair<std::uint32_t, std::uint32_t> shapes[] = {
+      {64, 4}, {128, 8}, {32, 4},   {32, 2}, {64, 8},
+      {16, 1}, {64, 16}, {128, 32}, {64, 32}};  // (64 x 64: see matmul_tile)
+  for (const auto& [tile, block] : shapes) {
+    vulkan::VulkanBackend be(opts, {.matmul_tile = tile, .matmul_block = block});
+    const auto used = vulkan::matmul_tile(be.context().caps(),
+                                          {.matmul_tile = tile, .matmul_block = block}, 70, 130);
+    if (used.tile != tile) continue;  // the device cannot hold this shape: it falls back
+    for (DType t : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0}) {
+      SCOPED_TRACE(std::string(dtype_name(t)) + " tile " + std::to_string(tile) + " block " +
+                   std::to_string(block));
+      const std::int64_t M = 70, N = 130, K = 96;
+      auto w = random_floats(rng, static_cast<std::size_t>(N * K));
+      auto enc = encode(t, w);
+      std::vector<float> wdec(w.size());
+      to_f32(t, enc.data(), wdec.data(), N * K);
+      auto x = random_floats(rng, static_cast<std::size_t>(M * K));
+      auto y0 = random_floats(rng, static_cast<std::size_t>(M * N));
+      Tensor wt = be.alloc(t, {N, K}), xt = be.alloc(DType::F32, {M, K}),
+             plain = be.alloc(DType::F32, {M, N}), acc = be.alloc(DType::F32, {M, N});
+      be.upload(wt, enc);
+      be.upload(xt, bytes_of(x));
+      be.upload(plain, bytes_of(std::vector<float>(static_cast<std::size_t>(M * N),
+                                                   std::numeric_limits<float>::quiet_NaN())));
+      be.upload(acc, bytes_of(y0));
+      be.matmul(xt, wt, plain);
+      be.matmul_add(xt, wt, acc);
+      auto yp = download_as<float>(be, plain);
+      auto ya = download_as<float>(be, acc);
+      for (std::int64_t m = 0; m < M; ++m)
+        for (std::int64_t n = 0; n < N; ++n) {
+          const std::size_t i = static_cast<std::size_t>(m * N + n);
+          const double r = ref_dot(x, m, wdec, n, K);
+          ASSERT_NEAR(yp[i], r, 1e-4 * (1 + std::fabs(r))) << m << "," << n;
+          ASSERT_NEAR(ya[i], y0[i] + r, 1e-4 * (1 + std::fabs(y0[i] + r))) << m << "," << n;
+        }
+    }
+  }
+}
+
 TEST_F(VulkanBackendTest, CopyHandlesWordAlignedAndByteOffsetViews) {
   std::vector<std::uint8_t> src(103);
   for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<std::uint8_t>(i * 7 + 1);
