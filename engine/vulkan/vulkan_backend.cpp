@@ -277,6 +277,10 @@ void VulkanBackend::dispatch(runtime::Pipeline& p, std::initializer_list<runtime
   stream_->dispatch(p, b, push, g.x, g.y, 1, label);
 }
 
+// Workgroups of the copy kernel's grid-stride loop: 256 K invocations, enough to fill any
+// GPU (an H100 holds 132 x 2048), each copying n / 256 K words.
+constexpr std::uint64_t kCopyGroups = 1024;
+
 void VulkanBackend::copy(const Tensor& src, const Tensor& dst) {
   checks::copy(src, dst);
   const std::size_t bytes = src.nbytes();
@@ -285,13 +289,19 @@ void VulkanBackend::copy(const Tensor& src, const Tensor& dst) {
   const auto& ds = storage_of("copy", dst, graveyard_.get());
   const std::string label = "copy " + src.describe() + "->" + dst.describe();
   if (bytes % 4 == 0 && src.offset() % 4 == 0 && dst.offset() % 4 == 0 && bytes <= max_window()) {
-    const View s = whole("copy", src, 4), d = whole("copy", dst, 4);
+    // 16-byte vectors when both views start on a vector of their binding and n is whole
+    // vectors, words otherwise.
+    View s = whole("copy", src, 4), d = whole("copy", dst, 4);
+    const bool vec4 = bytes % 16 == 0 && s.base % 4 == 0 && d.base % 4 == 0;
+    const std::size_t unit = vec4 ? 16 : 4;
+    if (vec4) s.base /= 4, d.base /= 4;
     struct {
       std::uint32_t n, src_base, dst_base;
-    } pc{static_cast<std::uint32_t>(bytes / 4), s.base, d.base};
-    auto& p = pipeline("copy_u32", 256);
+    } pc{static_cast<std::uint32_t>(bytes / unit), s.base, d.base};
+    auto& p = pipeline(vec4 ? "copy_u32x4" : "copy_u32", 256);
     dispatch(p, {{s.ref, runtime::Access::Read}, {d.ref, runtime::Access::Write}},
-             runtime::push_bytes(pc), grid("copy", (bytes / 4 + 255) / 256), label);
+             runtime::push_bytes(pc),
+             grid("copy", std::min<std::uint64_t>((bytes / unit + 255) / 256, kCopyGroups)), label);
     return;
   }
   // Unaligned views or huge tensors: a transfer copy has neither limit.

@@ -359,6 +359,33 @@ TEST_F(VulkanBackendTest, CopyHandlesWordAlignedAndByteOffsetViews) {
   EXPECT_EQ(out[100], 0);
 }
 
+TEST_F(VulkanBackendTest, CopyKernelMovesVectorsWordsAndManyPiecesPerInvocation) {
+  // 16-byte vector copies (aligned views, whole vectors), word copies (a view 4 bytes in),
+  // and a copy larger than the kernel's bounded grid (1024 x 256 invocations of 16 bytes =
+  // 4 MiB), so invocations loop; the bytes around each destination stay as they were.
+  const std::int64_t n = (9 << 20) / 4 + 12;  // words: 9 MiB + 48 bytes
+  std::vector<std::uint32_t> src(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < src.size(); ++i) src[i] = static_cast<std::uint32_t>(i * 2654435761u);
+  Tensor s = be_->alloc(DType::I32, {n}), d = be_->alloc(DType::I32, {n});
+  be_->upload(s, bytes_of(src));
+  const std::vector<std::uint32_t> zeros(static_cast<std::size_t>(n), 0u);
+  struct Case {
+    std::int64_t from, to, len;
+  };
+  for (const Case& c : {Case{0, 0, n}, Case{4, 8, n - 12}, Case{1, 5, n - 8}, Case{4, 1, 4096}}) {
+    SCOPED_TRACE("from " + std::to_string(c.from) + " to " + std::to_string(c.to) + " len " +
+                 std::to_string(c.len));
+    be_->upload(d, bytes_of(zeros));
+    be_->copy(s.slice_rows(c.from, c.from + c.len), d.slice_rows(c.to, c.to + c.len));
+    auto out = download_as<std::uint32_t>(*be_, d);
+    for (std::int64_t i = 0; i < n; ++i) {
+      const bool in = i >= c.to && i < c.to + c.len;
+      const std::uint32_t want = in ? src[static_cast<std::size_t>(i - c.to + c.from)] : 0u;
+      ASSERT_EQ(out[static_cast<std::size_t>(i)], want) << i;
+    }
+  }
+}
+
 TEST(VulkanBackendLifetime, TensorsMayOutliveTheBackendWithUnflushedWork) {
   Tensor kept;
   {
