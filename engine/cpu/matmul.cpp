@@ -119,8 +119,8 @@ std::int64_t group_grain(std::int64_t M, std::int64_t K) {
 // f16, 12 KiB of f32 tile) for the 16-bit float ones. The kernels continue their accumulation
 // chain across pieces, so the result has the same bits as one pass over K. Measured with the
 // 6 x 2 kernel (512 x 4096 x 4096, 2 threads, variants interleaved in one process): pieces of
-// 128 blocks 1-3 points of the int8 peak over 64, 2-4 over 32, 5 over 16 (fewer calls, fewer
-// y loads and stores per product).
+// 128 blocks 0-3 points of the int8 peak ahead of 64 and 32, 32 about 3 ahead of 16 (fewer
+// calls, fewer y loads and stores per product).
 constexpr std::int64_t kKPieceBlocks = 128;
 constexpr std::int64_t kHalfPieceValues = 256;
 
@@ -136,9 +136,9 @@ int valid_rows(const PackGeometry& g, std::int64_t gi) {
 // piece as the outer loop: one piece of every tile (M x 256 values) then stays in L2 while the
 // thread's groups pass by, instead of all of x being streamed from L3 once per group (which
 // held the then 12 x 1 int8 kernel at 50-57% of the int8 peak on two threads against one
-// thread's 69%). With the 6 x 2 int8 kernel x is streamed once per two groups and the
-// group-outer order is 4-8 points of the int8 peak ahead (interleaved runs, 2 threads);
-// batching the tiles so that x's pieces stay in L2 gained nothing there.
+// thread's 69%). With the 6 x 2 int8 kernel x is streamed once per two groups, and group
+// outer over all tiles was 8-14 points of the int8 peak ahead of K piece outer in 48-row
+// batches and 0-4 ahead of group outer in 48-192-row batches (interleaved runs, 2 threads).
 // y's column 0 is group `y_group0`'s first row (0 for a whole product).
 void run_groups(const KernelTable& k, const PreparedX& x, DType wt, const PackGeometry& g,
                 const std::uint8_t* w, float* y, std::int64_t ldy, std::int64_t g0, std::int64_t g1,
