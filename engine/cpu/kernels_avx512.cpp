@@ -267,7 +267,8 @@ KWAAI_AVX512 void gemm_half(const std::uint16_t* w, std::int64_t nk, const Float
                           n_valid, accumulate);
 }
 
-// 12 independent vpdpbusd chains (the gemm kernel's accumulator count): 12 x 64 MACs a round.
+// 12 independent vpdpbusd chains (enough to cover the instruction's latency at full
+// throughput; the gemm kernel keeps 12 int32 block sums): 12 x 64 MACs a round.
 KWAAI_AVX512 std::int64_t int8_peak_loop(std::int64_t iters, std::int32_t* sink) {
   __m512i acc[12];
   for (int j = 0; j < 12; ++j) acc[j] = _mm512_set1_epi32(j);

@@ -261,13 +261,24 @@ MatmulTile matmul_tile(const runtime::DeviceCaps& caps, const VulkanBackendOptio
   // (no error reported; 32 x 32 and below are right, VulkanBackendVariants tests them).
   t.block = std::min<std::uint32_t>(t.block, 32);
   // Fall back while the device cannot hold the shape (the spec guarantees 16 KiB of shared
-  // memory and 128 invocations; 64 x 64 needs 16.5 KiB and 256).
-  auto fits = [&](const MatmulTile& s) {
-    return s.shared_bytes() <= caps.max_compute_shared_memory_size &&
-           s.threads() <= caps.max_compute_work_group_invocations &&
+  // memory and 128 invocations; 64 x 64 with 4 x 4 needs 16.5 KiB and 256): too many threads
+  // take a larger block (same tile, a quarter of the threads), too much shared memory a
+  // smaller tile (same threads).
+  auto shared_ok = [&](const MatmulTile& s) {
+    return s.shared_bytes() <= caps.max_compute_shared_memory_size;
+  };
+  auto threads_ok = [&](const MatmulTile& s) {
+    return s.threads() <= caps.max_compute_work_group_invocations &&
            s.threads() <= caps.max_compute_work_group_size[0];
   };
-  while (!fits(t) && t.tile > 16) t = {t.tile / 2, std::max<std::uint32_t>(1, t.block / 2)};
+  while (!(shared_ok(t) && threads_ok(t))) {
+    if (!threads_ok(t) && t.block * 2 <= std::min<std::uint32_t>(32, t.tile))
+      t.block *= 2;
+    else if (t.tile > 8)
+      t = {t.tile / 2, std::max<std::uint32_t>(1, t.block / 2)};
+    else
+      break;  // nothing smaller: pipeline creation reports the limit
+  }
   return t;
 }
 

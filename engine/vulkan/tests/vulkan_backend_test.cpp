@@ -291,6 +291,37 @@ TEST(VulkanBackendVariants, MatvecShapesFusionsAndReductionsAgainstTheReference)
   }
 }
 
+TEST(VulkanBackendVariants, MatmulTileTableFallsBackWithinTheDeviceLimits) {
+  // The table and its fallbacks on made-up device classes and limits (no device needed).
+  runtime::DeviceCaps big;
+  big.type = runtime::DeviceType::DiscreteGpu;
+  big.max_compute_shared_memory_size = 48 * 1024;
+  big.max_compute_work_group_invocations = 1024;
+  big.max_compute_work_group_size[0] = 1024;
+  auto shape = [](const vulkan::MatmulTile& t) { return std::pair{t.tile, t.block}; };
+  EXPECT_EQ(shape(vulkan::matmul_tile(big, {}, 512, 4096)), std::pair(128u, 8u));
+  EXPECT_EQ(shape(vulkan::matmul_tile(big, {}, 40, 4096)), std::pair(64u, 4u));  // one tile of M
+  runtime::DeviceCaps cpu = big;
+  cpu.type = runtime::DeviceType::Cpu;
+  cpu.is_cpu_device = true;
+  EXPECT_EQ(shape(vulkan::matmul_tile(cpu, {}, 512, 4096)), std::pair(64u, 16u));
+  // The spec minimums: 16 KiB of shared memory, 128 invocations.
+  runtime::DeviceCaps small = big;
+  small.type = runtime::DeviceType::IntegratedGpu;
+  small.max_compute_shared_memory_size = 16 * 1024;
+  small.max_compute_work_group_invocations = 128;
+  small.max_compute_work_group_size[0] = 128;
+  for (const auto& o : {vulkan::VulkanBackendOptions{},
+                        vulkan::VulkanBackendOptions{.matmul_tile = 128, .matmul_block = 8}}) {
+    const auto t = vulkan::matmul_tile(small, o, 512, 4096);
+    EXPECT_LE(t.shared_bytes(), 16u * 1024) << t.tile << "x" << t.block;
+    EXPECT_LE(t.threads(), 128u) << t.tile << "x" << t.block;
+    EXPECT_EQ(t.tile % t.block, 0u);
+  }
+  // Blocks are capped at 32 per side.
+  EXPECT_EQ(vulkan::matmul_tile(cpu, {.matmul_tile = 64, .matmul_block = 64}, 512, 512).block, 32u);
+}
+
 TEST(VulkanBackendVariants, MatmulTileShapesAgainstTheReference) {
   // The tiled prefill matmul at every shape of the tile table and odd ones (tile 16..128,
   // register blocks 1..8, so 16..256 threads and threads taking several load pieces), M and N
