@@ -72,8 +72,9 @@ void VulkanBackend::rope_kv_write(const Tensor& q, const Tensor& k, const Tensor
                                   const Tensor& positions, const RopeConfig& cfg,
                                   const Tensor& k_cache, const Tensor& v_cache, std::int64_t pos) {
   const auto d = checks::rope_kv_write(q, k, v, positions, k_cache, v_cache, pos);
-  // f16/bf16 caches, or a device that cannot bind 7 buffers: the composition.
-  if (!fused_rope_kv_ || k_cache.dtype() != DType::F32) {
+  // A device that cannot bind 7 buffers: the composition. (The checks above already require
+  // f32 caches: kv_write needs the cache's dtype to be k's.)
+  if (!fused_rope_kv_) {
     Backend::rope_kv_write(q, k, v, positions, cfg, k_cache, v_cache, pos);
     return;
   }
