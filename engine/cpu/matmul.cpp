@@ -5,9 +5,9 @@
 // call into tiles of the table's gemm_rows rows (8-bit codes per 32 values for the block
 // formats, as llama.cpp's q8 activations; transposed f32 for f16/bf16, gemm_half_rows rows), and
 // the pool splits the weight's 16-row groups into contiguous ranges (whole kernel calls of
-// gemm_groups groups), each thread running every tile against its groups, K in L1-sized pieces. The
-// weights are read from memory once per call whatever M is; decode (M <= gemm_rows, one tile) is a
-// pure stream of them. OpenBLAS is not involved, so prefill speed does not depend on OpenBLAS
+// gemm_groups groups), each thread running every tile against its groups, K in cache-sized pieces.
+// The weights are read from memory once per call whatever M is; decode (M <= gemm_rows, one tile)
+// is a pure stream of them. OpenBLAS is not involved, so prefill speed does not depend on OpenBLAS
 // recognising the CPU. Several products of one x (Q/K/V, gate/up) share the preparation and one
 // parallel region (matmul_many, matmul_silu_mul), and a residual add can be folded into the product
 // (accumulate).
@@ -124,6 +124,12 @@ std::int64_t group_grain(std::int64_t M, std::int64_t K) {
 constexpr std::int64_t kKPieceBlocks = 128;
 constexpr std::int64_t kHalfPieceValues = 256;
 
+// Kernel calls' worth of a weight's groups (units of gemm_groups): threads split units, so no
+// range boundary leaves a two-group kernel with one group.
+std::int64_t call_units(const PackGeometry& g, std::int64_t groups_per_call) {
+  return (g.groups + groups_per_call - 1) / groups_per_call;
+}
+
 int valid_rows(const PackGeometry& g, std::int64_t gi) {
   return static_cast<int>(std::min<std::int64_t>(kPackRows, g.rows - gi * kPackRows));
 }
@@ -213,24 +219,22 @@ bool all_packed_alike(const KernelTable& k, std::span<const MatmulPart> parts) {
 void matmul_packed(const Ctx& c, const float* x, std::int64_t M, std::int64_t K,
                    std::span<const MatmulPart> parts, bool accumulate) {
   const PreparedX px = prepare_x(c, x, M, K, parts[0].wt);
-  // Threads split whole calls' worth of groups (units of gemm_groups), so no range boundary
-  // leaves a two-group kernel with one.
   const std::int64_t G = c.k.gemm_groups;
   std::vector<PackGeometry> geo;
-  std::vector<std::int64_t> first;  // first global unit index of each part
+  std::vector<std::int64_t> first, units;  // each part's first global unit and its unit count
   std::int64_t total = 0;
   for (const auto& p : parts) {
     geo.push_back(pack_geometry(p.wt, p.N, K));
     first.push_back(total);
-    total += (geo.back().groups + G - 1) / G;
+    units.push_back(call_units(geo.back(), G));
+    total += units.back();
   }
   c.pool.parallel_for(
       total,
       [&](std::int64_t i0, std::int64_t i1) {
         for (std::size_t p = 0; p < parts.size(); ++p) {
-          const std::int64_t units = (geo[p].groups + G - 1) / G;
           const std::int64_t lo = std::max(i0, first[p]);
-          const std::int64_t hi = std::min(i1, first[p] + units);
+          const std::int64_t hi = std::min(i1, first[p] + units[p]);
           if (lo >= hi) continue;
           run_groups(c.k, px, parts[p].wt, geo[p], static_cast<const std::uint8_t*>(parts[p].w),
                      parts[p].y, parts[p].N, (lo - first[p]) * G,
@@ -322,9 +326,9 @@ void matmul_silu_mul(const Ctx& c, const float* x, std::int64_t M, std::int64_t 
   // into 16-column buffers and straight out, so neither [M, N] product is written.
   const bool prefill = px.tiles() > 1;
   std::vector<float> up_y(prefill ? static_cast<std::size_t>(M * N) : 0);
-  const std::int64_t G = c.k.gemm_groups, units = (g.groups + G - 1) / G;
+  const std::int64_t G = c.k.gemm_groups;
   c.pool.parallel_for(
-      units,
+      call_units(g, G),
       [&](std::int64_t u0, std::int64_t u1) {
         const std::int64_t g0 = u0 * G, g1 = std::min(g.groups, u1 * G);
         if (prefill) {

@@ -88,10 +88,6 @@ void VulkanBackend::linear(const char* op, const Tensor& x, const Tensor& w, con
     p = &pipeline_spec(name, {mv_.threads, mv_.rows, static_cast<std::uint32_t>(d.M)});
   } else {
     tile = matmul_tile(context().caps(), opts_, d.M, d.N);
-    if (tile.block == 0 || tile.tile % tile.block != 0)
-      throw std::invalid_argument(std::string(op) + ": matmul tile " + std::to_string(tile.tile) +
-                                  " is not a multiple of its register block " +
-                                  std::to_string(tile.block));
     p = &pipeline_spec("matmul_mm_" + wname, {tile.tile, tile.block, tile.threads()});
   }
   const std::size_t row_bytes = dtype_bytes(w.dtype(), d.K);

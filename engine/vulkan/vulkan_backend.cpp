@@ -257,6 +257,10 @@ MatmulTile matmul_tile(const runtime::DeviceCaps& caps, const VulkanBackendOptio
   }
   if (o.matmul_tile) t.tile = o.matmul_tile;
   if (o.matmul_block) t.block = o.matmul_block;
+  if (t.tile % t.block != 0)
+    throw std::invalid_argument("matmul tile " + std::to_string(t.tile) +
+                                " is not a multiple of its register block " +
+                                std::to_string(t.block));
   // At most 32 x 32 accumulators per invocation: lavapipe computes a 64 x 64 block wrongly
   // (no error reported; 32 x 32 and below are right, VulkanBackendVariants tests them).
   t.block = std::min<std::uint32_t>(t.block, 32);

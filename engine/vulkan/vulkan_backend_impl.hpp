@@ -106,7 +106,9 @@ struct MatmulTile {
   std::uint32_t shared_bytes() const { return 2 * tile * 33 * 4; }
 };
 // The table of tile shapes by device class, for a product of M activation rows and N weight
-// rows; a shape the device's limits cannot hold falls back to the next smaller one.
+// rows (options override it; a tile that is not a multiple of its block is refused with
+// std::invalid_argument). A shape the device's limits cannot hold takes a larger block (too many
+// threads) or a smaller tile (too much shared memory) until it fits.
 MatmulTile matmul_tile(const runtime::DeviceCaps& caps, const VulkanBackendOptions& o,
                        std::int64_t M, std::int64_t N);
 

@@ -49,6 +49,18 @@ std::vector<std::byte> encode(DType t, const std::vector<float>& w) {
   return out;
 }
 
+// n random values encoded in dtype t (GGUF layout), and the floats they decode to.
+struct Weights {
+  std::vector<std::byte> bytes;
+  std::vector<float> dec;
+};
+Weights random_weights(std::mt19937& rng, DType t, std::int64_t n) {
+  Weights w{encode(t, random_floats(rng, static_cast<std::size_t>(n))),
+            std::vector<float>(static_cast<std::size_t>(n))};
+  to_f32(t, w.bytes.data(), w.dec.data(), n);
+  return w;
+}
+
 class VulkanBackendTest : public ::testing::Test {
  protected:
   void SetUp() override { be_ = make_vulkan_backend(0); }
@@ -101,10 +113,7 @@ TEST_F(VulkanBackendTest, WeightViewsAtUnalignedOffsetsReadTheRightRows) {
     // q8_0 rows of 3 blocks = 102 bytes and f16 rows of 33 values = 66 bytes: row 1 starts
     // 2 bytes past a word boundary.
     const std::int64_t K = is_quantized(t) ? 96 : 33, N = 7, M = 3;
-    auto w = random_floats(rng, static_cast<std::size_t>(N * K));
-    auto enc = encode(t, w);
-    std::vector<float> wdec(w.size());
-    to_f32(t, enc.data(), wdec.data(), N * K);
+    const auto [enc, wdec] = random_weights(rng, t, N * K);
     auto x = random_floats(rng, static_cast<std::size_t>(M * K));
     Tensor wt = be_->alloc(t, {N, K});
     be_->upload(wt, enc);
@@ -201,10 +210,7 @@ TEST(VulkanBackendVariants, MatvecWithoutSubgroupsMatchesTheDefaultPath) {
   for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
     SCOPED_TRACE(std::string(dtype_name(t)));
     const std::int64_t M = 5, N = 37, K = 320;
-    auto w = random_floats(rng, static_cast<std::size_t>(N * K));
-    auto enc = encode(t, w);
-    std::vector<float> wdec(w.size());
-    to_f32(t, enc.data(), wdec.data(), N * K);
+    const auto [enc, wdec] = random_weights(rng, t, N * K);
     auto x = random_floats(rng, static_cast<std::size_t>(M * K));
     Tensor wt = be.alloc(t, {N, K}), xt = be.alloc(DType::F32, {M, K}),
            yt = be.alloc(DType::F32, {M, N});
@@ -245,12 +251,8 @@ TEST(VulkanBackendVariants, MatvecShapesFusionsAndReductionsAgainstTheReference)
         opts, {.use_subgroups = v.subgroups, .matvec_threads = v.threads, .matvec_rows = v.rows});
     for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
       const std::int64_t N = 37, K = is_quantized(t) ? 160 : 77;
-      auto wg = random_floats(rng, static_cast<std::size_t>(N * K));
-      auto wu = random_floats(rng, static_cast<std::size_t>(N * K));
-      auto eg = encode(t, wg), eu = encode(t, wu);
-      std::vector<float> dg(wg.size()), du(wu.size());
-      to_f32(t, eg.data(), dg.data(), N * K);
-      to_f32(t, eu.data(), du.data(), N * K);
+      const auto [eg, dg] = random_weights(rng, t, N * K);
+      const auto [eu, du] = random_weights(rng, t, N * K);
       Tensor wgt = be.alloc(t, {N, K}), wut = be.alloc(t, {N, K});
       be.upload(wgt, eg);
       be.upload(wut, eu);
@@ -343,10 +345,7 @@ TEST(VulkanBackendVariants, MatmulTileShapesAgainstTheReference) {
       SCOPED_TRACE(std::string(dtype_name(t)) + " tile " + std::to_string(tile) + " block " +
                    std::to_string(block));
       const std::int64_t M = 70, N = 130, K = 96;
-      auto w = random_floats(rng, static_cast<std::size_t>(N * K));
-      auto enc = encode(t, w);
-      std::vector<float> wdec(w.size());
-      to_f32(t, enc.data(), wdec.data(), N * K);
+      const auto [enc, wdec] = random_weights(rng, t, N * K);
       auto x = random_floats(rng, static_cast<std::size_t>(M * K));
       auto y0 = random_floats(rng, static_cast<std::size_t>(M * N));
       Tensor wt = be.alloc(t, {N, K}), xt = be.alloc(DType::F32, {M, K}),
