@@ -31,7 +31,7 @@ struct Options {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "kwaai_make_gguf: %s\nusage: kwaai_make_gguf --out FILE [--shape llama-3-8b|"
-               "llama-2-7b|llama-3-70b|tinyllama-1.1b|stories260k] [--layers N] [--type f16|q8_0|q4_0] "
+               "llama-2-7b|llama-3-70b|tinyllama-1.1b|stories260k] [--layers N] [--type f16|q8_0|q4_0|q4_k|q5_k|q6_k|q4_k_m] "
                "[--seed N]\n",
                why);
   std::exit(2);
@@ -57,13 +57,22 @@ Options parse(int argc, char** argv) {
       usage(("unknown flag " + a).c_str());
   }
   if (o.out.empty()) usage("--out is required");
-  if (o.type != "f16" && o.type != "q8_0" && o.type != "q4_0") usage("--type: f16, q8_0 or q4_0");
+  if (o.type != "f16" && o.type != "q8_0" && o.type != "q4_0" && o.type != "q4_k" &&
+      o.type != "q5_k" && o.type != "q6_k" && o.type != "q4_k_m")
+    usage("--type: f16, q8_0, q4_0, q4_k, q5_k, q6_k or q4_k_m");
   return o;
 }
 
-// llama.cpp's LLAMA_FTYPE for a whole-model type: MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q8_0 7.
-std::uint32_t file_type(DType t) {
-  return t == DType::F16 ? 1 : t == DType::Q4_0 ? 2 : 7;
+// llama.cpp's LLAMA_FTYPE for a whole-model type: MOSTLY_F16 1, MOSTLY_Q4_0 2, MOSTLY_Q8_0 7,
+// MOSTLY_Q4_K_S 14, MOSTLY_Q4_K_M 15, MOSTLY_Q5_K_S 16, MOSTLY_Q6_K 18.
+std::uint32_t file_type(const std::string& type) {
+  if (type == "f16") return 1;
+  if (type == "q4_0") return 2;
+  if (type == "q8_0") return 7;
+  if (type == "q4_k") return 14;
+  if (type == "q4_k_m") return 15;
+  if (type == "q5_k") return 16;
+  return 18;
 }
 
 std::string gguf_name(const std::string& hf) {
@@ -96,13 +105,25 @@ int main(int argc, char** argv) {
     const Options o = parse(argc, argv);
     ModelConfig cfg = llama::known_config(o.shape);
     cfg.layers = o.layers > 0 ? std::min(o.layers, cfg.layers) : cfg.layers;
-    const DType dt = dtype_from_name(o.type);
+    // q4_k_m: Q4_K matrices with attn_v, ffn_down and the LM head in Q6_K, the tensors
+    // llama-quantize's Q4_K_M gives more bits (it does so for half of the attn_v / ffn_down
+    // layers; all of them here, which is what matters for reading both types from one file).
+    const bool mix = o.type == "q4_k_m";
+    const DType dt = dtype_from_name(mix ? "q4_k" : o.type);
     const llama::SyntheticSource src(cfg, dt, o.seed);
+    const llama::SyntheticSource src6(cfg, DType::Q6_K, o.seed);
+    auto more_bits = [&](const std::string& n) {
+      return mix && (n.find("v_proj") != std::string::npos ||
+                     n.find("down_proj") != std::string::npos || n == kLmHeadName);
+    };
+    auto source_for = [&](const std::string& n) -> const llama::SyntheticSource& {
+      return more_bits(n) ? src6 : src;
+    };
 
     GgufWriter w;
     w.add_string("general.architecture", "llama");
     w.add_string("general.name", o.shape + "-synthetic-" + std::to_string(cfg.layers) + "L");
-    w.add_u32("general.file_type", file_type(dt));
+    w.add_u32("general.file_type", file_type(o.type));
     w.add_u32("llama.context_length", static_cast<std::uint32_t>(cfg.max_position));
     w.add_u32("llama.embedding_length", static_cast<std::uint32_t>(cfg.hidden));
     w.add_u32("llama.block_count", static_cast<std::uint32_t>(cfg.layers));
@@ -141,12 +162,12 @@ int main(int argc, char** argv) {
 
     const std::vector<std::string> names = src.names();
     for (const auto& n : names) {
-      const TensorInfo t = src.info(n);
+      const TensorInfo t = source_for(n).info(n);
       w.add_tensor(gguf_name(n), t.dtype, t.shape);
     }
     w.begin(o.out);
     for (const auto& n : names) {
-      const HostTensor t = src.load(n);
+      const HostTensor t = source_for(n).load(n);
       w.write_tensor(t.bytes());
     }
     w.finish();

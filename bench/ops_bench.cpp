@@ -88,7 +88,8 @@ void int8_peak(benchmark::State& state, const std::string& spec) {
 
 void register_backend(const std::string& spec) {
   using kwaai::bench::make_matmul_case;
-  const DType all[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+  const DType all[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0,
+                      DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
   for (DType wt : all) {
     const std::string d(kwaai::engine::dtype_name(wt));
     add(spec, "matvec_" + d + "/1x4096*14336x4096",
@@ -97,10 +98,10 @@ void register_backend(const std::string& spec) {
         [wt](auto& be) { return make_matmul_case(be, wt, 1, 4096, 14336); });
   }
   // From memory: 16 distinct 14336x4096 matrices (0.5-1 GB) in a row, as in a decode step.
-  for (DType wt : {DType::F16, DType::Q8_0, DType::Q4_0})
+  for (DType wt : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K})
     add(spec, "matvec_stream_" + std::string(kwaai::engine::dtype_name(wt)) + "/16x14336x4096",
         [wt](auto& be) { return kwaai::bench::make_matvec_stream_case(be, wt, 14336, 4096, 16); });
-  for (DType wt : {DType::Q8_0, DType::Q4_0})
+  for (DType wt : {DType::Q8_0, DType::Q4_0, DType::Q4_K})
     add(spec, "matvec_" + std::string(kwaai::engine::dtype_name(wt)) + "/8x4096*14336x4096",
         [wt](auto& be) { return make_matmul_case(be, wt, 8, 14336, 4096); });
   // Cache-resident weights (256 rows, ~1.1 MB q8_0, half per thread in L2): the kernels'

@@ -40,7 +40,7 @@ void measure_device(const std::string& spec, const BenchOpsOptions& opt, std::ve
 
   const std::size_t copy_bytes = opt.quick ? (64u << 20) : (256u << 20);
   const double copy_gbs = record(bench::make_copy_case(*be, copy_bytes), 0).gbs;
-  for (DType wt : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0})
+  for (DType wt : {DType::F32, DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K})
     record(bench::make_matmul_case(*be, wt, 1, 14336, 4096), copy_gbs);
   const std::int64_t prefill_m = opt.quick ? 128 : 512;
   record(bench::make_matmul_case(*be, DType::F32, prefill_m, 4096, 4096), 0);

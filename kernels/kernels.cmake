@@ -16,8 +16,9 @@ kwaai_kernel(NAME reduce_sum_f32_subgroup SOURCE reduce_sum.comp BINDINGS 2 PUSH
              DEFINES USE_SUBGROUP=1 FEATURES subgroup)
 
 # --- vulkan backend ops (engine/vulkan). Weight dtypes: WTYPE 0 f32, 1 f16, 2 bf16, 3 q8_0,
-# 4 q4_0 (see weights.glsl). Every op has a variant that needs no optional feature.
-foreach(wt f32 f16 bf16 q8_0 q4_0)
+# 4 q4_0, 5 q4_k, 6 q5_k, 7 q6_k (see weights.glsl; the format table's vk_wtype). Every op has a
+# variant that needs no optional feature.
+foreach(wt f32 f16 bf16 q8_0 q4_0 q4_k q5_k q6_k)
   if(wt STREQUAL "f32")
     set(wtn 0)
   elseif(wt STREQUAL "f16")
@@ -26,8 +27,14 @@ foreach(wt f32 f16 bf16 q8_0 q4_0)
     set(wtn 2)
   elseif(wt STREQUAL "q8_0")
     set(wtn 3)
-  else()
+  elseif(wt STREQUAL "q4_0")
     set(wtn 4)
+  elseif(wt STREQUAL "q4_k")
+    set(wtn 5)
+  elseif(wt STREQUAL "q5_k")
+    set(wtn 6)
+  else()
+    set(wtn 7)
   endif()
   # Decode mat-vec (M <= 8) and its gate/up + SiLU·mul fusion, each with and without subgroups.
   kwaai_kernel(NAME matmul_mv_${wt} SOURCE matvec.comp BINDINGS 3 PUSH 40 DEFINES WTYPE=${wtn})

@@ -79,11 +79,17 @@ shared float red[NR * MC * NACC][gl_WorkGroupSize.x];
 // The 8 activations of piece i of activation row m (columns as in weight_piece.glsl).
 void x_piece(uint m, uint i, out float xv[8]) {
   uint xo = p.x_base + m * p.K;
+#if WTYPE == WT_Q4_0 || WT_KQUANT
 #if WTYPE == WT_Q4_0
-  uint k0 = (i >> 2) * 32u + 4u * (i & 3u);
+  uint k0 = (i >> 2) * 32u + 4u * (i & 3u), gap = 16u;
+#elif WTYPE == WT_Q6_K
+  uint k0 = (i >> 4) * 128u + 32u * ((i >> 3) & 1u) + 4u * (i & 7u), gap = 64u;
+#else
+  uint k0 = (i >> 3) * 64u + 4u * (i & 7u), gap = 32u;
+#endif
   for (uint j = 0u; j < 4u; ++j) {
     xv[j] = X[xo + k0 + j];
-    xv[4u + j] = X[xo + k0 + 16u + j];
+    xv[4u + j] = X[xo + k0 + gap + j];
   }
 #else
   uint k0 = 8u * i;

@@ -16,6 +16,13 @@
 // because a dynamically indexed register array goes to (slow) local memory on GPUs and to
 // per-lane scratch on llvmpipe.
 //
+// K-quant pieces are 4 code bytes too, so every byte is read once: Q4_K / Q5_K piece i covers
+// columns c0..c0+3 and c0+32..c0+35 with c0 = 64 (i / 8) + 4 (i % 8) (the low and high nibbles
+// of qs bytes, two sub-blocks with their own scale and minimum), Q6_K piece i columns c0..c0+3
+// and c0+64..c0+67 with c0 = 128 (i / 16) + 32 ((i / 8) % 2) + 4 (i % 8) (the low and high
+// nibbles of ql bytes); see engine/core/kquants.hpp for the byte rules. Their values come out
+// with every scale applied and d = 1.
+//
 // `v` gets the 8 values without the block scale, `d` the scale (1 for the float dtypes).
 // Columns at or past K read as 0 (only the float dtypes can have K % 8 != 0).
 
@@ -49,6 +56,55 @@ void PIECE_FN(uint base, uint K, uint row, uint i, out float v[8], out float d) 
   for (int j = 0; j < 4; ++j) {
     v[j] = float(int((b4 >> (8 * j)) & 15u) - 8);
     v[4 + j] = float(int((b4 >> (8 * j + 4)) & 15u) - 8);
+  }
+#endif
+#elif WT_KQUANT
+  d = 1.0;
+  uint sb = i >> 5;  // super-block of the row (32 pieces each)
+  uint s = base + (row * (K >> 8) + sb) * W_BLOCK_BYTES;  // block start, a byte (even)
+#if WTYPE == WT_Q6_K
+  uint hf = (i >> 4) & 1u, sh = (i >> 3) & 1u, q = i & 7u;
+  // 210-byte blocks: a block may start mid-word, so 4-byte reads combine two words.
+  uint a = s + 64u * hf + 32u * sh + 4u * q, c = s + 128u + 32u * hf + 4u * q;
+  uint qw = PIECE_BUF[a >> 2], hw = PIECE_BUF[c >> 2];
+  if ((s & 2u) != 0u) {  // a + 5 and c + 5 stay inside the block
+    qw = (qw >> 16) | (PIECE_BUF[(a >> 2) + 1u] << 16);
+    hw = (hw >> 16) | (PIECE_BUF[(c >> 2) + 1u] << 16);
+  }
+  uint si = s + 192u + 8u * hf + 2u * sh + (q >> 2);  // scale of the low 4 columns; +4: high
+  float sc0 = float(int(((PIECE_BUF[si >> 2] >> (8u * (si & 3u))) & 0xFFu) << 24) >> 24);
+  uint si1 = si + 4u;
+  float sc1 = float(int(((PIECE_BUF[si1 >> 2] >> (8u * (si1 & 3u))) & 0xFFu) << 24) >> 24);
+  uint dwd = PIECE_BUF[(s + 208u) >> 2];
+  float dd = unpackHalf2x16(((s + 208u) & 2u) != 0u ? dwd >> 16 : dwd & 0xFFFFu).x;
+  float a0 = dd * sc0, a1 = dd * sc1;
+  for (int j = 0; j < 4; ++j) {
+    uint b = (qw >> (8 * j)) & 0xFFu, h = (hw >> (8 * j)) & 0xFFu;
+    uint lo = (b & 15u) | (((h >> (2u * sh)) & 3u) << 4);
+    uint hi = (b >> 4) | (((h >> (4u + 2u * sh)) & 3u) << 4);
+    v[j] = a0 * (float(lo) - 32.0);
+    v[4 + j] = a1 * (float(hi) - 32.0);
+  }
+#else
+  uint pr = (i >> 3) & 3u, q = i & 7u;
+  uint wd = s >> 2;  // 144- and 176-byte blocks are word aligned
+  vec2 dm = unpackHalf2x16(PIECE_BUF[wd]);
+  uint s0 = PIECE_BUF[wd + 1u], s1 = PIECE_BUF[wd + 2u], s2 = PIECE_BUF[wd + 3u];
+  float sc0, m0, sc1, m1;
+  k_scale_min(2u * pr, s0, s1, s2, sc0, m0);
+  k_scale_min(2u * pr + 1u, s0, s1, s2, sc1, m1);
+  float a0 = dm.x * sc0, b0 = dm.y * m0, a1 = dm.x * sc1, b1 = dm.y * m1;
+#if WTYPE == WT_Q4_K
+  uint qw = PIECE_BUF[wd + 4u + 8u * pr + q], hw = 0u;
+#else
+  uint hw = PIECE_BUF[wd + 4u + q], qw = PIECE_BUF[wd + 12u + 8u * pr + q];
+#endif
+  for (int j = 0; j < 4; ++j) {
+    uint b = (qw >> (8 * j)) & 0xFFu, h = (hw >> (8 * j)) & 0xFFu;
+    uint lo = (b & 15u) | (((h >> (2u * pr)) & 1u) << 4);
+    uint hi = (b >> 4) | (((h >> (2u * pr + 1u)) & 1u) << 4);
+    v[j] = a0 * float(lo) - b0;
+    v[4 + j] = a1 * float(hi) - b1;
   }
 #endif
 #else

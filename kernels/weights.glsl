@@ -6,7 +6,7 @@
 // Weights keep GGUF's byte layout on the device (no repacking), so upload/download are plain
 // copies and a tensor view can start at any row. `base` is the view's start inside the bound
 // range in the natural unit of the dtype: 32-bit words for f32, 16-bit halves for f16/bf16,
-// bytes for q8_0/q4_0 (always even, as blocks are 34 or 18 bytes).
+// bytes for the block formats (always even, as blocks are 34, 18, 144, 176 or 210 bytes).
 #ifndef KWAAI_WEIGHTS_GLSL
 #define KWAAI_WEIGHTS_GLSL
 
@@ -15,6 +15,10 @@
 #define WT_BF16 2
 #define WT_Q8_0 3
 #define WT_Q4_0 4
+#define WT_Q4_K 5
+#define WT_Q5_K 6
+#define WT_Q6_K 7
+#define WT_KQUANT (WTYPE == WT_Q4_K || WTYPE == WT_Q5_K || WTYPE == WT_Q6_K)
 
 #ifndef WTYPE
 #error "WTYPE must be defined"
@@ -28,7 +32,31 @@ float w_half(uint halfIndex) { return unpackHalf2x16(w_u16(halfIndex)).x; }
 const uint W_BLOCK_BYTES = 34u;
 #elif WTYPE == WT_Q4_0
 const uint W_BLOCK_BYTES = 18u;
+#elif WTYPE == WT_Q4_K
+const uint W_BLOCK_BYTES = 144u;
+#elif WTYPE == WT_Q5_K
+const uint W_BLOCK_BYTES = 176u;
+#elif WTYPE == WT_Q6_K
+const uint W_BLOCK_BYTES = 210u;
 #endif
+
+// Byte `i` (0..11) of the 12 packed K-quant scale bytes held in three words (selected, not
+// indexed, so no register array is indexed at run time).
+uint k_sbyte(uint i, uint s0, uint s1, uint s2) {
+  uint w = i < 4u ? s0 : (i < 8u ? s1 : s2);
+  return (w >> (8u * (i & 3u))) & 0xFFu;
+}
+// Scale and minimum of sub-block j (0..7) of a Q4_K / Q5_K block (ggml's get_scale_min_k4).
+void k_scale_min(uint j, uint s0, uint s1, uint s2, out float sc, out float m) {
+  if (j < 4u) {
+    sc = float(k_sbyte(j, s0, s1, s2) & 63u);
+    m = float(k_sbyte(j + 4u, s0, s1, s2) & 63u);
+  } else {
+    uint hi = k_sbyte(j + 4u, s0, s1, s2);
+    sc = float((hi & 15u) | ((k_sbyte(j - 4u, s0, s1, s2) >> 6) << 4));
+    m = float((hi >> 4) | ((k_sbyte(j, s0, s1, s2) >> 6) << 4));
+  }
+}
 
 // Value of row `row`, column `k` of a [*, K] weight.
 float w_at(uint base, uint K, uint row, uint k) {
@@ -38,6 +66,32 @@ float w_at(uint base, uint K, uint row, uint k) {
   return w_half(base + row * K + k);
 #elif WTYPE == WT_BF16
   return uintBitsToFloat(w_u16(base + row * K + k) << 16);
+#elif WT_KQUANT
+  // The value rules of engine/core/kquants.hpp.
+  uint s = base + (row * (K >> 8) + (k >> 8)) * W_BLOCK_BYTES;  // block start, a byte (even)
+  uint i = k & 255u;
+#if WTYPE == WT_Q6_K
+  uint h = i >> 7, r = i & 127u, quarter = r >> 5, l = r & 31u;
+  uint qlb = w_byte(s + 64u * h + (quarter & 1u) * 32u + l);
+  uint q = ((quarter >= 2u ? qlb >> 4 : qlb) & 15u) |
+           (((w_byte(s + 128u + 32u * h + l) >> (2u * quarter)) & 3u) << 4);
+  int sc = int(w_byte(s + 192u + (i >> 4)) << 24) >> 24;
+  return w_half((s + 208u) >> 1) * float(sc) * (float(q) - 32.0);
+#else
+  uint wd = s >> 2;  // 144- and 176-byte blocks: word aligned
+  vec2 dm = unpackHalf2x16(WBUF[wd]);
+  float sc, m;
+  k_scale_min(i >> 5, WBUF[wd + 1u], WBUF[wd + 2u], WBUF[wd + 3u], sc, m);
+#if WTYPE == WT_Q4_K
+  uint qb = w_byte(s + 16u + (i >> 6) * 32u + (i & 31u));
+  uint hb = 0u;
+#else
+  uint qb = w_byte(s + 48u + (i >> 6) * 32u + (i & 31u));
+  uint hb = (w_byte(s + 16u + (i & 31u)) >> (2u * (i >> 6) + ((i & 63u) >= 32u ? 1u : 0u))) & 1u;
+#endif
+  uint q = (((i & 63u) >= 32u ? qb >> 4 : qb) & 15u) | (hb << 4);
+  return dm.x * sc * float(q) - dm.y * m;
+#endif
 #else
   uint s = base + (row * (K >> 5) + (k >> 5)) * W_BLOCK_BYTES;
   float d = w_half(s >> 1);

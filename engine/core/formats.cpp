@@ -2,6 +2,8 @@
 // are the reference semantics every backend matches (written for exactness, not speed).
 #include "engine/core/formats.hpp"
 
+#include "engine/core/kquants.hpp"
+
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -57,8 +59,27 @@ void q4_0_to(const void* src, float* dst, std::int64_t n) {
 void q4_0_from(const float* s, void* d, std::int64_t n) {
   quantize_row_q4_0(s, static_cast<BlockQ4_0*>(d), n);
 }
+void q4_k_to(const void* s, float* d, std::int64_t n) {
+  dequantize_row_q4_k(static_cast<const BlockQ4_K*>(s), d, n);
+}
+void q4_k_from(const float* s, void* d, std::int64_t n) {
+  quantize_row_q4_k(s, static_cast<BlockQ4_K*>(d), n);
+}
+void q5_k_to(const void* s, float* d, std::int64_t n) {
+  dequantize_row_q5_k(static_cast<const BlockQ5_K*>(s), d, n);
+}
+void q5_k_from(const float* s, void* d, std::int64_t n) {
+  quantize_row_q5_k(s, static_cast<BlockQ5_K*>(d), n);
+}
+void q6_k_to(const void* s, float* d, std::int64_t n) {
+  dequantize_row_q6_k(static_cast<const BlockQ6_K*>(s), d, n);
+}
+void q6_k_from(const float* s, void* d, std::int64_t n) {
+  quantize_row_q6_k(s, static_cast<BlockQ6_K*>(d), n);
+}
 
-// GGUF type ids: ggml.h's enum ggml_type (F32 0, F16 1, Q4_0 2, Q8_0 8, BF16 30, I32 26, I8 24).
+// GGUF type ids: ggml.h's enum ggml_type (F32 0, F16 1, Q4_0 2, Q8_0 8, Q4_K 12, Q5_K 13,
+// Q6_K 14, I8 24, I32 26, BF16 30).
 constexpr FormatInfo kFormats[] = {
     {.dtype = DType::F32,
      .name = "f32",
@@ -137,6 +158,39 @@ constexpr FormatInfo kFormats[] = {
      .vk_wtype = -1,
      .to_f32 = nullptr,
      .from_f32 = nullptr},
+    {.dtype = DType::Q4_K,
+     .name = "q4_k",
+     .block_elems = kSuperBlock,
+     .block_bytes = sizeof(BlockQ4_K),
+     .gguf_type = 12,
+     .weight = true,
+     .load_quant = true,
+     .cpu_packed = true,
+     .vk_wtype = 5,
+     .to_f32 = q4_k_to,
+     .from_f32 = q4_k_from},
+    {.dtype = DType::Q5_K,
+     .name = "q5_k",
+     .block_elems = kSuperBlock,
+     .block_bytes = sizeof(BlockQ5_K),
+     .gguf_type = 13,
+     .weight = true,
+     .load_quant = true,
+     .cpu_packed = true,
+     .vk_wtype = 6,
+     .to_f32 = q5_k_to,
+     .from_f32 = q5_k_from},
+    {.dtype = DType::Q6_K,
+     .name = "q6_k",
+     .block_elems = kSuperBlock,
+     .block_bytes = sizeof(BlockQ6_K),
+     .gguf_type = 14,
+     .weight = true,
+     .load_quant = true,
+     .cpu_packed = true,
+     .vk_wtype = 7,
+     .to_f32 = q6_k_to,
+     .from_f32 = q6_k_from},
 };
 
 constexpr bool table_in_dtype_order() {

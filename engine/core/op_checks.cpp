@@ -74,8 +74,8 @@ MatmulDims matmul(const Tensor& x, const Tensor& w, const Tensor& y) {
   if (y.dim(-1) != N || rows_of(y).rows != M || y.rank() != x.rank())
     fail(op, "y is " + y.describe() + ", expected x's leading dimensions with last dimension " +
                  std::to_string(N) + " (x " + x.describe() + ", w " + w.describe() + ")");
-  if (is_quantized(w.dtype()) && K % kQuantBlock != 0)
-    fail(op, "quantized w " + w.describe() + " needs K % 32 == 0");
+  if (const std::int64_t be = format_info(w.dtype()).block_elems; K % be != 0)
+    fail(op, "quantized w " + w.describe() + " needs K % " + std::to_string(be) + " == 0");
   return {M, N, K};
 }
 

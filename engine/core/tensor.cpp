@@ -3,6 +3,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "engine/core/formats.hpp"
+
 namespace kwaai::engine {
 
 std::string shape_str(const Shape& s) {
@@ -28,9 +30,11 @@ std::size_t checked_bytes(DType dtype, const Shape& shape, const char* op) {
   for (auto d : shape)
     if (d < 0)
       throw std::invalid_argument(std::string(op) + ": negative dimension in " + shape_str(shape));
-  if (is_quantized(dtype) && !shape.empty() && shape.back() % kQuantBlock != 0)
+  if (const std::int64_t be = format_info(dtype).block_elems;
+      !shape.empty() && shape.back() % be != 0)
     throw std::invalid_argument(std::string(op) + ": " + std::string(dtype_name(dtype)) +
-                                shape_str(shape) + " needs a last dimension multiple of 32");
+                                shape_str(shape) + " needs a last dimension multiple of " +
+                                std::to_string(be));
   return dtype_bytes(dtype, shape_numel(shape));
 }
 

@@ -29,11 +29,78 @@ KWAAI_GEMM256_TARGET inline __m256i dot_u8s8(__m256i acc, __m256i u, __m256i s) 
 #endif
 }
 
-template <int MR, bool Q4>
+// K-quant code vectors for 8 rows (kernels_avx512.cpp's kcode, on half a chunk).
+template <PackCode C, int c, bool High>
+KWAAI_GEMM256_TARGET inline __m256i kcode256(const std::uint8_t* blk) {
+  const __m256i v = _mm256_load_si256(reinterpret_cast<const __m256i*>(blk + c * 64));
+  const __m256i low4 = _mm256_set1_epi8(0x0f);
+  __m256i q = High ? _mm256_and_si256(_mm256_srli_epi16(v, 4), low4) : _mm256_and_si256(v, low4);
+  if constexpr (C == PackCode::Q5_K) {
+    const __m256i p = _mm256_load_si256(reinterpret_cast<const __m256i*>(blk + 4 * 64));
+    __m256i t;
+    if constexpr (High)
+      t = _mm256_srli_epi16(p, c);
+    else
+      t = _mm256_slli_epi16(p, 4 - c);
+    q = _mm256_or_si256(q, _mm256_and_si256(t, _mm256_set1_epi8(0x10)));
+  } else if constexpr (C == PackCode::Q6_K) {
+    const __m256i p =
+        _mm256_load_si256(reinterpret_cast<const __m256i*>(blk + (High ? 5 : 4) * 64));
+    __m256i t;
+    if constexpr (c < 3)
+      t = _mm256_slli_epi16(p, 4 - 2 * c);
+    else
+      t = _mm256_srli_epi16(p, 2);
+    q = _mm256_or_si256(q, _mm256_and_si256(t, _mm256_set1_epi8(0x30)));
+  }
+  return q;
+}
+
+template <int MR, PackCode C, int c, int Part>
+KWAAI_GEMM256_TARGET inline void kstep256(const std::uint8_t* blk, const std::int8_t* qa,
+                                          __m256i (&acc)[MR]) {
+  if constexpr (Part != 1) {
+    const __m256i w = kcode256<C, c, false>(blk);
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) acc[m] = dot_u8s8(acc[m], w, bcast4_256(qa + m * 32, 4 * c));
+  }
+  if constexpr (Part != 0) {
+    const __m256i w = kcode256<C, c, true>(blk);
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m)
+      acc[m] = dot_u8s8(acc[m], w, bcast4_256(qa + m * 32, 16 + 4 * c));
+  }
+}
+
+template <int MR, PackCode C, int Part>
+KWAAI_GEMM256_TARGET inline void kblock256(const std::uint8_t* blk, const std::int8_t* qa,
+                                           __m256i (&acc)[MR]) {
+  kstep256<MR, C, 0, Part>(blk, qa, acc);
+  kstep256<MR, C, 1, Part>(blk, qa, acc);
+  kstep256<MR, C, 2, Part>(blk, qa, acc);
+  kstep256<MR, C, 3, Part>(blk, qa, acc);
+}
+
+KWAAI_GEMM256_TARGET inline __m256 scale8_u8(const std::uint8_t* p) {
+  return _mm256_cvtepi32_ps(
+      _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+KWAAI_GEMM256_TARGET inline __m256 scale8_i8(const std::uint8_t* p) {
+  return _mm256_cvtepi32_ps(
+      _mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
+KWAAI_GEMM256_TARGET inline __m256 half8(const std::uint8_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+template <int MR, PackCode C>
 KWAAI_GEMM256_TARGET void gemm256_mr(const std::uint8_t* codes, const std::uint16_t* scales,
                                      std::int64_t nb, const ActTile& a, float* y, std::int64_t ldy,
                                      int n_valid, bool accumulate) {
-  constexpr std::size_t cb = Q4 ? 16 : 32;
+  constexpr bool Q4 = C == PackCode::Q4_0;
+  constexpr bool K = pack_kquant(C);
+  constexpr std::size_t cb = pack_code_bytes(C);
+  constexpr std::size_t kMeta = pack_meta_bytes(C);
   const __m256i low4 = _mm256_set1_epi8(0x0f);
   for (int h = 0; h < 2; ++h) {
     const int valid = std::min(8, n_valid - 8 * h);
@@ -56,7 +123,57 @@ KWAAI_GEMM256_TARGET void gemm256_mr(const std::uint8_t* codes, const std::uint1
       if (h == 0 && a.stream) {
         for (std::size_t l = 0; l < 16 * cb; l += 64)
           _mm_prefetch(reinterpret_cast<const char*>(wc + 8 * 16 * cb + l), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(scales + (b + 8) * 16), _MM_HINT_T0);
+        if constexpr (K) {
+          if (b % 8 == 0) {
+            const auto* next = reinterpret_cast<const char*>(scales) + (b / 8 + 1) * kMeta;
+            for (std::size_t l = 0; l < kMeta; l += 64) _mm_prefetch(next + l, _MM_HINT_T0);
+          }
+        } else {
+          _mm_prefetch(reinterpret_cast<const char*>(scales + (b + 8) * 16), _MM_HINT_T0);
+        }
+      }
+      if constexpr (K) {
+        const auto* rec = reinterpret_cast<const std::uint8_t*>(scales) + (b / 8) * kMeta;
+        const int j = static_cast<int>(b % 8);
+        const std::int32_t* hsum = a.hsum + b * MR;
+        __m256i acc[MR];
+        if constexpr (C == PackCode::Q6_K) {
+#pragma GCC unroll 16
+          for (int m = 0; m < MR; ++m) acc[m] = _mm256_set1_epi32(-32 * hsum[m]);
+          kblock256<MR, C, 0>(wc, qa, acc);
+          const __m256 d = half8(rec + 16 * h);
+          const __m256 dl = _mm256_mul_ps(d, scale8_i8(rec + 32 + 16 * (2 * j) + 8 * h));
+#pragma GCC unroll 16
+          for (int m = 0; m < MR; ++m)
+            facc[m] = _mm256_fmadd_ps(
+                _mm256_mul_ps(_mm256_cvtepi32_ps(acc[m]), _mm256_set1_ps(da[m])), dl, facc[m]);
+#pragma GCC unroll 16
+          for (int m = 0; m < MR; ++m) acc[m] = _mm256_set1_epi32(32 * (bias[m] + hsum[m]));
+          kblock256<MR, C, 1>(wc, qa, acc);
+          const __m256 dh = _mm256_mul_ps(d, scale8_i8(rec + 32 + 16 * (2 * j + 1) + 8 * h));
+#pragma GCC unroll 16
+          for (int m = 0; m < MR; ++m)
+            facc[m] = _mm256_fmadd_ps(
+                _mm256_mul_ps(_mm256_cvtepi32_ps(acc[m]), _mm256_set1_ps(da[m])), dh, facc[m]);
+        } else {
+#pragma GCC unroll 16
+          for (int m = 0; m < MR; ++m) acc[m] = _mm256_setzero_si256();
+          kblock256<MR, C, 2>(wc, qa, acc);
+          const __m256 dw = _mm256_mul_ps(half8(rec + 16 * h), scale8_u8(rec + 64 + 16 * j + 8 * h));
+          const __m256 mw =
+              _mm256_mul_ps(half8(rec + 32 + 16 * h), scale8_u8(rec + 192 + 16 * j + 8 * h));
+#pragma GCC unroll 16
+          for (int m = 0; m < MR; ++m) {
+            const __m256 t = _mm256_fmadd_ps(
+                _mm256_mul_ps(_mm256_cvtepi32_ps(acc[m]), _mm256_set1_ps(da[m])), dw, facc[m]);
+            facc[m] =
+                _mm256_fmadd_ps(mw, _mm256_set1_ps(static_cast<float>(bias[m]) * da[m]), t);
+          }
+        }
+        qa += MR * 32;
+        da += MR;
+        bias += MR;
+        continue;
       }
       __m256i acc[MR];
 #pragma GCC unroll 16
@@ -196,7 +313,7 @@ KWAAI_GEMM256_TARGET std::int64_t int8_peak_loop256(std::int64_t iters, std::int
   return iters * 8 * 32;
 }
 
-template <bool Q4, int... R>
+template <PackCode Q4, int... R>
 KWAAI_GEMM256_TARGET void gemm256_by_rows(std::integer_sequence<int, R...>,
                                           const std::uint8_t* codes, const std::uint16_t* scales,
                                           std::int64_t nb, const ActTile& a, float* y,
@@ -206,7 +323,7 @@ KWAAI_GEMM256_TARGET void gemm256_by_rows(std::integer_sequence<int, R...>,
          ...);
 }
 
-template <bool Q4>
+template <PackCode Q4>
 KWAAI_GEMM256_TARGET void gemm256(const std::uint8_t* codes, const std::uint16_t* scales,
                                   std::int64_t nb, const ActTile& a, float* y, std::int64_t ldy,
                                   int n_valid, bool accumulate) {

@@ -4,6 +4,7 @@
 // summation order aside), and the op tests run the scalar table against the fast ones.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 #include "engine/core/dtype.hpp"
@@ -29,6 +30,7 @@ struct ActTile {
   const std::int8_t* qs = nullptr;     // [nb][mr][32]
   const float* d = nullptr;            // [nb][mr]
   const std::int32_t* bias = nullptr;  // [nb][mr]: -offset * sum(codes)
+  const std::int32_t* hsum = nullptr;  // [nb][mr]: sum of codes 0..15 of the block
   int mr = 0;
   // The weights pass by once (decode, at most kDecodeMaxRows activation rows): kernels ask for
   // them ahead. Prefill tiles reuse them from cache and would only pay the issue slots.
@@ -68,6 +70,14 @@ using GemmHalfFn = void (*)(const std::uint16_t* w, std::int64_t nk, const Float
 // y0 = accumulate ? y : 0. Continuing a chain over consecutive block ranges therefore gives the
 // same bits as one call over all of them (the caller splits K into cache-sized pieces), and
 // `accumulate` on the first piece adds a residual. How many groups a call takes changes no bit.
+// The K-quants (unsigned codes, act offset 1 so bias = -sum(qa); `scales` at the scale record of
+// the call's first block, nb and that block multiples of 8) follow the formats' own terms, per
+// block in this order, with s_lo / s_hi the code products over values 0..15 / 16..31:
+//   Q4_K, Q5_K: acc = fma((s_lo + s_hi) * da, d * sc_j, acc); acc = fma(bias * da, dmin * m_j, acc)
+//   Q6_K:       acc = fma((s_lo - 32 * hsum) * da, d * sc_2j, acc);
+//               acc = fma((s_hi + 32 * (bias + hsum)) * da, d * sc_2j+1, acc)
+// (j the block's index in its super-block; every product of a scale with a 6- or 8-bit integer
+// is exact in f32).
 using GemmFn = void (*)(const std::uint8_t* codes, const std::uint16_t* scales,
                         std::size_t group_bytes, int groups, std::int64_t nb, const ActTile& a,
                         float* y, std::int64_t ldy, int n_valid, bool accumulate);
@@ -85,6 +95,19 @@ void gemm_each_group(const std::uint8_t* codes, const std::uint16_t* scales,
         n_valid - 16 * j < 16 ? n_valid - 16 * j : 16, accumulate);
 }
 
+// The code layouts of the packed int8 kernels, one per block-quantized format.
+enum class PackCode { Q8_0, Q4_0, Q4_K, Q5_K, Q6_K };
+// Code bytes per row and 32-value block, and scale-record bytes per 16-row group.
+constexpr std::size_t pack_code_bytes(PackCode c) {
+  return c == PackCode::Q8_0 ? 32 : c == PackCode::Q5_K ? 20 : c == PackCode::Q6_K ? 24 : 16;
+}
+constexpr std::size_t pack_meta_bytes(PackCode c) {
+  return c == PackCode::Q6_K ? 288 : c == PackCode::Q4_K || c == PackCode::Q5_K ? 320 : 32;
+}
+constexpr bool pack_kquant(PackCode c) {
+  return c == PackCode::Q4_K || c == PackCode::Q5_K || c == PackCode::Q6_K;
+}
+
 struct KernelTable {
   const char* name;
   float (*dot_f32)(const float* a, const float* b, std::int64_t n);
@@ -93,6 +116,9 @@ struct KernelTable {
   // what each kernel adds to the weight codes (0 when it multiplies signed codes directly).
   GemmFn gemm_q8_0;
   GemmFn gemm_q4_0;
+  GemmFn gemm_q4_k;
+  GemmFn gemm_q5_k;
+  GemmFn gemm_q6_k;
   GemmHalfFn gemm_f16;
   GemmHalfFn gemm_bf16;
   int gemm_rows;

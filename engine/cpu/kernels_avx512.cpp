@@ -89,11 +89,92 @@ KWAAI_AVX512 inline __m512i bcast4(const std::int8_t* p, int byte) {
   return _mm512_set1_epi32(v);
 }
 
-template <int MR, int NG, bool Q4>
+// K-quant code vectors (engine/cpu/qpack.hpp): the low (values 4c..4c+3) or high (16+4c..)
+// codes of chunk c of a group's block `blk`, the high bits of Q5_K / Q6_K moved in from their
+// plane chunks with one shift and mask (the shift count is a template argument so that it is
+// an immediate in every build).
+template <PackCode C, int c, bool High>
+KWAAI_AVX512 inline __m512i kcode(const std::uint8_t* blk) {
+  const __m512i v = _mm512_load_si512(blk + c * 64);
+  const __m512i low4 = _mm512_set1_epi8(0x0f);
+  __m512i q = High ? _mm512_and_si512(_mm512_srli_epi16(v, 4), low4) : _mm512_and_si512(v, low4);
+  if constexpr (C == PackCode::Q5_K) {
+    const __m512i p = _mm512_load_si512(blk + 4 * 64);
+    __m512i t;
+    if constexpr (High)
+      t = _mm512_srli_epi16(p, c);
+    else
+      t = _mm512_slli_epi16(p, 4 - c);
+    q = _mm512_or_si512(q, _mm512_and_si512(t, _mm512_set1_epi8(0x10)));
+  } else if constexpr (C == PackCode::Q6_K) {
+    const __m512i p = _mm512_load_si512(blk + (High ? 5 : 4) * 64);
+    __m512i t;
+    if constexpr (c < 3)
+      t = _mm512_slli_epi16(p, 4 - 2 * c);
+    else
+      t = _mm512_srli_epi16(p, 2);
+    q = _mm512_or_si512(q, _mm512_and_si512(t, _mm512_set1_epi8(0x30)));
+  }
+  return q;
+}
+
+// Chunk c of a K-quant block for every row and group: the low codes (Part 0), the high ones
+// (Part 1) or both (Part 2) against their broadcast activation words.
+template <int MR, int NG, PackCode C, int c, int Part>
+KWAAI_AVX512 inline void kstep(const std::uint8_t* const* blk, const std::int8_t* qa,
+                               __m512i (&acc)[MR][NG]) {
+  if constexpr (Part != 1) {
+    __m512i w[NG];
+#pragma GCC unroll 2
+    for (int g = 0; g < NG; ++g) w[g] = kcode<C, c, false>(blk[g]);
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) {
+      const __m512i x = bcast4(qa + m * 32, 4 * c);
+#pragma GCC unroll 2
+      for (int g = 0; g < NG; ++g) acc[m][g] = _mm512_dpbusd_epi32(acc[m][g], w[g], x);
+    }
+  }
+  if constexpr (Part != 0) {
+    __m512i w[NG];
+#pragma GCC unroll 2
+    for (int g = 0; g < NG; ++g) w[g] = kcode<C, c, true>(blk[g]);
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) {
+      const __m512i x = bcast4(qa + m * 32, 16 + 4 * c);
+#pragma GCC unroll 2
+      for (int g = 0; g < NG; ++g) acc[m][g] = _mm512_dpbusd_epi32(acc[m][g], w[g], x);
+    }
+  }
+}
+
+template <int MR, int NG, PackCode C, int Part>
+KWAAI_AVX512 inline void kblock(const std::uint8_t* const* blk, const std::int8_t* qa,
+                                __m512i (&acc)[MR][NG]) {
+  kstep<MR, NG, C, 0, Part>(blk, qa, acc);
+  kstep<MR, NG, C, 1, Part>(blk, qa, acc);
+  kstep<MR, NG, C, 2, Part>(blk, qa, acc);
+  kstep<MR, NG, C, 3, Part>(blk, qa, acc);
+}
+
+// 16 lanes' u8 (or int8) scale bytes at p as floats.
+KWAAI_AVX512 inline __m512 scale_u8(const std::uint8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+KWAAI_AVX512 inline __m512 scale_i8(const std::uint8_t* p) {
+  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+}
+KWAAI_AVX512 inline __m512 half16(const std::uint8_t* p) {
+  return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+template <int MR, int NG, PackCode C>
 KWAAI_AVX512 void gemm_mr(const std::uint8_t* codes, const std::uint16_t* scales,
                           std::size_t group_bytes, std::int64_t nb, const ActTile& a, float* y,
                           std::int64_t ldy, int n_valid, bool accumulate) {
-  constexpr std::size_t cb = Q4 ? 16 : 32;  // code bytes per row and block
+  constexpr bool Q4 = C == PackCode::Q4_0;
+  constexpr bool K = pack_kquant(C);
+  constexpr std::size_t cb = pack_code_bytes(C);  // code bytes per row and block
+  constexpr std::size_t kMeta = pack_meta_bytes(C);
   const std::int8_t* qa = a.qs;
   const float* da = a.d;
   const std::int32_t* bias = a.bias;
@@ -127,9 +208,79 @@ KWAAI_AVX512 void gemm_mr(const std::uint8_t* codes, const std::uint16_t* scales
         const std::uint8_t* ahead = wg[g] + (b + kPrefetchBlocks) * 16 * cb;
         for (std::size_t l = 0; l < 16 * cb; l += 64)
           _mm_prefetch(reinterpret_cast<const char*>(ahead + l), _MM_HINT_T0);
-        _mm_prefetch(reinterpret_cast<const char*>(sg[g] + (b + kPrefetchBlocks) * 16),
-                     _MM_HINT_T0);
+        if constexpr (K) {
+          // The next super-block's scale record, once per super-block.
+          if (b % 8 == 0) {
+            const auto* next = reinterpret_cast<const char*>(sg[g]) + (b / 8 + 1) * kMeta;
+            for (std::size_t l = 0; l < kMeta; l += 64) _mm_prefetch(next + l, _MM_HINT_T0);
+          }
+        } else {
+          _mm_prefetch(reinterpret_cast<const char*>(sg[g] + (b + kPrefetchBlocks) * 16),
+                       _MM_HINT_T0);
+        }
       }
+    }
+    if constexpr (K) {
+      const std::uint8_t* blk[NG];
+      const std::uint8_t* rec[NG];
+#pragma GCC unroll 2
+      for (int g = 0; g < NG; ++g) {
+        blk[g] = wg[g] + b * 16 * cb;
+        rec[g] = reinterpret_cast<const std::uint8_t*>(sg[g]) + (b / 8) * kMeta;
+      }
+      const int j = static_cast<int>(b % 8);
+      const std::int32_t* hsum = a.hsum + b * MR;
+      __m512i acc[MR][NG];
+      if constexpr (C == PackCode::Q6_K) {
+        // Two 16-value halves with their own scales: the low codes, folded, then the high ones.
+#pragma GCC unroll 16
+        for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 2
+          for (int g = 0; g < NG; ++g) acc[m][g] = _mm512_set1_epi32(-32 * hsum[m]);
+        kblock<MR, NG, C, 0>(blk, qa, acc);
+#pragma GCC unroll 2
+        for (int g = 0; g < NG; ++g) {
+          const __m512 dl = _mm512_mul_ps(half16(rec[g]), scale_i8(rec[g] + 32 + 16 * (2 * j)));
+#pragma GCC unroll 16
+          for (int m = 0; m < MR; ++m)
+            facc[m][g] = _mm512_fmadd_ps(
+                _mm512_mul_ps(_mm512_cvtepi32_ps(acc[m][g]), _mm512_set1_ps(da[m])), dl, facc[m][g]);
+        }
+#pragma GCC unroll 16
+        for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 2
+          for (int g = 0; g < NG; ++g) acc[m][g] = _mm512_set1_epi32(32 * (bias[m] + hsum[m]));
+        kblock<MR, NG, C, 1>(blk, qa, acc);
+#pragma GCC unroll 2
+        for (int g = 0; g < NG; ++g) {
+          const __m512 dh = _mm512_mul_ps(half16(rec[g]), scale_i8(rec[g] + 32 + 16 * (2 * j + 1)));
+#pragma GCC unroll 16
+          for (int m = 0; m < MR; ++m)
+            facc[m][g] = _mm512_fmadd_ps(
+                _mm512_mul_ps(_mm512_cvtepi32_ps(acc[m][g]), _mm512_set1_ps(da[m])), dh, facc[m][g]);
+        }
+      } else {
+#pragma GCC unroll 16
+        for (int m = 0; m < MR; ++m)
+#pragma GCC unroll 2
+          for (int g = 0; g < NG; ++g) acc[m][g] = _mm512_setzero_si512();
+        kblock<MR, NG, C, 2>(blk, qa, acc);
+#pragma GCC unroll 2
+        for (int g = 0; g < NG; ++g) {
+          const __m512 dw = _mm512_mul_ps(half16(rec[g]), scale_u8(rec[g] + 64 + 16 * j));
+          const __m512 mw = _mm512_mul_ps(half16(rec[g] + 32), scale_u8(rec[g] + 192 + 16 * j));
+#pragma GCC unroll 16
+          for (int m = 0; m < MR; ++m) {
+            const __m512 t = _mm512_fmadd_ps(
+                _mm512_mul_ps(_mm512_cvtepi32_ps(acc[m][g]), _mm512_set1_ps(da[m])), dw, facc[m][g]);
+            facc[m][g] = _mm512_fmadd_ps(mw, _mm512_set1_ps(static_cast<float>(bias[m]) * da[m]), t);
+          }
+        }
+      }
+      qa += MR * 32;
+      da += MR;
+      bias += MR;
+      continue;
     }
     __m512i acc[MR][NG];
 #pragma GCC unroll 16
@@ -281,7 +432,7 @@ KWAAI_AVX512 std::int64_t int8_peak_loop(std::int64_t iters, std::int32_t* sink)
   return iters * 12 * 64;
 }
 
-template <bool Q4, int... R>
+template <PackCode Q4, int... R>
 KWAAI_AVX512 void gemm_by_rows(std::integer_sequence<int, R...>, const std::uint8_t* codes,
                                const std::uint16_t* scales, std::size_t group_bytes, int groups,
                                std::int64_t nb, const ActTile& a, float* y, std::int64_t ldy,
@@ -295,7 +446,7 @@ KWAAI_AVX512 void gemm_by_rows(std::integer_sequence<int, R...>, const std::uint
          ...);
 }
 
-template <bool Q4>
+template <PackCode Q4>
 KWAAI_AVX512 void gemm(const std::uint8_t* codes, const std::uint16_t* scales,
                        std::size_t group_bytes, int groups, std::int64_t nb, const ActTile& a,
                        float* y, std::int64_t ldy, int n_valid, bool accumulate) {
@@ -453,8 +604,11 @@ const KernelTable* avx512_kernels() {
   static const KernelTable t{.name = "avx512-vnni",
                              .dot_f32 = dot_f32,
                              .quantize_act = quantize_act,
-                             .gemm_q8_0 = gemm<false>,
-                             .gemm_q4_0 = gemm<true>,
+                             .gemm_q8_0 = gemm<PackCode::Q8_0>,
+                             .gemm_q4_0 = gemm<PackCode::Q4_0>,
+                             .gemm_q4_k = gemm<PackCode::Q4_K>,
+                             .gemm_q5_k = gemm<PackCode::Q5_K>,
+                             .gemm_q6_k = gemm<PackCode::Q6_K>,
                              .gemm_f16 = gemm_half<false>,
                              .gemm_bf16 = gemm_half<true>,
                              .gemm_rows = kAvx512GemmRows,

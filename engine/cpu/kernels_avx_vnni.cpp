@@ -27,8 +27,11 @@ const KernelTable* avx_vnni_kernels() {
     if (!base || !cpu_has_avx_vnni()) return nullptr;
     static KernelTable t = *base;
     t.name = "avx-vnni";
-    t.gemm_q8_0 = gemm_each_group<gemm256<false>>;
-    t.gemm_q4_0 = gemm_each_group<gemm256<true>>;
+    t.gemm_q8_0 = gemm_each_group<gemm256<PackCode::Q8_0>>;
+    t.gemm_q4_0 = gemm_each_group<gemm256<PackCode::Q4_0>>;
+    t.gemm_q4_k = gemm_each_group<gemm256<PackCode::Q4_K>>;
+    t.gemm_q5_k = gemm_each_group<gemm256<PackCode::Q5_K>>;
+    t.gemm_q6_k = gemm_each_group<gemm256<PackCode::Q6_K>>;
     t.gemm_rows = kGemm256Rows;
     t.gemm_groups = 1;
     t.q8_0_act_offset = 128;

@@ -34,37 +34,72 @@ float dot_f32(const float* a, const float* b, std::int64_t n) {
   return s;
 }
 
-// The packed-weight kernels' reference: the same integer sums and the same two float
-// operations per block and row ((sum * da) * dw + acc, fused as the vector tables fuse it),
-// so every table gives bit-identical results. Q8_0 codes are taken signed (act offset 0).
-template <bool Q4>
+// The packed-weight kernels' reference: the same integer sums and the same float operations
+// per block and row (KernelTable's GemmFn terms, fused as the vector tables fuse them), so every
+// table gives bit-identical results. Q8_0 codes are taken signed (act offset 0).
+// Code of value v (0..31) of row r in a 32-value block (engine/cpu/qpack.hpp's chunk layout).
+template <PackCode C>
+int code_of(const std::uint8_t* wc, int r, int v) {
+  const int t = v % 4;
+  if constexpr (C == PackCode::Q8_0)
+    return static_cast<std::int8_t>(wc[(v / 4) * 64 + r * 4 + t]);
+  const int c = (v % 16) / 4;
+  const std::uint8_t nib = wc[c * 64 + r * 4 + t];
+  int q = v < 16 ? (nib & 15) : (nib >> 4);
+  if constexpr (C == PackCode::Q5_K) {
+    const std::uint8_t p = wc[4 * 64 + r * 4 + t];
+    q |= ((p >> (v < 16 ? c : 4 + c)) & 1) << 4;
+  } else if constexpr (C == PackCode::Q6_K) {
+    const std::uint8_t p = wc[(v < 16 ? 4 : 5) * 64 + r * 4 + t];
+    q |= ((p >> (2 * c)) & 3) << 4;
+  }
+  return q;
+}
+
+template <PackCode C>
 void gemm(const std::uint8_t* codes, const std::uint16_t* scales, std::int64_t nb, const ActTile& a,
           float* y, std::int64_t ldy, int n_valid, bool accumulate) {
-  const std::size_t cb = Q4 ? 16 : 32;
+  constexpr std::size_t cb = pack_code_bytes(C);
   float acc[kMaxGemmRows][16] = {};
   if (accumulate)
     for (int m = 0; m < a.mr; ++m)
       for (int r = 0; r < n_valid; ++r) acc[m][r] = y[m * ldy + r];
   for (std::int64_t b = 0; b < nb; ++b) {
     const std::uint8_t* wc = codes + b * 16 * cb;
+    const auto* rec = reinterpret_cast<const std::uint8_t*>(scales) + (b / 8) * pack_meta_bytes(C);
+    const int j = static_cast<int>(b % 8);
     for (int m = 0; m < a.mr; ++m) {
       const std::int8_t* qa = a.qs + (b * a.mr + m) * kQuantBlock;
       const float da = a.d[b * a.mr + m];
+      const std::int32_t bias = a.bias[b * a.mr + m];
       for (int r = 0; r < 16; ++r) {
-        std::int32_t sum = a.bias[b * a.mr + m];
-        for (std::size_t c = 0; c < cb / 4; ++c) {
-          for (int t = 0; t < 4; ++t) {
-            const std::uint8_t byte = wc[c * 64 + static_cast<std::size_t>(r) * 4 + t];
-            const std::size_t k = 4 * c + static_cast<std::size_t>(t);
-            if (Q4) {
-              sum += (byte & 15) * qa[k] + (byte >> 4) * qa[16 + k];
-            } else {
-              sum += static_cast<std::int8_t>(byte) * qa[k];
-            }
+        std::int32_t lo = 0, hi = 0;
+        for (int v = 0; v < 16; ++v) lo += code_of<C>(wc, r, v) * qa[v];
+        for (int v = 16; v < 32; ++v) hi += code_of<C>(wc, r, v) * qa[v];
+        float& o = acc[m][r];
+        if constexpr (!pack_kquant(C)) {
+          const float dw = f16_to_f32(scales[b * 16 + r]);
+          o = std::fma(static_cast<float>(bias + lo + hi) * da, dw, o);
+        } else {
+          std::uint16_t dh;
+          __builtin_memcpy(&dh, rec + 2 * r, 2);
+          const float d = f16_to_f32(dh);
+          if constexpr (C == PackCode::Q6_K) {
+            const std::int32_t hs = a.hsum[b * a.mr + m];
+            const auto sc = [&](int k) {
+              return static_cast<float>(static_cast<std::int8_t>(rec[32 + 16 * k + r]));
+            };
+            o = std::fma(static_cast<float>(lo - 32 * hs) * da, d * sc(2 * j), o);
+            o = std::fma(static_cast<float>(hi + 32 * (bias + hs)) * da, d * sc(2 * j + 1), o);
+          } else {
+            std::uint16_t mh;
+            __builtin_memcpy(&mh, rec + 32 + 2 * r, 2);
+            const float dw = d * static_cast<float>(rec[64 + 16 * j + r]);
+            const float mw = f16_to_f32(mh) * static_cast<float>(rec[192 + 16 * j + r]);
+            o = std::fma(static_cast<float>(lo + hi) * da, dw, o);
+            o = std::fma(static_cast<float>(bias) * da, mw, o);
           }
         }
-        const float dw = f16_to_f32(scales[b * 16 + r]);
-        acc[m][r] = std::fma(static_cast<float>(sum) * da, dw, acc[m][r]);
       }
     }
   }
@@ -147,8 +182,11 @@ const KernelTable& scalar_kernels() {
   static const KernelTable t{.name = "scalar",
                              .dot_f32 = dot_f32,
                              .quantize_act = quantize_act_q8,
-                             .gemm_q8_0 = gemm_each_group<gemm<false>>,
-                             .gemm_q4_0 = gemm_each_group<gemm<true>>,
+                             .gemm_q8_0 = gemm_each_group<gemm<PackCode::Q8_0>>,
+                             .gemm_q4_0 = gemm_each_group<gemm<PackCode::Q4_0>>,
+                             .gemm_q4_k = gemm_each_group<gemm<PackCode::Q4_K>>,
+                             .gemm_q5_k = gemm_each_group<gemm<PackCode::Q5_K>>,
+                             .gemm_q6_k = gemm_each_group<gemm<PackCode::Q6_K>>,
                              .gemm_f16 = gemm_half<false>,
                              .gemm_bf16 = gemm_half<true>,
                              .gemm_rows = 8,

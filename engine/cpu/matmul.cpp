@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "engine/core/formats.hpp"
+#include "engine/core/kquants.hpp"
 #include "engine/cpu/cpu_ops.hpp"
 #include "engine/cpu/qpack.hpp"
 
@@ -55,6 +56,12 @@ GemmFn gemm_for(const KernelTable& k, DType t) {
       return k.gemm_q8_0;
     case DType::Q4_0:
       return k.gemm_q4_0;
+    case DType::Q4_K:
+      return k.gemm_q4_k;
+    case DType::Q5_K:
+      return k.gemm_q5_k;
+    case DType::Q6_K:
+      return k.gemm_q6_k;
     default:
       throw std::invalid_argument("matmul: no packed kernel for " +
                                   std::string(format_info(t).name));
@@ -67,7 +74,9 @@ GemmHalfFn gemm_half_for(const KernelTable& k, DType t) {
   throw std::invalid_argument("matmul: no packed kernel for " + std::string(format_info(t).name));
 }
 
+// The K-quant kernels read bias = -sum(codes) (their minimum or code-offset term; KernelTable).
 std::int32_t act_offset(const KernelTable& k, DType t) {
+  if (format_info(t).block_elems == kSuperBlock) return 1;
   return t == DType::Q8_0 ? k.q8_0_act_offset : k.q4_0_act_offset;
 }
 
@@ -122,6 +131,8 @@ std::int64_t group_grain(std::int64_t M, std::int64_t K) {
 // 128 blocks 0-3 points of the int8 peak ahead of 64 and 32, 32 about 3 ahead of 16 (fewer
 // calls, fewer y loads and stores per product).
 constexpr std::int64_t kKPieceBlocks = 128;
+static_assert(kKPieceBlocks % (kSuperBlock / kQuantBlock) == 0,
+              "K pieces must start at K-quant super-block boundaries");
 constexpr std::int64_t kHalfPieceValues = 256;
 
 // Kernel calls' worth of a weight's groups (units of gemm_groups): threads split units, so no
@@ -161,8 +172,7 @@ void run_groups(const KernelTable& k, const PreparedX& x, DType wt, const PackGe
       const int groups = static_cast<int>(std::min<std::int64_t>(G, g1 - gi));
       const std::uint8_t* grp = w + static_cast<std::size_t>(gi) * g.group_bytes;
       const std::uint8_t* codes = grp + static_cast<std::size_t>(b0) * kPackRows * g.code_bytes;
-      const auto* scales =
-          reinterpret_cast<const std::uint16_t*>(grp + g.scales_offset()) + b0 * kPackRows;
+      const auto* scales = reinterpret_cast<const std::uint16_t*>(grp + g.scales_at(b0));
       const int n_valid =
           static_cast<int>(std::min<std::int64_t>(groups * kPackRows, g.rows - gi * kPackRows));
       for (std::int64_t t = 0; t < x.q->tiles(); ++t) {
@@ -170,6 +180,7 @@ void run_groups(const KernelTable& k, const PreparedX& x, DType wt, const PackGe
         a.qs += b0 * a.mr * kQuantBlock;
         a.d += b0 * a.mr;
         a.bias += b0 * a.mr;
+        a.hsum += b0 * a.mr;
         fn(codes, scales, g.group_bytes, groups, nbk, a,
            y + t * x.q->tile_rows() * ldy + (gi - y_group0) * kPackRows, ldy, n_valid,
            accumulate || b0 > 0);

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "engine/core/formats.hpp"
+#include "engine/core/kquants.hpp"
 
 namespace kwaai::engine::cpu {
 
@@ -49,6 +50,15 @@ PackGeometry pack_geometry(DType t, std::int64_t rows, std::int64_t cols) {
                                 std::to_string(rows) + ", " + std::to_string(cols) +
                                 "]: the row length must be a multiple of " +
                                 std::to_string(f.block_elems));
+  if (f.block_elems == kSuperBlock) {  // K-quants: 32-value code blocks, one record per 256
+    g.nb = cols / kQuantBlock;
+    g.code_bytes = t == DType::Q4_K ? 16 : t == DType::Q5_K ? 20 : 24;
+    g.meta_blocks = kSuperBlock / kQuantBlock;
+    g.meta_bytes = t == DType::Q6_K ? 32 + 256 : 64 + 256;
+    const std::size_t raw = g.scales_at(g.nb);
+    g.group_bytes = (raw + kPackChunk - 1) / kPackChunk * kPackChunk;
+    return g;
+  }
   g.nb = cols / f.block_elems;
   g.code_bytes = f.block_bytes - kScaleBytes;
   const std::size_t raw = static_cast<std::size_t>(g.nb) * kPackRows * f.block_bytes;
@@ -66,6 +76,10 @@ void pack_rows(const PackGeometry& g, const std::byte* src, std::byte* dst) {
       for (std::int64_t k = 0; k < g.cols; ++k)
         std::memcpy(grp + half_offset(k, lane), row + k * 2, 2);
     }
+    return;
+  }
+  if (g.kquant()) {
+    pack_rows_k(g, src, dst);
     return;
   }
   const std::size_t bb = g.code_bytes + kScaleBytes;
@@ -97,6 +111,10 @@ void unpack_rows(const PackGeometry& g, const std::byte* src, std::byte* dst) {
     }
     return;
   }
+  if (g.kquant()) {
+    unpack_rows_k(g, src, dst);
+    return;
+  }
   const std::size_t bb = g.code_bytes + kScaleBytes;
   const std::size_t row_bytes = static_cast<std::size_t>(g.nb) * bb;
   for (std::int64_t r = 0; r < g.rows; ++r) {
@@ -126,6 +144,13 @@ void packed_row_to_f32(const PackGeometry& g, const std::byte* packed, std::int6
     const auto lane = static_cast<std::size_t>(r % kPackRows);
     for (std::int64_t k = 0; k < g.cols; ++k)
       std::memcpy(row.data() + k * 2, grp + half_offset(k, lane), 2);
+    format_info(g.dtype).to_f32(row.data(), out, g.cols);
+    return;
+  }
+  if (g.kquant()) {
+    row.resize(dtype_bytes(g.dtype, g.cols));
+    unpack_lane_k(g, packed + static_cast<std::size_t>(r / kPackRows) * g.group_bytes,
+                  static_cast<int>(r % kPackRows), row.data());
     format_info(g.dtype).to_f32(row.data(), out, g.cols);
     return;
   }
@@ -188,6 +213,7 @@ void ActPack::reset(std::int64_t M, std::int64_t K, int tile_rows) {
   qs_.resize(static_cast<std::size_t>(M * K));
   d_.resize(static_cast<std::size_t>(M * nb_));
   bias_.resize(static_cast<std::size_t>(M * nb_));
+  hsum_.resize(static_cast<std::size_t>(M * nb_));
 }
 
 ActTile ActPack::tile(std::int64_t t) const {
@@ -197,6 +223,7 @@ ActTile ActPack::tile(std::int64_t t) const {
   a.qs = qs_.data() + m0 * K_;
   a.d = d_.data() + m0 * nb_;
   a.bias = bias_.data() + m0 * nb_;
+  a.hsum = hsum_.data() + m0 * nb_;
   a.stream = M_ <= kDecodeMaxRows;
   return a;
 }
@@ -211,6 +238,7 @@ void ActPack::quantize_tiles(const float* x, QuantizeFn quantize, std::int32_t o
     std::int8_t* qs = qs_.data() + m0 * K_;
     float* d = d_.data() + m0 * nb_;
     std::int32_t* bias = bias_.data() + m0 * nb_;
+    std::int32_t* hsum = hsum_.data() + m0 * nb_;
     for (std::int64_t m = 0; m < mr; ++m) {
       quantize(x + (m0 + m) * K_, row.data(), nb_);
       for (std::int64_t b = 0; b < nb_; ++b) {
@@ -218,6 +246,9 @@ void ActPack::quantize_tiles(const float* x, QuantizeFn quantize, std::int32_t o
         std::memcpy(qs + (b * mr + m) * kQuantBlock, blk.qs, kQuantBlock);
         d[b * mr + m] = blk.d;
         bias[b * mr + m] = -offset * blk.sum;
+        std::int32_t h = 0;
+        for (int i = 0; i < kQuantBlock / 2; ++i) h += blk.qs[i];
+        hsum[b * mr + m] = h;
       }
     }
   }

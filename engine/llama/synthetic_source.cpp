@@ -5,6 +5,8 @@
 #include <functional>
 #include <stdexcept>
 
+#include "engine/core/formats.hpp"
+#include "engine/core/kquants.hpp"
 #include "engine/llama/llama_config.hpp"
 
 namespace kwaai::engine::llama {
@@ -61,8 +63,10 @@ SyntheticSource::SyntheticSource(ModelConfig cfg, DType matrix_dtype, std::uint6
     : cfg_(std::move(cfg)), dtype_(matrix_dtype), seed_(seed), path_("synthetic") {
   validate_llama(cfg_);
   if (dtype_ != DType::F32 && dtype_ != DType::F16 && dtype_ != DType::Q8_0 &&
-      dtype_ != DType::Q4_0)
-    throw std::invalid_argument("SyntheticSource: matrix dtype must be f32, f16, q8_0 or q4_0");
+      dtype_ != DType::Q4_0 && dtype_ != DType::Q4_K && dtype_ != DType::Q5_K &&
+      dtype_ != DType::Q6_K)
+    throw std::invalid_argument(
+        "SyntheticSource: matrix dtype must be f32, f16, q8_0, q4_0, q4_k, q5_k or q6_k");
 }
 
 std::vector<std::string> SyntheticSource::names() const {
@@ -118,7 +122,34 @@ HostTensor SyntheticSource::load(const std::string& name) const {
     t.data.resize(dtype_bytes(t.dtype, n));
     fill_random(t.data, rng);
     // Random bytes are fine for int8 / 4-bit codes; scales and float values are set explicitly.
-    if (is_quantized(t.dtype)) {
+    if (t.dtype == DType::Q4_K || t.dtype == DType::Q5_K) {
+      // Random codes q (mean 7.5 and std 4.6 for 4 bits, 15.5 and 9.2 for 5) against sub-block
+      // scales 8 and minimums 30 / 62 with dmin = 2 d, so values are 8 d (q - mean): zero mean,
+      // std ~0.02.
+      const bool five = t.dtype == DType::Q5_K;
+      int sc[8], m[8];
+      for (int j = 0; j < 8; ++j) {
+        sc[j] = 8;
+        m[j] = five ? 62 : 30;
+      }
+      std::uint8_t packed[12];
+      k_pack_scale_min(sc, m, packed);
+      const std::uint16_t d = f32_to_f16(0.02f / (8.0f * (five ? 9.2f : 4.6f)));
+      const std::uint16_t dmin = f32_to_f16(2.0f * f16_to_f32(d));
+      const std::size_t block = format_info(t.dtype).block_bytes;
+      for (std::size_t off = 0; off < t.data.size(); off += block) {
+        std::memcpy(&t.data[off], &d, 2);
+        std::memcpy(&t.data[off + 2], &dmin, 2);
+        std::memcpy(&t.data[off + 4], packed, 12);
+      }
+    } else if (t.dtype == DType::Q6_K) {
+      // Random 6-bit codes (std 18.5 around 32) against int8 scales 16.
+      const std::uint16_t d = f32_to_f16(0.02f / (16.0f * 18.5f));
+      for (std::size_t off = 0; off < t.data.size(); off += sizeof(BlockQ6_K)) {
+        std::memset(&t.data[off + 192], 16, 16);
+        std::memcpy(&t.data[off + 208], &d, 2);
+      }
+    } else if (is_quantized(t.dtype)) {
       const std::size_t block = format_info(t.dtype).block_bytes;
       // Uniform int8 codes have std ~74, 4-bit codes (q - 8) ~4.6: scale both to std ~0.02.
       const std::uint16_t d = f32_to_f16(t.dtype == DType::Q8_0 ? 0.02f / 74.0f : 0.02f / 4.6f);

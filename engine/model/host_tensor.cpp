@@ -1,7 +1,10 @@
 #include "engine/model/host_tensor.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <vector>
+
+#include "engine/core/formats.hpp"
 
 namespace kwaai::engine {
 
@@ -32,10 +35,13 @@ HostTensor convert_tensor(const TensorView& v, DType target) {
     out.data.clear();
     return out;
   }
-  if ((is_quantized(target) || is_quantized(v.dtype)) && row % kQuantBlock != 0) {
+  if (const std::int64_t be = std::max(format_info(target).block_elems,
+                                       format_info(v.dtype).block_elems);
+      row % be != 0) {
     throw std::invalid_argument("convert '" + v.name + "' " + std::string(dtype_name(v.dtype)) +
                                 shape_str(v.shape) + " to " + std::string(dtype_name(target)) +
-                                ": the last dimension must be a multiple of 32");
+                                ": the last dimension must be a multiple of " +
+                                std::to_string(be));
   }
   const std::int64_t rows = n / row;
   const std::size_t in_row = dtype_bytes(v.dtype, row);

@@ -3,6 +3,7 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "engine/core/formats.hpp"
 #include "engine/model/model_source_impl.hpp"
 
 namespace kwaai::engine {
@@ -70,10 +71,13 @@ HostTensor load_checked(const ModelSource& src, const std::string& name, const S
                              " from the config (" + src.config().describe() + ")");
   }
   DType target = weight_target_dtype(info.dtype, is_matrix, quant);
-  // A row that cannot be split into 32-value blocks stays in its stored dtype rather than
-  // failing the whole load (e.g. down_proj of a toy model with intermediate 172).
-  if (is_quantized(target) && !is_quantized(info.dtype) && want.back() % kQuantBlock != 0) {
-    target = info.dtype;
+  // A row that cannot be split into the target's blocks takes Q8_0 when it splits into 32-value
+  // blocks (llama-quantize likewise falls back from a K-quant for such rows) and otherwise
+  // stays in its stored dtype rather than failing the whole load (e.g. down_proj of a toy
+  // model with intermediate 172).
+  if (is_quantized(target) && !is_quantized(info.dtype) &&
+      want.back() % format_info(target).block_elems != 0) {
+    target = want.back() % kQuantBlock == 0 ? DType::Q8_0 : info.dtype;
   }
   return src.load(name, target);
 }

@@ -14,10 +14,10 @@ namespace kwaai::engine {
 namespace {
 
 TEST(DType, names_round_trip_and_unknown_name_throws) {
-  for (DType t :
-       {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::I32, DType::U8})
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::I32,
+                 DType::U8, DType::Q4_K, DType::Q5_K, DType::Q6_K})
     EXPECT_EQ(dtype_from_name(dtype_name(t)), t);
-  EXPECT_THROW(dtype_from_name("q5_k"), std::invalid_argument);
+  EXPECT_THROW(dtype_from_name("q3_k"), std::invalid_argument);
 }
 
 TEST(DType, byte_sizes_follow_gguf_block_layouts) {

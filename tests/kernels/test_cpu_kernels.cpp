@@ -7,6 +7,8 @@
 #include <cstring>
 #include <vector>
 
+#include "engine/core/formats.hpp"
+#include "engine/core/kquants.hpp"
 #include "engine/cpu/kernels.hpp"
 #include "engine/cpu/qpack.hpp"
 #include "tests/kernels/op_test_util.hpp"
@@ -50,7 +52,10 @@ std::vector<std::byte> random_quant_rows(test::Rng& rng, DType t, std::int64_t N
     auto* b = reinterpret_cast<BlockQ8_0*>(bytes.data());
     b[0].qs[0] = -128;
     b[0].qs[1] = 127;
-  } else {
+  } else if (t == DType::Q6_K) {
+    // -128 is a legal Q6_K scale the quantizer never writes; the codes 0 and 63 it does.
+    reinterpret_cast<BlockQ6_K*>(bytes.data())[0].scales[3] = -128;
+  } else if (t == DType::Q4_0) {
     auto* b = reinterpret_cast<BlockQ4_0*>(bytes.data());
     b[0].qs[0] = 0x0F;
     b[N * K / 32 - 1].qs[15] = 0xF0;
@@ -65,9 +70,11 @@ std::vector<std::byte> random_quant_rows(test::Rng& rng, DType t, std::int64_t N
 // and the same two float operations per block, so they must also agree bit for bit.
 TEST(CpuKernels, packed_kernels_of_every_table_match_the_reference_and_each_other) {
   KWAAI_SEEDED_RNG();
-  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    const bool kq = format_info(t).block_elems == kSuperBlock;
     for (std::int64_t N : {1, 7, 16, 17, 33}) {
-      for (std::int64_t nb : {1, 3, 7, 12, 33}) {
+      for (std::int64_t nb : kq ? std::vector<std::int64_t>{8, 16, 24}
+                                : std::vector<std::int64_t>{1, 3, 7, 12, 33}) {
         const std::int64_t K = nb * 32;
         const auto rows = random_quant_rows(rng, t, N, K);
         const PackGeometry g = pack_geometry(t, N, K);
@@ -88,7 +95,9 @@ TEST(CpuKernels, packed_kernels_of_every_table_match_the_reference_and_each_othe
                          std::to_string(mr));
             ActPack act;
             act.reset(mr, K, k->gemm_rows);
-            const std::int32_t off = t == DType::Q8_0 ? k->q8_0_act_offset : k->q4_0_act_offset;
+            const std::int32_t off = kq                 ? 1
+                                     : t == DType::Q8_0 ? k->q8_0_act_offset
+                                                        : k->q4_0_act_offset;
             act.quantize_tiles(x.data(), k->quantize_act, off, 0, act.tiles());
             ASSERT_EQ(act.tiles(), 1);
             const ActTile a = act.tile(0);
@@ -103,7 +112,11 @@ TEST(CpuKernels, packed_kernels_of_every_table_match_the_reference_and_each_othe
                 for (std::int64_t m = 0; m < mr; ++m)
                   for (std::int64_t n = 0; n < N; ++n)
                     y[static_cast<std::size_t>(m * ldy + n)] = 0.5f;
-              GemmFn fn = t == DType::Q8_0 ? k->gemm_q8_0 : k->gemm_q4_0;
+              const GemmFn fn = t == DType::Q8_0   ? k->gemm_q8_0
+                                : t == DType::Q4_0 ? k->gemm_q4_0
+                                : t == DType::Q4_K ? k->gemm_q4_k
+                                : t == DType::Q5_K ? k->gemm_q5_k
+                                                   : k->gemm_q6_k;
               // As many groups per call as the table takes (the last call of an odd count one).
               for (std::int64_t gi = 0; gi < g.groups; gi += k->gemm_groups) {
                 const int groups =
@@ -119,8 +132,9 @@ TEST(CpuKernels, packed_kernels_of_every_table_match_the_reference_and_each_othe
                      accumulate);
                   continue;
                 }
-                // The same blocks in two calls, the second continuing the first's chain.
-                const std::int64_t b1 = nb / 2;
+                // The same blocks in two calls, the second continuing the first's chain (K-quant
+                // calls start at super-blocks).
+                const std::int64_t b1 = kq ? nb / 16 * 8 : nb / 2;
                 if (b1 > 0)
                   fn(codes, scales, g.group_bytes, groups, b1, a, y.data() + gi * 16, ldy, n_valid,
                      accumulate);
@@ -128,8 +142,10 @@ TEST(CpuKernels, packed_kernels_of_every_table_match_the_reference_and_each_othe
                 rest.qs += b1 * a.mr * 32;
                 rest.d += b1 * a.mr;
                 rest.bias += b1 * a.mr;
-                fn(codes + b1 * 16 * g.code_bytes, scales + b1 * 16, g.group_bytes, groups, nb - b1,
-                   rest, y.data() + gi * 16, ldy, n_valid, accumulate || b1 > 0);
+                rest.hsum += b1 * a.mr;
+                fn(codes + b1 * 16 * g.code_bytes,
+                   reinterpret_cast<const std::uint16_t*>(codes + g.scales_at(b1)), g.group_bytes,
+                   groups, nb - b1, rest, y.data() + gi * 16, ldy, n_valid, accumulate || b1 > 0);
               }
               for (std::int64_t m = 0; m < mr; ++m) {
                 for (std::int64_t n = 0; n < ldy; ++n) {
@@ -267,9 +283,9 @@ TEST(CpuKernels, half_kernels_of_every_table_match_the_reference_and_each_other)
 // row read from the packed form (embedding) decodes as the row does.
 TEST(CpuKernels, packing_round_trips_and_rows_decode_from_the_packed_form) {
   KWAAI_SEEDED_RNG();
-  for (DType t : {DType::Q8_0, DType::Q4_0}) {
+  for (DType t : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
     for (std::int64_t N : {1, 15, 16, 17, 40}) {
-      const std::int64_t K = 96;
+      const std::int64_t K = format_info(t).block_elems == kSuperBlock ? 512 : 96;
       const auto rows = random_quant_rows(rng, t, N, K);
       const PackGeometry g = pack_geometry(t, N, K);
       EXPECT_EQ(g.group_bytes % 64, 0u);
@@ -286,6 +302,12 @@ TEST(CpuKernels, packing_round_trips_and_rows_decode_from_the_packed_form) {
         ASSERT_EQ(got, ref) << "row " << r;
       }
       EXPECT_THROW(packed_row_to_f32(g, packed.data(), N, got.data()), std::out_of_range);
+      // Any bytes, not only what the quantizer writes: the repacking keeps every bit.
+      std::vector<std::byte> noise(rows.size());
+      for (auto& b : noise) b = static_cast<std::byte>(rng.next());
+      pack_rows(g, noise.data(), packed.data());
+      unpack_rows(g, packed.data(), back.data());
+      ASSERT_EQ(std::memcmp(back.data(), noise.data(), noise.size()), 0);
     }
   }
   // 16-bit floats: any row length (zero-padded to 32 values in the packed form).

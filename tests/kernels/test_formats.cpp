@@ -44,6 +44,13 @@ TEST(Formats, rows_follow_the_dtype_order_and_names_and_gguf_ids_round_trip) {
   EXPECT_EQ(find_gguf_format(2)->dtype, DType::Q4_0);
   EXPECT_EQ(find_gguf_format(8)->dtype, DType::Q8_0);
   EXPECT_EQ(find_gguf_format(30)->dtype, DType::BF16);
+  // ... and the K-quants: Q4_K 12, Q5_K 13, Q6_K 14, with ggml's block sizes.
+  EXPECT_EQ(find_gguf_format(12)->dtype, DType::Q4_K);
+  EXPECT_EQ(find_gguf_format(13)->dtype, DType::Q5_K);
+  EXPECT_EQ(find_gguf_format(14)->dtype, DType::Q6_K);
+  EXPECT_EQ(dtype_bytes(DType::Q4_K, 256), 144u);
+  EXPECT_EQ(dtype_bytes(DType::Q5_K, 256), 176u);
+  EXPECT_EQ(dtype_bytes(DType::Q6_K, 256), 210u);
 }
 
 TEST(Formats, quant_values_are_none_plus_the_load_time_targets) {

@@ -3,9 +3,11 @@
 // CPU backend's fused kernels do the same integer sums and float operations per output, so
 // within a few ulps; the Vulkan backend composes them). Every weight dtype, odd shapes, decode
 // and prefill row counts, poisoned outputs.
+#include <span>
 #include <algorithm>
 #include <cmath>
 
+#include "engine/core/formats.hpp"
 #include "tests/kernels/op_test_util.hpp"
 #include "tests/kernels/reference.hpp"
 
@@ -15,7 +17,8 @@ namespace {
 using engine::DType;
 using engine::Tensor;
 
-constexpr DType kWeightTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+constexpr DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0,
+                                  DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
 
 void expect_close(const std::vector<float>& got, const std::vector<float>& want, const char* what) {
   ASSERT_EQ(got.size(), want.size());
@@ -38,8 +41,11 @@ TEST_P(FusedTest, fused_matmuls_equal_their_composition) {
   };
   const Shape3 shapes[] = {{1, 7, 64},   {3, 16, 32},  {8, 33, 96},
                            {9, 40, 160}, {33, 17, 64}, {40, 48, 256}};
+  // K-quants: rows of whole 256-value super-blocks.
+  const Shape3 k_shapes[] = {{1, 7, 256}, {8, 33, 512}, {9, 40, 256}, {40, 48, 768}};
   for (DType wt : kWeightTypes) {
-    for (const auto& s : shapes) {
+    const bool kq = engine::format_info(wt).block_elems == 256;
+    for (const auto& s : kq ? std::span<const Shape3>(k_shapes) : std::span<const Shape3>(shapes)) {
       SCOPED_TRACE(std::string(engine::dtype_name(wt)) + " M=" + std::to_string(s.M) +
                    " N=" + std::to_string(s.N) + " K=" + std::to_string(s.K));
       const Tensor x = upload(b, DType::F32, {s.M, s.K}, rng.vec(s.M * s.K));

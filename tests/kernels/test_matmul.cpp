@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/core/formats.hpp"
 #include "tests/kernels/op_test_util.hpp"
 
 namespace kwaai::test {
@@ -10,7 +11,12 @@ namespace {
 
 using engine::DType;
 
-constexpr DType kWeightTypes[] = {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0};
+constexpr DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0,
+                                  DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+bool kquant(DType t) {
+  return engine::format_info(t).block_elems == 256;
+}
 
 // Checks y against the reference on the output columns `cols` (all when there are few).
 // Tolerance per element (docs/testing.md): float rounding 1e-6 * sqrt(K) * sum|x||w|, plus
@@ -79,9 +85,12 @@ TEST_P(MatmulTest, odd_sizes_every_dtype_decode_and_prefill) {
   };
   const NK quant_shapes[] = {{1, 32}, {7, 64}, {33, 96}, {40, 160}, {4097, 32}};
   const NK float_shapes[] = {{1, 1}, {7, 5}, {33, 33}, {3, 4097}, {40, 64}};
+  const NK k_shapes[] = {{1, 256}, {7, 512}, {33, 768}, {40, 1280}, {1041, 256}};
   for (DType wt : kWeightTypes)
     for (std::int64_t M : Ms)
-      for (const auto& s : engine::is_quantized(wt) ? quant_shapes : float_shapes)
+      for (const auto& s : kquant(wt)                ? k_shapes
+                           : engine::is_quantized(wt) ? quant_shapes
+                                                      : float_shapes)
         run_matmul(be(), rng, wt, M, s.N, s.K, 1 << 30);
 }
 
@@ -89,7 +98,7 @@ TEST_P(MatmulTest, odd_sizes_every_dtype_decode_and_prefill) {
 // N that is not a multiple of the 256-row dequantization tile.
 TEST_P(MatmulTest, prefill_tiled_every_dtype) {
   KWAAI_SEEDED_RNG();
-  for (DType wt : kWeightTypes) run_matmul(be(), rng, wt, 33, 300, 96, 1 << 30);
+  for (DType wt : kWeightTypes) run_matmul(be(), rng, wt, 33, 300, kquant(wt) ? 256 : 96, 1 << 30);
   for (DType wt : kWeightTypes) run_matmul(be(), rng, wt, 64, 513, 256, 1 << 30);
 }
 
@@ -101,7 +110,7 @@ TEST_P(MatmulTest, decode_4096_to_14336_every_dtype) {
 
 TEST_P(MatmulTest, decode_14336_to_4096_quantized_m1_and_m8) {
   KWAAI_SEEDED_RNG();
-  for (DType wt : {DType::Q8_0, DType::Q4_0}) {
+  for (DType wt : {DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     run_matmul(be(), rng, wt, 1, 4096, 14336, 64);
     run_matmul(be(), rng, wt, 8, 4096, 14336, 16);
   }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "engine/core/formats.hpp"
 #include "tests/kernels/op_test_util.hpp"
 #include "tests/kernels/reference.hpp"
 
@@ -114,10 +115,11 @@ TEST(RopeReference, llama3_inv_freq_matches_known_values) {
 
 TEST_P(ElementwiseTest, embedding_every_table_dtype) {
   KWAAI_SEEDED_RNG();
-  for (DType dt : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0}) {
+  for (DType dt : {DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q4_K,
+                   DType::Q5_K, DType::Q6_K}) {
     SCOPED_TRACE(std::string(engine::dtype_name(dt)));
-    const std::int64_t V = 1000,
-                       K = dt == DType::F32 || dt == DType::F16 || dt == DType::BF16 ? 33 : 64;
+    const std::int64_t block = engine::format_info(dt).block_elems;
+    const std::int64_t V = 1000, K = block == 1 ? 33 : block == 32 ? 64 : 512;
     const auto table = rng.vec(V * K);
     std::vector<float> dec;
     const auto table_t = upload_as(be(), dt, {V, K}, table, &dec);
