@@ -162,8 +162,9 @@ TEST(Gguf, HonoursGeneralAlignment) {
 
 TEST(Gguf, RefusesUnsupportedTensorTypeNamingIt) {
   GgufWriter w;
-  w.tensor("blk.0.attn_q.weight", 12, {256, 1}, std::string(144, '\0'));
-  expect_rejected(w.finish(), {"blk.0.attn_q.weight", "Q4_K (type 12) is not supported"});
+  // Q3_K (type 11, 110 bytes per 256 values): a real GGUF type without a format-table row.
+  w.tensor("blk.0.attn_q.weight", 11, {256, 1}, std::string(110, '\0'));
+  expect_rejected(w.finish(), {"blk.0.attn_q.weight", "Q3_K (type 11) is not supported"});
   GgufWriter w2;
   w2.tensor("x", 1234, {32}, std::string(64, '\0'));
   expect_rejected(w2.finish(), {"type 1234 is not supported"});
