@@ -42,6 +42,7 @@ int main(int argc, char** argv) {
   kwaai::cli::register_calibrate(app, global);
   kwaai::cli::register_client(app, global);
   kwaai::cli::register_serve(app, global);
+  kwaai::cli::register_quantize(app, global);
 
   try {
     app.parse(argc, argv);

@@ -89,8 +89,9 @@ struct GgufHeader {
 std::string ggml_type_name(std::uint32_t t);
 
 // Pure parser over the complete file bytes (fuzzable). Accepts version 3 (and 2, whose layout is
-// the same); tensor types F32 (0), F16 (1), Q4_0 (2), Q8_0 (8), BF16 (30); any other type throws
-// "<file>: tensor '<name>': Q4_K (type 12) is not supported". Every error is std::runtime_error.
+// the same); tensor types: the format table's rows with a GGUF id (F32, F16, BF16, Q8_0, Q4_0,
+// Q4_K, Q5_K, Q6_K); any other type throws "<file>: tensor '<name>': Q3_K (type 11) is not
+// supported". Every error is std::runtime_error.
 GgufHeader parse_gguf(std::span<const std::byte> file, const std::string& origin,
                       const GgufLimits& limits = {});
 

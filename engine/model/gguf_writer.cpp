@@ -66,6 +66,53 @@ void GgufWriter::add_i32s(const std::string& k, const std::vector<std::int32_t>&
   kv(k, kArray, body);
 }
 
+namespace {
+
+// A value's bytes after its type tag (arrays: element type, count, elements).
+std::string value_bytes(const GgufValue& v) {
+  switch (v.type) {
+    case GgufType::U8:
+    case GgufType::BOOL:
+      return raw(static_cast<std::uint8_t>(v.u));
+    case GgufType::I8:
+      return raw(static_cast<std::int8_t>(v.i));
+    case GgufType::U16:
+      return raw(static_cast<std::uint16_t>(v.u));
+    case GgufType::I16:
+      return raw(static_cast<std::int16_t>(v.i));
+    case GgufType::U32:
+      return raw(static_cast<std::uint32_t>(v.u));
+    case GgufType::I32:
+      return raw(static_cast<std::int32_t>(v.i));
+    case GgufType::U64:
+      return raw(v.u);
+    case GgufType::I64:
+      return raw(v.i);
+    case GgufType::F32:
+      return raw(static_cast<float>(v.f));
+    case GgufType::F64:
+      return raw(v.f);
+    case GgufType::STRING:
+      return str(v.s);
+    case GgufType::ARRAY: {
+      std::string body = raw(static_cast<std::uint32_t>(v.elem_type)) +
+                         raw(static_cast<std::uint64_t>(v.items.size()));
+      // An element that is itself an array is written as its type, count and items, which is
+      // what value_bytes gives for it.
+      for (const auto& e : v.items) body += value_bytes(e);
+      return body;
+    }
+  }
+  throw std::invalid_argument("gguf writer: unknown value type " +
+                              std::to_string(static_cast<std::uint32_t>(v.type)));
+}
+
+}  // namespace
+
+void GgufWriter::add_value(const std::string& k, const GgufValue& v) {
+  kv(k, static_cast<std::uint32_t>(v.type), value_bytes(v));
+}
+
 void GgufWriter::add_tensor(const std::string& name, DType dtype, const Shape& shape) {
   if (out_.is_open()) throw std::logic_error("gguf writer: tensor declared after begin()");
   const FormatInfo& f = format_info(dtype);

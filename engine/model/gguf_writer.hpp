@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/core/tensor.hpp"
+#include "engine/model/gguf.hpp"
 
 namespace kwaai::engine {
 
@@ -26,6 +27,9 @@ class GgufWriter {
   void add_strings(const std::string& key, const std::vector<std::string>& v);
   void add_f32s(const std::string& key, const std::vector<float>& v);
   void add_i32s(const std::string& key, const std::vector<std::int32_t>& v);
+  // Any value the reader parses (engine/model/gguf.hpp), arrays included: metadata copied from
+  // one file to another keeps its types.
+  void add_value(const std::string& key, const GgufValue& v);
 
   // A tensor of `dtype` (which must have a GGUF id) and row-major `shape`; its bytes follow in
   // write_tensor calls, in declaration order.

@@ -2,8 +2,9 @@
 # K-quant GGUF files read by kwaainet and by llama.cpp itself (the prebuilt llama.cpp of the npm
 # package node-llama-cpp, pinned 3.21.1): the same bytes must give the same greedy ids. Files of
 # each K type (and a Q4_K + Q6_K mix as in Q4_K_M) are written by kwaai_make_gguf (random codes
-# and fixed sub-block scales, a TinyLlama-shaped 2-block model), 8 prompts of random ids, 3
-# greedy ids each. A wrong value rule gives unrelated ids (vocabulary 32000); random weights
+# and fixed sub-block scales, a TinyLlama-shaped 2-block model), and by `kwaainet quantize` of
+# an f16 file of that shape (q4_k_m, q5_k_m, q6_k, q4_0); 8 prompts of random ids, 3 greedy ids
+# each. A wrong value rule gives unrelated ids (vocabulary 32000); random weights
 # give near-tie logits, so one prompt in eight may part ways where the two engines' activation
 # rounding differs (llama.cpp quantizes activations per 256 values for K-quants, kwaainet per
 # 32): at least 6 of 8 first ids must be equal per file.
@@ -23,9 +24,16 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cp "$here/llamacpp_greedy.mjs" "$scratch/kwaai_llamacpp_greedy.mjs"
 fail=0
-for t in q4_k q5_k q6_k q4_k_m; do
-  gguf="$work/$t.gguf"
-  "$build/bench/kwaai_make_gguf" --shape tinyllama-1.1b --layers 2 --type "$t" --out "$gguf" >/dev/null
+# Files written directly (random codes) and files from `kwaainet quantize` of an f16 file
+# (llama-quantize's per-tensor mix, this project's encoders).
+"$build/bench/kwaai_make_gguf" --shape tinyllama-1.1b --layers 2 --type f16 --out "$work/f16.gguf" >/dev/null
+for t in q4_k q5_k q6_k q4_k_m quantize:q4_k_m quantize:q5_k_m quantize:q6_k quantize:q4_0; do
+  gguf="$work/${t/:/-}.gguf"
+  if [[ $t == quantize:* ]]; then
+    "$build/cli/kwaainet" quantize "$work/f16.gguf" "$gguf" --type "${t#quantize:}" >/dev/null
+  else
+    "$build/bench/kwaai_make_gguf" --shape tinyllama-1.1b --layers 2 --type "$t" --out "$gguf" >/dev/null
+  fi
   prompts="" ours=()
   for s in 1 2 3 4 5 6 7 8; do
     p=$(python3 -c "import random; r = random.Random($s); print(','.join(str(r.randrange(259, 30000)) for _ in range(6)))")

@@ -1,0 +1,191 @@
+#include "engine/model/quantize.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+#include <mutex>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+#include "engine/core/formats.hpp"
+#include "engine/model/gguf.hpp"
+#include "engine/model/gguf_writer.hpp"
+
+namespace kwaai::engine {
+
+namespace {
+
+struct MixRow {
+  QuantMix mix;
+  const char* name;
+  DType base;
+  std::uint32_t file_type;  // LLAMA_FTYPE_MOSTLY_*
+  bool more_bits;           // an _M mix
+};
+
+constexpr MixRow kMixes[] = {
+    {QuantMix::Q8_0, "q8_0", DType::Q8_0, 7, false},
+    {QuantMix::Q4_0, "q4_0", DType::Q4_0, 2, false},
+    {QuantMix::Q4_K_S, "q4_k_s", DType::Q4_K, 14, false},
+    {QuantMix::Q4_K_M, "q4_k_m", DType::Q4_K, 15, true},
+    {QuantMix::Q5_K_S, "q5_k_s", DType::Q5_K, 16, false},
+    {QuantMix::Q5_K_M, "q5_k_m", DType::Q5_K, 17, true},
+    {QuantMix::Q6_K, "q6_k", DType::Q6_K, 18, false},
+};
+
+const MixRow& row_of(QuantMix m) {
+  for (const auto& r : kMixes)
+    if (r.mix == m) return r;
+  throw std::invalid_argument("unknown quantization mix");
+}
+
+bool use_more_bits(std::int64_t i, std::int64_t n) {
+  return i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2;
+}
+
+// Block index of "blk.N.<rest>", -1 otherwise; `rest` gets the suffix.
+std::int64_t block_of(const std::string& name, std::string& rest) {
+  if (!name.starts_with("blk.")) return -1;
+  const auto dot = name.find('.', 4);
+  if (dot == std::string::npos) return -1;
+  try {
+    const std::int64_t i = std::stoll(name.substr(4, dot - 4));
+    rest = name.substr(dot + 1);
+    return i;
+  } catch (const std::exception&) {
+    return -1;
+  }
+}
+
+}  // namespace
+
+QuantMix quant_mix_from_name(std::string_view name) {
+  if (name == "q4_k") return QuantMix::Q4_K_S;
+  if (name == "q5_k") return QuantMix::Q5_K_S;
+  for (const auto& r : kMixes)
+    if (name == r.name) return r.mix;
+  throw std::invalid_argument("unknown quantization type '" + std::string(name) + "' (" +
+                              quant_mix_choices() + ")");
+}
+
+std::string quant_mix_name(QuantMix m) {
+  return row_of(m).name;
+}
+
+std::string quant_mix_choices() {
+  std::string s;
+  for (const auto& r : kMixes) s += (s.empty() ? "" : " | ") + std::string(r.name);
+  return s;
+}
+
+std::uint32_t quant_mix_file_type(QuantMix m) {
+  return row_of(m).file_type;
+}
+
+DType quant_mix_type(QuantMix m, const std::string& name, const Shape& shape, DType stored,
+                     std::int64_t n_layers, bool has_output) {
+  if (shape.size() != 2) return stored;
+  const MixRow& r = row_of(m);
+  DType t = r.base;
+  std::string rest;
+  const std::int64_t layer = block_of(name, rest);
+  const bool head = name == "output.weight" || (!has_output && name == "token_embd.weight");
+  if (head) {
+    // llama.cpp: the output tensor is Q6_K unless the whole file is Q8_0.
+    t = m == QuantMix::Q8_0 ? DType::Q8_0 : DType::Q6_K;
+  } else if (layer >= 0 && rest == "attn_v.weight") {
+    if (r.more_bits && use_more_bits(layer, n_layers)) t = DType::Q6_K;
+    // 70B (80 layers, 8 query heads per KV head): attn_v is 8x smaller than attn_q.
+    if (n_layers == 80 && t == DType::Q4_K) t = DType::Q5_K;
+  } else if (layer >= 0 && rest == "ffn_down.weight") {
+    if (r.more_bits && use_more_bits(layer, n_layers)) t = DType::Q6_K;
+  }
+  const std::int64_t cols = shape.back();
+  if (cols % format_info(t).block_elems != 0) t = cols % kQuantBlock == 0 ? DType::Q8_0 : DType::F16;
+  return t;
+}
+
+QuantizeReport quantize_gguf(const std::string& in, const std::string& out, QuantMix mix,
+                             int threads) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const GgufFile src(in);
+  const GgufHeader& h = src.header();
+  std::string arch = "llama";
+  if (const GgufValue* a = h.find("general.architecture")) arch = a->as_string();
+  std::int64_t n_layers = 0;
+  if (const GgufValue* b = h.find(arch + ".block_count")) n_layers = b->as_int();
+  const bool has_output = src.find("output.weight") != nullptr;
+
+  GgufWriter w(h.alignment);
+  for (const auto& [key, value] : h.kv) {
+    if (key == "general.alignment" || key == "general.file_type" ||
+        key == "general.quantization_version")
+      continue;
+    w.add_value(key, value);
+  }
+  w.add_u32("general.file_type", quant_mix_file_type(mix));
+  w.add_u32("general.quantization_version", 2);  // ggml's QK_K layout version, as llama.cpp writes
+
+  std::vector<DType> target;
+  QuantizeReport rep;
+  for (const auto& t : h.tensors) {
+    target.push_back(quant_mix_type(mix, t.name, t.shape, t.dtype, n_layers, has_output));
+    w.add_tensor(t.name, target.back(), t.shape);
+  }
+  w.begin(out);
+  const int nt = std::max(1, threads);
+  std::vector<std::byte> buf;
+  for (std::size_t i = 0; i < h.tensors.size(); ++i) {
+    const GgufTensorInfo& t = h.tensors[i];
+    const TensorView v = src.view(t.name);
+    const DType to = target[i];
+    rep.bytes_in += v.data.size();
+    ++rep.count[to];
+    ++rep.tensors;
+    if (to == v.dtype) {
+      w.write_tensor(v.data);
+      rep.bytes_out += v.data.size();
+      continue;
+    }
+    const std::int64_t cols = t.shape.empty() ? 1 : t.shape.back();
+    const std::int64_t rows = cols > 0 ? v.numel() / cols : 0;
+    const std::size_t in_row = dtype_bytes(v.dtype, cols), out_row = dtype_bytes(to, cols);
+    buf.resize(static_cast<std::size_t>(rows) * out_row);
+    auto convert = [&](std::int64_t r0, std::int64_t r1) {
+      std::vector<float> f(static_cast<std::size_t>(cols));
+      for (std::int64_t r = r0; r < r1; ++r) {
+        to_f32(v.dtype, v.data.data() + static_cast<std::size_t>(r) * in_row, f.data(), cols);
+        from_f32(to, f.data(), buf.data() + static_cast<std::size_t>(r) * out_row, cols);
+      }
+    };
+    const std::int64_t per = (rows + nt - 1) / nt;
+    std::vector<std::thread> pool;
+    std::exception_ptr err;
+    std::mutex err_mu;
+    for (int k = 1; k < nt && k * per < rows; ++k)
+      pool.emplace_back([&, k] {
+        try {
+          convert(k * per, std::min(rows, (k + 1) * per));
+        } catch (...) {
+          std::lock_guard lock(err_mu);
+          err = std::current_exception();
+        }
+      });
+    try {
+      convert(0, std::min(rows, per));
+    } catch (...) {
+      std::lock_guard lock(err_mu);
+      err = std::current_exception();
+    }
+    for (auto& th : pool) th.join();
+    if (err) std::rethrow_exception(err);
+    w.write_tensor(buf);
+    rep.bytes_out += buf.size();
+  }
+  w.finish();
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rep;
+}
+
+}  // namespace kwaai::engine

@@ -1,0 +1,158 @@
+// `kwaainet quantize` (engine/model/quantize.hpp): llama-quantize's per-tensor type rule, every
+// metadata key carried over with its type (nested arrays included), vectors kept, and each
+// matrix equal to this project's encoder applied to the decoded input.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "engine/core/formats.hpp"
+#include "engine/model/gguf.hpp"
+#include "engine/model/quantize.hpp"
+#include "tests/engine/model/gguf_writer.hpp"
+#include "tests/engine/model/test_util.hpp"
+
+namespace kwaai::engine {
+namespace {
+
+TEST(Quantize, MixRuleFollowsLlamaQuantize) {
+  const Shape m{512, 256}, v{256};
+  // 32 layers: use_more_bits is true for 0-3, 28-31 and every third from 6 (6, 9, ..., 27).
+  for (std::int64_t i : {0, 3, 6, 9, 27, 28, 31})
+    EXPECT_EQ(quant_mix_type(QuantMix::Q4_K_M, "blk." + std::to_string(i) + ".attn_v.weight", m,
+                             DType::F16, 32, true),
+              DType::Q6_K)
+        << i;
+  for (std::int64_t i : {4, 5, 7, 8, 26})
+    EXPECT_EQ(quant_mix_type(QuantMix::Q4_K_M, "blk." + std::to_string(i) + ".ffn_down.weight", m,
+                             DType::F16, 32, true),
+              DType::Q4_K)
+        << i;
+  EXPECT_EQ(quant_mix_type(QuantMix::Q5_K_M, "blk.30.ffn_down.weight", m, DType::F16, 32, true),
+            DType::Q6_K);
+  EXPECT_EQ(quant_mix_type(QuantMix::Q4_K_S, "blk.0.attn_v.weight", m, DType::F16, 32, true),
+            DType::Q4_K);
+  EXPECT_EQ(quant_mix_type(QuantMix::Q4_K_M, "blk.0.attn_q.weight", m, DType::F16, 32, true),
+            DType::Q4_K);
+  // The head: Q6_K except in a Q8_0 file; token_embd is the head when there is no output.weight.
+  EXPECT_EQ(quant_mix_type(QuantMix::Q4_0, "output.weight", m, DType::F16, 32, true), DType::Q6_K);
+  EXPECT_EQ(quant_mix_type(QuantMix::Q8_0, "output.weight", m, DType::F16, 32, true), DType::Q8_0);
+  EXPECT_EQ(quant_mix_type(QuantMix::Q4_K_M, "token_embd.weight", m, DType::F16, 32, true),
+            DType::Q4_K);
+  EXPECT_EQ(quant_mix_type(QuantMix::Q4_K_M, "token_embd.weight", m, DType::F16, 32, false),
+            DType::Q6_K);
+  // 70B's attn_v gets Q5_K where the mix would give Q4_K.
+  EXPECT_EQ(quant_mix_type(QuantMix::Q4_K_M, "blk.11.attn_v.weight", m, DType::F16, 80, true),
+            DType::Q5_K);
+  // Vectors keep their type; rows that are not whole super-blocks fall back.
+  EXPECT_EQ(quant_mix_type(QuantMix::Q4_K_M, "blk.0.attn_norm.weight", v, DType::F32, 32, true),
+            DType::F32);
+  EXPECT_EQ(quant_mix_type(QuantMix::Q4_K_M, "blk.0.ffn_down.weight", {64, 96}, DType::F16, 32,
+                           true),
+            DType::Q8_0);
+  EXPECT_EQ(quant_mix_type(QuantMix::Q6_K, "blk.0.ffn_down.weight", {64, 172}, DType::F32, 32,
+                           true),
+            DType::F16);
+  EXPECT_EQ(quant_mix_from_name("q4_k"), QuantMix::Q4_K_S);
+  EXPECT_THROW(quant_mix_from_name("q3_k_m"), std::invalid_argument);
+}
+
+TEST(Quantize, CopiesMetadataAndEncodesEveryMatrixOfTheMix) {
+  const std::uint64_t seed = std::random_device{}();
+  SCOPED_TRACE("seed " + std::to_string(seed));
+  std::mt19937_64 gen(seed);
+  std::normal_distribution<float> nd(0.0f, 0.02f);
+  auto f16_bytes = [&](std::size_t n) {
+    std::vector<float> f(n);
+    for (auto& x : f) x = nd(gen);
+    std::string s(n * 2, '\0');
+    from_f32(DType::F16, f.data(), s.data(), static_cast<std::int64_t>(n));
+    return s;
+  };
+  auto f32_bytes = [&](std::size_t n) {
+    std::string s(n * 4, '\0');
+    for (std::size_t i = 0; i < n; ++i) {
+      const float x = 1.0f + nd(gen);
+      std::memcpy(s.data() + 4 * i, &x, 4);
+    }
+    return s;
+  };
+  test::GgufWriter w;
+  w.kv_str("general.architecture", "llama");
+  w.kv_u32("llama.block_count", 2);
+  w.kv_u32("general.file_type", 1);
+  w.kv_str_array("tokenizer.ggml.tokens", {"<s>", "a", ""});
+  w.kv_raw("i16", test::GgufWriter::I16, test::GgufWriter::raw<std::int16_t>(-30000));
+  const std::string inner = test::GgufWriter::raw<std::uint32_t>(test::GgufWriter::U8) +
+                            test::GgufWriter::raw<std::uint64_t>(2) + "\x07\x08";
+  w.kv_raw("nested", test::GgufWriter::ARRAY,
+           test::GgufWriter::raw<std::uint32_t>(test::GgufWriter::ARRAY) +
+               test::GgufWriter::raw<std::uint64_t>(2) + inner + inner);
+  w.tensor("token_embd.weight", 1, {256, 40}, f16_bytes(256 * 40));
+  for (int i = 0; i < 2; ++i) {
+    const std::string b = "blk." + std::to_string(i) + ".";
+    w.tensor(b + "attn_norm.weight", 0, {256}, f32_bytes(256));
+    w.tensor(b + "attn_v.weight", 1, {256, 64}, f16_bytes(256 * 64));
+    w.tensor(b + "ffn_down.weight", 1, {512, 256}, f16_bytes(512 * 256));
+    w.tensor(b + "ffn_up.weight", 1, {256, 512}, f16_bytes(256 * 512));
+  }
+  w.tensor("output.weight", 1, {256, 40}, f16_bytes(256 * 40));
+  test::TempDir dir;
+  test::write_file(dir.file("in.gguf"), w.finish());
+
+  const QuantizeReport r =
+      quantize_gguf(dir.file("in.gguf"), dir.file("out.gguf"), QuantMix::Q4_K_M, 3);
+  EXPECT_EQ(r.tensors, 10);
+  const GgufFile in(dir.file("in.gguf")), out(dir.file("out.gguf"));
+  // Metadata: every key with its value, file_type set to MOSTLY_Q4_K_M (15).
+  for (const auto& [key, value] : in.header().kv) {
+    SCOPED_TRACE(key);
+    const GgufValue* o = out.header().find(key);
+    ASSERT_NE(o, nullptr);
+    if (key == "general.file_type") {
+      EXPECT_EQ(o->as_int(), 15);
+      continue;
+    }
+    EXPECT_EQ(o->type, value.type);
+  }
+  EXPECT_EQ(out.header().find("i16")->as_int(), -30000);
+  EXPECT_EQ(out.header().find("tokenizer.ggml.tokens")->as_array()[1].as_string(), "a");
+  const auto& nested = out.header().find("nested")->as_array();
+  ASSERT_EQ(nested.size(), 2u);
+  EXPECT_EQ(nested[1].as_array()[1].as_int(), 8);
+  // Tensors: types by the rule (2 layers: use_more_bits only for layer 1), bytes by the encoder.
+  const std::pair<const char*, DType> want[] = {
+      {"token_embd.weight", DType::Q4_K},   {"blk.0.attn_norm.weight", DType::F32},
+      {"blk.0.attn_v.weight", DType::Q4_K}, {"blk.1.attn_v.weight", DType::Q6_K},
+      {"blk.0.ffn_down.weight", DType::Q4_K}, {"blk.1.ffn_down.weight", DType::Q6_K},
+      {"blk.1.ffn_up.weight", DType::Q4_K}, {"output.weight", DType::Q6_K}};
+  for (const auto& [name, type] : want) {
+    SCOPED_TRACE(name);
+    const TensorView a = in.view(name), b = out.view(name);
+    ASSERT_EQ(b.dtype, type);
+    EXPECT_EQ(b.shape, a.shape);
+    std::vector<float> f(static_cast<std::size_t>(a.numel()));
+    to_f32(a.dtype, a.data.data(), f.data(), a.numel());
+    std::vector<std::byte> enc(dtype_bytes(type, a.numel()));
+    from_f32(type, f.data(), enc.data(), a.numel());
+    ASSERT_EQ(enc.size(), b.data.size());
+    EXPECT_EQ(std::memcmp(enc.data(), b.data.data(), enc.size()), 0);
+  }
+}
+
+TEST(Quantize, RefusesAMissingOrBrokenInputNamingIt) {
+  test::TempDir dir;
+  try {
+    quantize_gguf(dir.file("absent.gguf"), dir.file("o.gguf"), QuantMix::Q8_0, 1);
+    FAIL() << "no throw";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("absent.gguf"), std::string::npos) << e.what();
+  }
+  test::write_file(dir.file("cut.gguf"), "GGUF\x03");
+  EXPECT_THROW(quantize_gguf(dir.file("cut.gguf"), dir.file("o.gguf"), QuantMix::Q8_0, 1),
+               std::runtime_error);
+}
+
+}  // namespace
+}  // namespace kwaai::engine
