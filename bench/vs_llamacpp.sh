@@ -4,7 +4,7 @@
 # over several rounds, medians and ratios printed with the CPU model and the memory bandwidth
 # measured in the same run.
 #
-#   bench/vs_llamacpp.sh [--type q4_0|q8_0|f16] [--shape llama-3-8b] [--layers 4]
+#   bench/vs_llamacpp.sh [--type q4_0|q8_0|f16|q4_k|q5_k|q6_k|q4_k_m] [--shape llama-3-8b] [--layers 4]
 #                        [--prompts 128,512] [--gen 32] [--rounds 3] [--threads N]
 #                        [--device cpu|vulkan] [--json FILE]
 #
@@ -34,7 +34,8 @@ while [ $# -gt 0 ]; do
     *) echo "vs_llamacpp.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
-case "$type" in q4_0|q8_0|f16) ;; *) echo "--type must be q4_0, q8_0 or f16" >&2; exit 2 ;; esac
+case "$type" in q4_0|q8_0|f16|q4_k|q5_k|q6_k|q4_k_m) ;;
+  *) echo "--type must be q4_0, q8_0, f16, q4_k, q5_k, q6_k or q4_k_m" >&2; exit 2 ;; esac
 case "$device" in cpu|vulkan) ;; *) echo "--device must be cpu or vulkan" >&2; exit 2 ;; esac
 
 kwaainet=build/cli/kwaainet
