@@ -26,5 +26,6 @@ void register_calibrate(CLI::App& app, GlobalOptions& global);
 void register_client(CLI::App& app, GlobalOptions& global);
 void register_serve(CLI::App& app, GlobalOptions& global);
 void register_quantize(CLI::App& app, GlobalOptions& global);
+void register_tokenize(CLI::App& app, GlobalOptions& global);
 
 }  // namespace kwaai::cli

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   kwaai::cli::register_client(app, global);
   kwaai::cli::register_serve(app, global);
   kwaai::cli::register_quantize(app, global);
+  kwaai::cli::register_tokenize(app, global);
 
   try {
     app.parse(argc, argv);

@@ -167,5 +167,24 @@ TEST(KwaainetBench, ProfileGivesEachPhaseItsTimePerOpKind) {
   }
 }
 
+// `kwaainet tokenize` on the hand-made SentencePiece-style tokenizer of the tokenizer tests
+// (tests/engine/model/data/sp_tokenizer.json: "hello world" is ▁hello ▁world = 21 26, BOS 1).
+TEST(KwaainetTokenize, PrintsIdsOrJsonAndRefusesBadFlags) {
+  const std::string tok = std::string(KWAAI_SOURCE_DIR) + "/tests/engine/model/data/sp_tokenizer.json";
+  const CliRun plain = run("tokenize --model " + tok + " --text 'hello world'");
+  EXPECT_EQ(plain.status, 0);
+  EXPECT_EQ(last_line(plain.out), "21,26");
+  const CliRun bos = run("tokenize --model " + tok + " --text 'hello world' --add-bos --json");
+  ASSERT_EQ(bos.status, 0);
+  const auto j = nlohmann::json::parse(last_line(bos.out));
+  EXPECT_EQ(j["ids"], nlohmann::json::array({1, 21, 26}));
+  EXPECT_EQ(j["pieces"][1], "\u2581hello");
+  EXPECT_NE(run("tokenize --model " + tok).status, 0) << "no text";
+  EXPECT_NE(run("tokenize --model " + tok + " --text a --file " + tok).status, 0) << "both";
+  EXPECT_NE(run("tokenize --model /nonexistent --text a").status, 0);
+  const CliRun not_json = run("tokenize --model /etc/hostname --text a", "", true);
+  EXPECT_NE(not_json.status, 0);
+}
+
 }  // namespace
 }  // namespace kwaai::engine::llama
