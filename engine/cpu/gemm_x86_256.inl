@@ -136,6 +136,7 @@ KWAAI_GEMM256_TARGET void gemm256_mr(const std::uint8_t* codes, const std::uint1
         const auto* rec = reinterpret_cast<const std::uint8_t*>(scales) + (b / 8) * kMeta;
         const int j = static_cast<int>(b % 8);
         const std::int32_t* hsum = a.hsum + b * MR;
+        const float* dbias = a.dbias + b * MR;
         __m256i acc[MR];
         if constexpr (C == PackCode::Q6_K) {
 #pragma GCC unroll 16
@@ -167,7 +168,7 @@ KWAAI_GEMM256_TARGET void gemm256_mr(const std::uint8_t* codes, const std::uint1
             const __m256 t = _mm256_fmadd_ps(
                 _mm256_mul_ps(_mm256_cvtepi32_ps(acc[m]), _mm256_set1_ps(da[m])), dw, facc[m]);
             facc[m] =
-                _mm256_fmadd_ps(mw, _mm256_set1_ps(static_cast<float>(bias[m]) * da[m]), t);
+                _mm256_fmadd_ps(mw, _mm256_set1_ps(dbias[m]), t);
           }
         }
         qa += MR * 32;

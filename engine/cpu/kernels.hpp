@@ -31,6 +31,7 @@ struct ActTile {
   const float* d = nullptr;            // [nb][mr]
   const std::int32_t* bias = nullptr;  // [nb][mr]: -offset * sum(codes)
   const std::int32_t* hsum = nullptr;  // [nb][mr]: sum of codes 0..15 of the block
+  const float* dbias = nullptr;        // [nb][mr]: float(bias) * d (the K-quant minimum term)
   int mr = 0;
   // The weights pass by once (decode, at most kDecodeMaxRows activation rows): kernels ask for
   // them ahead. Prefill tiles reuse them from cache and would only pay the issue slots.

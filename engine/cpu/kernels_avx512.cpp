@@ -230,6 +230,7 @@ KWAAI_AVX512 void gemm_mr(const std::uint8_t* codes, const std::uint16_t* scales
       }
       const int j = static_cast<int>(b % 8);
       const std::int32_t* hsum = a.hsum + b * MR;
+      const float* dbias = a.dbias + b * MR;
       __m512i acc[MR][NG];
       if constexpr (C == PackCode::Q6_K) {
         // Two 16-value halves with their own scales: the low codes, folded, then the high ones.
@@ -273,7 +274,7 @@ KWAAI_AVX512 void gemm_mr(const std::uint8_t* codes, const std::uint16_t* scales
           for (int m = 0; m < MR; ++m) {
             const __m512 t = _mm512_fmadd_ps(
                 _mm512_mul_ps(_mm512_cvtepi32_ps(acc[m][g]), _mm512_set1_ps(da[m])), dw, facc[m][g]);
-            facc[m][g] = _mm512_fmadd_ps(mw, _mm512_set1_ps(static_cast<float>(bias[m]) * da[m]), t);
+            facc[m][g] = _mm512_fmadd_ps(mw, _mm512_set1_ps(dbias[m]), t);
           }
         }
       }

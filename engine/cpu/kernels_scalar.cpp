@@ -97,7 +97,7 @@ void gemm(const std::uint8_t* codes, const std::uint16_t* scales, std::int64_t n
             const float dw = d * static_cast<float>(rec[64 + 16 * j + r]);
             const float mw = f16_to_f32(mh) * static_cast<float>(rec[192 + 16 * j + r]);
             o = std::fma(static_cast<float>(lo + hi) * da, dw, o);
-            o = std::fma(static_cast<float>(bias) * da, mw, o);
+            o = std::fma(a.dbias[b * a.mr + m], mw, o);  // float(bias) * da
           }
         }
       }

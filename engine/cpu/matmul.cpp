@@ -181,6 +181,7 @@ void run_groups(const KernelTable& k, const PreparedX& x, DType wt, const PackGe
         a.d += b0 * a.mr;
         a.bias += b0 * a.mr;
         a.hsum += b0 * a.mr;
+        a.dbias += b0 * a.mr;
         fn(codes, scales, g.group_bytes, groups, nbk, a,
            y + t * x.q->tile_rows() * ldy + (gi - y_group0) * kPackRows, ldy, n_valid,
            accumulate || b0 > 0);

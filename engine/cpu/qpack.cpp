@@ -214,6 +214,7 @@ void ActPack::reset(std::int64_t M, std::int64_t K, int tile_rows) {
   d_.resize(static_cast<std::size_t>(M * nb_));
   bias_.resize(static_cast<std::size_t>(M * nb_));
   hsum_.resize(static_cast<std::size_t>(M * nb_));
+  dbias_.resize(static_cast<std::size_t>(M * nb_));
 }
 
 ActTile ActPack::tile(std::int64_t t) const {
@@ -224,6 +225,7 @@ ActTile ActPack::tile(std::int64_t t) const {
   a.d = d_.data() + m0 * nb_;
   a.bias = bias_.data() + m0 * nb_;
   a.hsum = hsum_.data() + m0 * nb_;
+  a.dbias = dbias_.data() + m0 * nb_;
   a.stream = M_ <= kDecodeMaxRows;
   return a;
 }
@@ -239,6 +241,7 @@ void ActPack::quantize_tiles(const float* x, QuantizeFn quantize, std::int32_t o
     float* d = d_.data() + m0 * nb_;
     std::int32_t* bias = bias_.data() + m0 * nb_;
     std::int32_t* hsum = hsum_.data() + m0 * nb_;
+    float* dbias = dbias_.data() + m0 * nb_;
     for (std::int64_t m = 0; m < mr; ++m) {
       quantize(x + (m0 + m) * K_, row.data(), nb_);
       for (std::int64_t b = 0; b < nb_; ++b) {
@@ -249,6 +252,7 @@ void ActPack::quantize_tiles(const float* x, QuantizeFn quantize, std::int32_t o
         std::int32_t h = 0;
         for (int i = 0; i < kQuantBlock / 2; ++i) h += blk.qs[i];
         hsum[b * mr + m] = h;
+        dbias[b * mr + m] = static_cast<float>(bias[b * mr + m]) * blk.d;
       }
     }
   }

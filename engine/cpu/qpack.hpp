@@ -38,7 +38,9 @@
 // -offset * sum(codes) where `offset` is the code offset the kernel adds to make weight codes
 // unsigned (128 for Q8_0, 8 for Q4_0 on the VNNI tables; see KernelTable::q8_0_act_offset; 1
 // for the K-quants, whose kernels read -sum as the term their minimum or code offset meets),
-// and hsum[nb][mr], the sum of the first 16 codes of each block (Q6_K's 16-value scales).
+// hsum[nb][mr], the sum of the first 16 codes of each block (Q6_K's 16-value scales), and
+// dbias[nb][mr] = float(bias) * d, the factor the Q4_K / Q5_K minimum meets (computed once per
+// matmul rather than once per kernel call and group).
 #pragma once
 
 #include <cstddef>
@@ -128,6 +130,7 @@ class ActPack {
   std::vector<std::int8_t> qs_;
   std::vector<float> d_;
   std::vector<std::int32_t> bias_, hsum_;
+  std::vector<float> dbias_;
 };
 
 }  // namespace kwaai::engine::cpu

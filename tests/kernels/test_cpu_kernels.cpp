@@ -143,6 +143,7 @@ TEST(CpuKernels, packed_kernels_of_every_table_match_the_reference_and_each_othe
                 rest.d += b1 * a.mr;
                 rest.bias += b1 * a.mr;
                 rest.hsum += b1 * a.mr;
+                rest.dbias += b1 * a.mr;
                 fn(codes + b1 * 16 * g.code_bytes,
                    reinterpret_cast<const std::uint16_t*>(codes + g.scales_at(b1)), g.group_bytes,
                    groups, nb - b1, rest, y.data() + gi * 16, ldy, n_valid, accumulate || b1 > 0);
