@@ -113,9 +113,9 @@ class CheckedBackend final : public Backend {
     check("rope " + x.describe(), {x}, false);
   }
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                 std::int64_t n_past, float scale) override {
-    ref_->attention(ref(q), ref(k), ref(v), ref(out), n_past, scale);
-    dev_->attention(q, k, v, out, n_past, scale);
+                 std::int64_t n_past, float scale, std::int64_t window) override {
+    ref_->attention(ref(q), ref(k), ref(v), ref(out), n_past, scale, window);
+    dev_->attention(q, k, v, out, n_past, scale, window);
     check("attention " + q.describe() + " past " + std::to_string(n_past), {out}, false);
   }
   void kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) override {

@@ -1,6 +1,7 @@
 #version 450
 // Causal grouped-query attention over a KV cache, one workgroup per (b, t, query head).
-//   q[B, T, Hq, D]; k, v[B, L, Hkv, D]; out[B, T, Hq, D]; query t sees rows 0 .. n_past + t.
+//   q[B, T, Hq, D]; k, v[B, L, Hkv, D]; out[B, T, Hq, D]; query t sees rows 0 .. n_past + t
+//   (with a sliding window W > 0, the last W of them).
 // The visible keys are walked in chunks of WG: each thread scores one key of the chunk, the
 // workgroup reduces the chunk's max and sum, and the running (max, sum, accumulator) are
 // rescaled online (flash-decoding style), so any KV length runs in fixed shared memory.
@@ -29,6 +30,7 @@ layout(push_constant) uniform Params {
   uint o_base;
   uint parts;      // SPLIT: partitions per (b, t, head)
   uint part_keys;  // SPLIT: keys per partition (a multiple of WG)
+  uint window;     // > 0: sliding window, the last `window` keys only
 } p;
 
 layout(std430, binding = 0) readonly buffer QBuf { float Q[]; };
@@ -65,11 +67,14 @@ void main() {
   uint t = bt % p.T, b = bt / p.T;
   uint hk = h / (p.Hq / p.Hkv);
   uint n_keys = p.n_past + t + 1u;
+  uint first_key = p.window > 0u && n_keys > p.window ? n_keys - p.window : 0u;
 #ifdef SPLIT
-  uint key_begin = part * p.part_keys;
-  uint key_end = min(n_keys, key_begin + p.part_keys);
+  // Partitions that end before the window start are empty (max -inf, sum 0: the combine skips
+  // them).
+  uint key_begin = max(part * p.part_keys, first_key);
+  uint key_end = min(n_keys, part * p.part_keys + p.part_keys);
 #else
-  uint key_begin = 0u;
+  uint key_begin = first_key;
   uint key_end = n_keys;
 #endif
 

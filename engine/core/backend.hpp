@@ -94,9 +94,11 @@ class Backend {
   // Causal grouped-query attention over a KV cache.
   //   q[B,T,Hq,D]; k, v[B,L,Hkv,D] (L = cache capacity, Hq % Hkv == 0); out[B,T,Hq,D].
   //   The T new tokens sit at cache rows n_past .. n_past+T-1 (written by kv_write first);
-  //   query t attends to rows 0 .. n_past+t. Query head h uses kv head h / (Hq / Hkv).
+  //   query t attends to rows 0 .. n_past+t, or with window > 0 (sliding-window attention, as
+  //   HF's Mistral) to the last `window` of them: rows max(0, n_past+t-window+1) .. n_past+t.
+  //   Query head h uses kv head h / (Hq / Hkv).
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                         std::int64_t n_past, float scale) = 0;
+                         std::int64_t n_past, float scale, std::int64_t window) = 0;
   // dst[b, pos + t, ...] = src[b, t, ...] for src[B,T,H,D], dst[B,L,H,D], pos + T <= L.
   virtual void kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) = 0;
   // The attention's input step for one segment: rope(q) and rope(k) in place (positions

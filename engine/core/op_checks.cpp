@@ -106,7 +106,7 @@ RopeDims rope(const Tensor& x, const Tensor& positions) {
 }
 
 AttentionDims attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                        std::int64_t n_past) {
+                        std::int64_t n_past, std::int64_t window) {
   const char* op = "attention";
   dtype_is(op, "q", q, DType::F32);
   dtype_is(op, "k", k, DType::F32);
@@ -126,6 +126,8 @@ AttentionDims attention(const Tensor& q, const Tensor& k, const Tensor& v, const
   if (n_past < 0 || n_past + T > L)
     fail(op, "n_past " + std::to_string(n_past) + " + T " + std::to_string(T) +
                  " exceeds the cache length of k " + k.describe());
+  if (window < 0 || window > 0xFFFFFFFFll)
+    fail(op, "sliding window " + std::to_string(window) + " (0: none)");
   return {B, T, Hq, Hkv, D, L};
 }
 

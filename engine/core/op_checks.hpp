@@ -36,7 +36,7 @@ struct AttentionDims {
   std::int64_t B, T, Hq, Hkv, D, L;
 };
 AttentionDims attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                        std::int64_t n_past);
+                        std::int64_t n_past, std::int64_t window = 0);
 
 struct KvWriteDims {
   std::int64_t B, T, L;

@@ -16,6 +16,10 @@
 //
 // Prefill is causal, so later positions see more rows; items are visited in an order that
 // alternates early and late positions, so the pool's contiguous chunks carry equal work.
+//
+// A sliding window W > 0 (Mistral) keeps, for the query at position p, the rows
+// max(0, p - W + 1) .. p: the row path scores only those, the blocked path starts at the key
+// block holding the block's earliest visible row and masks each row's leading keys.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -41,9 +45,15 @@ std::int64_t balanced(std::int64_t u, std::int64_t n) {
   return u % 2 == 0 ? u / 2 : n - 1 - u / 2;
 }
 
+// First visible row for the query at cache position `pos` (0 without a window).
+std::int64_t first_visible(std::int64_t pos, std::int64_t window) {
+  return window > 0 ? std::max<std::int64_t>(0, pos - window + 1) : 0;
+}
+
 void attention_rows(const Ctx& c, const float* q, const float* k, const float* v, float* out,
                     std::int64_t B, std::int64_t T, std::int64_t Hq, std::int64_t Hkv,
-                    std::int64_t D, std::int64_t L, std::int64_t n_past, float scale) {
+                    std::int64_t D, std::int64_t L, std::int64_t n_past, float scale,
+                    std::int64_t window) {
   const std::int64_t group = Hq / Hkv;
   const std::int64_t items = B * T * Hkv;
   // Items per chunk: at least kMinChunkWork multiply-adds (a tiny model's decode step runs on
@@ -60,10 +70,11 @@ void attention_rows(const Ctx& c, const float* q, const float* k, const float* v
           const std::int64_t g = it % Hkv;
           const std::int64_t t = balanced((it / Hkv) % T, T);
           const std::int64_t b = it / (Hkv * T);
-          const std::int64_t n = n_past + t + 1;  // visible cache rows
+          const std::int64_t lo = first_visible(n_past + t, window);
+          const std::int64_t n = n_past + t + 1 - lo;  // visible cache rows lo .. n_past + t
           const float* q0 = q + ((b * T + t) * Hq + g * group) * D;
           for (std::int64_t j = 0; j < n; ++j) {
-            const float* kr = k + ((b * L + j) * Hkv + g) * D;
+            const float* kr = k + ((b * L + lo + j) * Hkv + g) * D;
             for (std::int64_t h = 0; h < group; ++h)
               scores[static_cast<std::size_t>(h * n + j)] = c.k.dot_f32(q0 + h * D, kr, D) * scale;
           }
@@ -74,7 +85,7 @@ void attention_rows(const Ctx& c, const float* q, const float* k, const float* v
           }
           std::fill(acc.begin(), acc.end(), 0.0f);
           for (std::int64_t j = 0; j < n; ++j) {
-            const float* vr = v + ((b * L + j) * Hkv + g) * D;
+            const float* vr = v + ((b * L + lo + j) * Hkv + g) * D;
             for (std::int64_t h = 0; h < group; ++h)
               c.k.axpy_f32(scores[static_cast<std::size_t>(h * n + j)], vr, acc.data() + h * D, D);
           }
@@ -91,7 +102,8 @@ void attention_rows(const Ctx& c, const float* q, const float* k, const float* v
 
 void attention_blocked(const Ctx& c, const float* q, const float* k, const float* v, float* out,
                        std::int64_t B, std::int64_t T, std::int64_t Hq, std::int64_t Hkv,
-                       std::int64_t D, std::int64_t L, std::int64_t n_past, float scale) {
+                       std::int64_t D, std::int64_t L, std::int64_t n_past, float scale,
+                       std::int64_t window) {
   const std::int64_t group = Hq / Hkv;
   const std::int64_t keys = n_past + T;  // visible to the last query
   const std::int64_t chunks = (keys + kChunk - 1) / kChunk;
@@ -149,19 +161,25 @@ void attention_blocked(const Ctx& c, const float* q, const float* k, const float
           std::fill(mx.begin(), mx.begin() + rows, -std::numeric_limits<float>::infinity());
           std::fill(sum.begin(), sum.begin() + rows, 0.0f);
           const std::int64_t last = n_past + t0 + nt;  // keys visible to the block's last row
+          // The block's first row sees the earliest keys; blocks wholly before it are skipped.
+          const std::int64_t first = first_visible(n_past + t0, window) / kKeyBlock * kKeyBlock;
           const float* kth = kt.data() + bg * per_head;
-          for (std::int64_t j0 = 0; j0 < last; j0 += kKeyBlock) {
+          for (std::int64_t j0 = first; j0 < last; j0 += kKeyBlock) {
             const int nk = static_cast<int>(std::min(kKeyBlock, last - j0));
             c.k.attn_scores(qb.data(), static_cast<int>(rows), kth + (j0 / kChunk) * D * kChunk, nk,
                             D, s.data(), kKeyBlock);
             for (std::int64_t r = 0; r < rows; ++r) {
               float* sr = s.data() + r * kKeyBlock;
               // Causal: row r sees keys up to n_past + its position, a prefix of the block.
-              const std::int64_t vis =
-                  std::clamp<std::int64_t>(n_past + t0 + r / group + 1 - j0, 0, nk);
+              const std::int64_t pos = n_past + t0 + r / group;
+              const std::int64_t vis = std::clamp<std::int64_t>(pos + 1 - j0, 0, nk);
+              // Sliding window: the row's keys before first_visible(pos) are masked too.
+              const std::int64_t from =
+                  std::clamp<std::int64_t>(first_visible(pos, window) - j0, 0, vis);
               std::fill(sr + vis, sr + nk, 0.0f);
-              if (vis == 0) continue;
-              const float bmax = *std::max_element(sr, sr + vis);
+              std::fill(sr, sr + from, 0.0f);
+              if (vis == from) continue;
+              const float bmax = *std::max_element(sr + from, sr + vis);
               float& m = mx[static_cast<std::size_t>(r)];
               if (bmax > m) {
                 // The running max grows: rescale what was accumulated under the old one.
@@ -171,7 +189,7 @@ void attention_blocked(const Ctx& c, const float* q, const float* k, const float
                 for (std::int64_t d = 0; d < D; ++d) o[d] *= corr;
                 m = bmax;
               }
-              sum[static_cast<std::size_t>(r)] += c.k.exp_sum_f32(sr, m, vis);
+              sum[static_cast<std::size_t>(r)] += c.k.exp_sum_f32(sr + from, m, vis - from);
             }
             c.k.attn_accumulate(s.data(), kKeyBlock, static_cast<int>(rows),
                                 v + (b * L + j0) * ldk + g * D, ldk, nk, D, ob.data());
@@ -191,11 +209,11 @@ void attention_blocked(const Ctx& c, const float* q, const float* k, const float
 
 void attention(const Ctx& c, const float* q, const float* k, const float* v, float* out,
                std::int64_t B, std::int64_t T, std::int64_t Hq, std::int64_t Hkv, std::int64_t D,
-               std::int64_t L, std::int64_t n_past, float scale) {
+               std::int64_t L, std::int64_t n_past, float scale, std::int64_t window) {
   if (T >= kBlockedMinTokens || n_past + T >= kBlockedMinKeys)
-    attention_blocked(c, q, k, v, out, B, T, Hq, Hkv, D, L, n_past, scale);
+    attention_blocked(c, q, k, v, out, B, T, Hq, Hkv, D, L, n_past, scale, window);
   else
-    attention_rows(c, q, k, v, out, B, T, Hq, Hkv, D, L, n_past, scale);
+    attention_rows(c, q, k, v, out, B, T, Hq, Hkv, D, L, n_past, scale, window);
 }
 
 }  // namespace kwaai::engine::cpu

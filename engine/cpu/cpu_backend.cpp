@@ -248,11 +248,11 @@ class CpuBackend final : public Backend {
     cpu::rope(ctx_, f32(x, "rope"), i32(positions, "rope"), d.T, d.H, d.D, cfg);
   }
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                 std::int64_t n_past, float scale) override {
-    const auto d = checks::attention(q, k, v, out, n_past);
+                 std::int64_t n_past, float scale, std::int64_t window) override {
+    const auto d = checks::attention(q, k, v, out, n_past, window);
     Timer t(this, [&] { return "attention " + q.describe() + " past " + std::to_string(n_past); });
     cpu::attention(ctx_, f32(q, "attention"), f32(k, "attention"), f32(v, "attention"),
-                   f32(out, "attention"), d.B, d.T, d.Hq, d.Hkv, d.D, d.L, n_past, scale);
+                   f32(out, "attention"), d.B, d.T, d.Hq, d.Hkv, d.D, d.L, n_past, scale, window);
   }
   void kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) override {
     const auto d = checks::kv_write(src, dst, pos);

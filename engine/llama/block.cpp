@@ -87,7 +87,8 @@ void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, con
     be.rope_kv_write(part(s.q, hq), part(s.k, hkv), part(s.v, hkv),
                      positions.slice_rows(row, row + rows), cfg.rope, g.k_cache, g.v_cache,
                      g.n_past);
-    be.attention(part(s.q, hq), g.k_cache, g.v_cache, part(s.attn, hq), g.n_past, scale);
+    be.attention(part(s.q, hq), g.k_cache, g.v_cache, part(s.attn, hq), g.n_past, scale,
+                 cfg.sliding_window);
     row += rows;
   }
   be.matmul_add(s.attn, w.wo, x);

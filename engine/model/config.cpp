@@ -46,6 +46,8 @@ void ModelConfig::validate() const {
   if (layers <= 0 || layers > 4096) bad("layer count must be in (0, 4096]");
   if (heads <= 0 || heads > 4096) bad("attention heads must be in (0, 4096]");
   if (kv_heads <= 0 || kv_heads > heads) bad("kv heads must be in (0, heads]");
+  if (sliding_window < 0 || sliding_window > 0xFFFFFFFFll)
+    bad("sliding window must be in [0, 2^32) (0: none)");
   if (heads % kv_heads != 0) bad("attention heads must be divisible by kv heads");
   if (head_dim <= 0 || head_dim > 4096 || head_dim % 2 != 0)
     bad("head_dim must be even and in (0, 4096]");
@@ -71,6 +73,7 @@ std::string ModelConfig::describe() const {
   o << architecture << " hidden=" << hidden << " inter=" << intermediate << " layers=" << layers
     << " heads=" << heads << "/" << kv_heads << " head_dim=" << head_dim << " vocab=" << vocab
     << " ctx=" << max_position << " eps=" << rms_eps << " theta=" << rope.theta;
+  if (sliding_window > 0) o << " window=" << sliding_window;
   if (rope.llama3_factor > 1.0f) {
     o << " llama3(factor=" << rope.llama3_factor << ", low=" << rope.low_freq_factor
       << ", high=" << rope.high_freq_factor << ", orig=" << rope.original_max_position << ")";
@@ -119,6 +122,8 @@ ModelConfig parse_impl(const std::string& json_text, const std::string& origin) 
   c.rms_eps = static_cast<float>(get_num(j, "rms_norm_eps", origin, 1e-6));
   c.rope.theta = static_cast<float>(get_num(j, "rope_theta", origin, 10000.0));
   c.tied_embeddings = j.value("tie_word_embeddings", false);
+  // Llama configs have no sliding window; Mistral's is an int or null (full attention).
+  c.sliding_window = get_int(j, "sliding_window", origin, 0, false);
   if (auto it = j.find("torch_dtype"); it != j.end() && it->is_string())
     c.torch_dtype = it->get<std::string>();
 

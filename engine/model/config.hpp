@@ -24,6 +24,9 @@ struct ModelConfig {
   std::int64_t bos_id = 1;             // -1 when absent
   std::vector<std::int64_t> eos_ids;   // eos_token_id (int or list); may be empty
   bool tied_embeddings = false;        // tie_word_embeddings (or no lm_head / output tensor)
+  // sliding_window (Mistral): each query attends to the last `sliding_window` positions, itself
+  // included (HF's eager Mistral mask); 0 = full causal attention (absent or null).
+  std::int64_t sliding_window = 0;
   std::string torch_dtype;             // informational ("bfloat16", ...); empty if absent
 
   // Throws std::invalid_argument with the offending field(s) if the numbers are inconsistent

@@ -22,8 +22,8 @@ std::uint32_t u32(std::int64_t v) {
 }  // namespace
 
 void VulkanBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                              std::int64_t n_past, float scale) {
-  const auto d = checks::attention(q, k, v, out, n_past);
+                              std::int64_t n_past, float scale, std::int64_t window) {
+  const auto d = checks::attention(q, k, v, out, n_past, window);
   if (d.B == 0 || d.T == 0 || d.Hq == 0 || d.D == 0) return;
   if (d.D > kAttnMaxD)
     throw std::length_error("attention: head dim " + std::to_string(d.D) +
@@ -45,7 +45,7 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
   struct {
     std::uint32_t B, T, Hq, Hkv, D, L, n_past;
     float scale;
-    std::uint32_t q_base, k_base, v_base, o_base, parts, part_keys;
+    std::uint32_t q_base, k_base, v_base, o_base, parts, part_keys, window;
   } pc{u32(d.B),
        u32(d.T),
        u32(d.Hq),
@@ -59,7 +59,8 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
        vv.base,
        ov.base,
        u32(split ? parts : 1),
-       u32(part_keys)};
+       u32(part_keys),
+       u32(window)};
   const std::int64_t rows = d.B * d.T * d.Hq;
   if (!split) {
     dispatch(pipeline("attention_f32", wg),

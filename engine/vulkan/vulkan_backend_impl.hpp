@@ -138,7 +138,7 @@ class VulkanBackend final : public Backend {
   void rms_norm(const Tensor& x, const Tensor& weight, const Tensor& y, float eps) override;
   void rope(const Tensor& x, const Tensor& positions, const RopeConfig& cfg) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                 std::int64_t n_past, float scale) override;
+                 std::int64_t n_past, float scale, std::int64_t window) override;
   void kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) override;
   void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
                      const RopeConfig& cfg, const Tensor& k_cache, const Tensor& v_cache,

@@ -41,8 +41,8 @@ class OneWrongOp final : public Backend {
     inner_->rope(x, p, c);
   }
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
-                 std::int64_t n_past, float s) override {
-    inner_->attention(q, k, v, o, n_past, s);
+                 std::int64_t n_past, float s, std::int64_t w) override {
+    inner_->attention(q, k, v, o, n_past, s, w);
   }
   void kv_write(const Tensor& s, const Tensor& d, std::int64_t p) override {
     inner_->kv_write(s, d, p);

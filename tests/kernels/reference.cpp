@@ -90,20 +90,22 @@ std::vector<double> rope(const std::vector<float>& x, const std::vector<std::int
 std::vector<double> attention(const std::vector<float>& q, const std::vector<float>& k,
                               const std::vector<float>& v, std::int64_t B, std::int64_t T,
                               std::int64_t Hq, std::int64_t Hkv, std::int64_t D, std::int64_t L,
-                              std::int64_t n_past, double scale) {
+                              std::int64_t n_past, double scale, std::int64_t window) {
   std::vector<double> out(q.size());
   for (std::int64_t b = 0; b < B; ++b)
     for (std::int64_t t = 0; t < T; ++t)
       for (std::int64_t h = 0; h < Hq; ++h) {
         const std::int64_t g = h / (Hq / Hkv);
         const std::int64_t n = n_past + t + 1;
+        // Rows before the window get probability 0 (their score -inf).
+        const std::int64_t lo = window > 0 ? std::max<std::int64_t>(0, n - window) : 0;
         std::vector<double> s(static_cast<std::size_t>(n));
         for (std::int64_t j = 0; j < n; ++j) {
           double d = 0;
           for (std::int64_t i = 0; i < D; ++i)
             d += static_cast<double>(q[static_cast<std::size_t>(((b * T + t) * Hq + h) * D + i)]) *
                  k[static_cast<std::size_t>(((b * L + j) * Hkv + g) * D + i)];
-          s[static_cast<std::size_t>(j)] = d * scale;
+          s[static_cast<std::size_t>(j)] = j < lo ? -INFINITY : d * scale;
         }
         const double mx = *std::max_element(s.begin(), s.end());
         double sum = 0;

@@ -20,10 +20,11 @@ std::vector<double> inv_freq(const engine::RopeConfig& cfg, std::int64_t D);
 std::vector<double> rope(const std::vector<float>& x, const std::vector<std::int32_t>& pos,
                          std::int64_t T, std::int64_t H, std::int64_t D,
                          const engine::RopeConfig& cfg);
+// Causal GQA attention; window > 0 keeps each query's last `window` rows.
 std::vector<double> attention(const std::vector<float>& q, const std::vector<float>& k,
                               const std::vector<float>& v, std::int64_t B, std::int64_t T,
                               std::int64_t Hq, std::int64_t Hkv, std::int64_t D, std::int64_t L,
-                              std::int64_t n_past, double scale);
+                              std::int64_t n_past, double scale, std::int64_t window = 0);
 std::vector<double> silu_mul(const std::vector<float>& g, const std::vector<float>& u);
 std::vector<double> softmax(const std::vector<float>& x, std::int64_t rows, std::int64_t cols);
 std::vector<std::int32_t> argmax(const std::vector<float>& x, std::int64_t rows, std::int64_t cols);

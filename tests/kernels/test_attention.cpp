@@ -12,13 +12,14 @@ using engine::DType;
 
 struct AttnCase {
   std::int64_t B, T, Hq, Hkv, D, L, n_past;
+  std::int64_t window = 0;  // sliding window (0: full causal)
 };
 
 void run_attention(engine::Backend& be, Rng& rng, const AttnCase& c, float logit_range = 1.0f) {
   SCOPED_TRACE("B " + std::to_string(c.B) + " T " + std::to_string(c.T) + " Hq " +
                std::to_string(c.Hq) + " Hkv " + std::to_string(c.Hkv) + " D " +
                std::to_string(c.D) + " L " + std::to_string(c.L) + " n_past " +
-               std::to_string(c.n_past));
+               std::to_string(c.n_past) + " window " + std::to_string(c.window));
   const auto q = rng.vec(c.B * c.T * c.Hq * c.D, -logit_range, logit_range);
   auto k = rng.vec(c.B * c.L * c.Hkv * c.D);
   const auto v = rng.vec(c.B * c.L * c.Hkv * c.D);
@@ -28,14 +29,21 @@ void run_attention(engine::Backend& be, Rng& rng, const AttnCase& c, float logit
     for (std::int64_t j = c.n_past + c.T; j < c.L; ++j)
       for (std::int64_t i = 0; i < c.Hkv * c.D; ++i)
         k[static_cast<std::size_t>((b * c.L + j) * c.Hkv * c.D + i)] = 1e3f;
+  // With a window that hides row 0 from every query (the earliest sits at n_past), row 0 is made
+  // huge the same way; otherwise the reference's masking alone tells a wrong window apart.
+  if (c.window > 0 && c.n_past >= c.window)
+    for (std::int64_t b = 0; b < c.B; ++b)
+      for (std::int64_t i = 0; i < c.Hkv * c.D; ++i)
+        k[static_cast<std::size_t>(b * c.L * c.Hkv * c.D + i)] = 1e3f;
   const float scale = 1.0f / std::sqrt(static_cast<float>(c.D));
   const auto out = poisoned(be, DType::F32, {c.B, c.T, c.Hq, c.D});
   be.attention(upload(be, DType::F32, {c.B, c.T, c.Hq, c.D}, q),
                upload(be, DType::F32, {c.B, c.L, c.Hkv, c.D}, k),
-               upload(be, DType::F32, {c.B, c.L, c.Hkv, c.D}, v), out, c.n_past, scale);
-  EXPECT_TRUE(all_close(download<float>(be, out),
-                        ref::attention(q, k, v, c.B, c.T, c.Hq, c.Hkv, c.D, c.L, c.n_past, scale),
-                        2e-5, 1e-4));
+               upload(be, DType::F32, {c.B, c.L, c.Hkv, c.D}, v), out, c.n_past, scale, c.window);
+  EXPECT_TRUE(all_close(
+      download<float>(be, out),
+      ref::attention(q, k, v, c.B, c.T, c.Hq, c.Hkv, c.D, c.L, c.n_past, scale, c.window), 2e-5,
+      1e-4));
 }
 
 class AttentionTest : public OpTest {};
@@ -97,21 +105,39 @@ TEST_P(AttentionTest, decode_contexts_crossing_partition_boundaries) {
   run_attention(be(), rng, {1, 1, 4, 1, 128, 16500, 16400});    // > 64 partitions of 256
 }
 
+// Sliding-window attention (Mistral): each query sees its last W rows. Prefill shorter and longer
+// than the window on both CPU paths (rows and blocked, windows that start inside and across
+// 64-key blocks), decode after a long past (Vulkan's split path: partitions wholly before the
+// window are empty), a window of 1, and a window wider than the context (no effect).
+TEST_P(AttentionTest, sliding_window_keeps_the_last_w_rows) {
+  KWAAI_SEEDED_RNG();
+  run_attention(be(), rng, {1, 5, 4, 2, 16, 8, 0, 3});        // row path, prefill
+  run_attention(be(), rng, {1, 17, 4, 2, 16, 18, 0, 8});      // tiny-mistral's shape
+  run_attention(be(), rng, {2, 70, 8, 2, 64, 100, 20, 50});   // blocked, a past, batched
+  run_attention(be(), rng, {1, 150, 4, 1, 32, 160, 0, 100});  // window start inside key blocks
+  run_attention(be(), rng, {1, 1, 8, 2, 64, 20, 17, 8});      // decode, row path
+  run_attention(be(), rng, {1, 1, 8, 2, 64, 703, 700, 300});  // decode, blocked / split
+  run_attention(be(), rng, {1, 1, 4, 4, 33, 600, 599, 257});
+  run_attention(be(), rng, {1, 9, 4, 2, 16, 12, 2, 1});       // window 1: itself only
+  run_attention(be(), rng, {1, 9, 4, 2, 16, 12, 2, 1000});    // wider than the context
+}
+
 TEST_P(AttentionTest, rejects_bad_shapes_and_cache_overflow) {
   auto& b = be();
   const auto q = b.alloc(DType::F32, {1, 2, 4, 8});
   const auto k = b.alloc(DType::F32, {1, 10, 2, 8});
-  EXPECT_TRUE(throws_invalid("attention", [&] { b.attention(q, k, k, q, 9, 1.0f); }));
+  EXPECT_TRUE(throws_invalid("attention", [&] { b.attention(q, k, k, q, 9, 1.0f, 0); }));
   EXPECT_TRUE(throws_invalid("attention", [&] {
     b.attention(q, b.alloc(DType::F32, {1, 10, 3, 8}), b.alloc(DType::F32, {1, 10, 3, 8}), q, 0,
-                1.0f);
+                1.0f, 0);
   }));
   EXPECT_TRUE(throws_invalid("attention", [&] {
-    b.attention(q, k, b.alloc(DType::F32, {1, 10, 2, 4}), q, 0, 1.0f);
+    b.attention(q, k, b.alloc(DType::F32, {1, 10, 2, 4}), q, 0, 1.0f, 0);
   }));
   EXPECT_TRUE(throws_invalid("attention", [&] {
-    b.attention(q, k, k, b.alloc(DType::F32, {1, 2, 4, 4}), 0, 1.0f);
+    b.attention(q, k, k, b.alloc(DType::F32, {1, 2, 4, 4}), 0, 1.0f, 0);
   }));
+  EXPECT_TRUE(throws_invalid("attention", [&] { b.attention(q, k, k, q, 0, 1.0f, -1); }));
 }
 
 KWAAI_INSTANTIATE_OPS(AttentionTest);

@@ -1,0 +1,160 @@
+// Model families beside Llama against float64 references computed by the real Hugging Face
+// transformers 4.43.2 modeling code (shared/models/tiny-*/, each README says what every tensor
+// is): per-block hidden states of a 17-token prefill, one KV-cache decode step, the final
+// logits and 32 greedy ids, on every backend.
+//   tiny-mistral: Llama blocks with sliding_window 8 < the 17-token prompt, so the window decides
+//   positions 8.. (HF's eager Mistral: each query sees exactly the last 8 keys, itself included).
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "engine/llama/generate.hpp"
+#include "engine/llama/model.hpp"
+#include "engine/llama/span_executor.hpp"
+#include "engine/model/model_source.hpp"
+#include "tests/engine/llama/llama_test_util.hpp"
+
+namespace kwaai::engine::llama {
+namespace {
+
+using test::rel_l2;
+
+// The references are float64 (F64), which the engine's safetensors reader does not take as
+// weights; this reads them for the test only, converted to float.
+class F64Reference {
+ public:
+  explicit F64Reference(const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    if (!f) throw std::runtime_error("cannot open " + path);
+    std::uint64_t n = 0;
+    f.read(reinterpret_cast<char*>(&n), 8);
+    std::string header(n, '\0');
+    f.read(header.data(), static_cast<std::streamsize>(n));
+    header_ = nlohmann::json::parse(header);
+    data_.assign(std::istreambuf_iterator<char>(f), {});
+  }
+  std::vector<float> f32(const std::string& name) const {
+    const auto& e = header_.at(name);
+    EXPECT_EQ(e.at("dtype"), "F64") << name;
+    const auto b = e.at("data_offsets")[0].get<std::size_t>(),
+               end = e.at("data_offsets")[1].get<std::size_t>();
+    std::vector<float> out((end - b) / 8);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+      double d;
+      std::memcpy(&d, data_.data() + b + 8 * i, 8);
+      out[i] = static_cast<float>(d);
+    }
+    return out;
+  }
+  std::vector<std::int32_t> i32(const std::string& name) const {
+    const auto& e = header_.at(name);
+    EXPECT_EQ(e.at("dtype"), "I32") << name;
+    const auto b = e.at("data_offsets")[0].get<std::size_t>(),
+               end = e.at("data_offsets")[1].get<std::size_t>();
+    std::vector<std::int32_t> out((end - b) / 4);
+    std::memcpy(out.data(), data_.data() + b, end - b);
+    return out;
+  }
+
+ private:
+  nlohmann::json header_;
+  std::string data_;
+};
+
+std::string model_dir(const std::string& name) {
+  return std::string(KWAAI_SHARED_DIR) + "/models/" + name;
+}
+
+struct FamilyCase {
+  std::string model, device;
+};
+void PrintTo(const FamilyCase& c, std::ostream* os) {
+  *os << c.model << " on " << c.device;
+}
+
+class FamilyReference : public ::testing::TestWithParam<FamilyCase> {
+ protected:
+  void SetUp() override {
+    src_ = open_model(model_dir(GetParam().model));
+    ref_ = std::make_unique<F64Reference>(model_dir(GetParam().model) + "/reference.safetensors");
+  }
+  std::unique_ptr<ModelSource> src_;
+  std::unique_ptr<F64Reference> ref_;
+};
+
+TEST_P(FamilyReference, PrefillAndDecodeHiddenStatesMatchAfterEveryBlock) {
+  KWAAI_BACKEND_OR_SKIP(be, GetParam().device);
+  const ModelConfig& cfg = src_->config();
+  const std::vector<std::int32_t> prompt = ref_->i32("prompt_ids");
+  const auto t = static_cast<std::int64_t>(prompt.size());
+  std::vector<std::unique_ptr<SpanExecutor>> spans;
+  std::vector<KvCache> caches;
+  for (std::int64_t i = 0; i < cfg.layers; ++i) {
+    spans.push_back(std::make_unique<SpanExecutor>(*be, *src_, i, i + 1));
+    caches.push_back(spans.back()->make_cache(1, t + 1));
+  }
+  std::vector<float> h = ref_->f32("hidden_in");
+  for (std::int64_t i = 0; i < cfg.layers; ++i) {
+    h = spans[i]->forward(h, 1, t, caches[i], 0);
+    const double err = rel_l2(h, ref_->f32("hidden_after_block_" + std::to_string(i)));
+    EXPECT_LT(err, test::tolerance(*be)) << "prefill, block " << i;
+  }
+  std::vector<float> d = ref_->f32("decode_hidden_in");
+  for (std::int64_t i = 0; i < cfg.layers; ++i) {
+    d = spans[i]->forward(d, 1, 1, caches[i], t);
+    const double err = rel_l2(d, ref_->f32("decode_hidden_after_block_" + std::to_string(i)));
+    EXPECT_LT(err, test::tolerance(*be)) << "decode step, block " << i;
+  }
+}
+
+TEST_P(FamilyReference, SubSpansChainToTheWholeSpan) {
+  KWAAI_BACKEND_OR_SKIP(be, GetParam().device);
+  const std::int64_t layers = src_->config().layers;
+  const std::vector<std::int32_t> prompt = ref_->i32("prompt_ids");
+  const auto t = static_cast<std::int64_t>(prompt.size());
+  SpanExecutor head(*be, *src_, 0, 2), tail(*be, *src_, 2, layers);
+  KvCache ch = head.make_cache(1, t), ct = tail.make_cache(1, t);
+  const auto out = tail.forward(head.forward(ref_->f32("hidden_in"), 1, t, ch, 0), 1, t, ct, 0);
+  EXPECT_LT(rel_l2(out, ref_->f32("hidden_after_block_" + std::to_string(layers - 1))),
+            test::tolerance(*be));
+}
+
+TEST_P(FamilyReference, LogitsAndGreedyIdsMatch) {
+  KWAAI_BACKEND_OR_SKIP(be, GetParam().device);
+  LlamaModel model(*be, *src_);
+  const std::vector<std::int32_t> prompt = ref_->i32("prompt_ids");
+  KvCache cache = model.make_cache(1, 32);
+  const auto logits = model.forward(prompt, 1, static_cast<std::int64_t>(prompt.size()), cache, 0);
+  EXPECT_LT(rel_l2(logits, ref_->f32("logits_last")), test::tolerance(*be));
+  GenerateOptions opt;
+  opt.max_new_tokens = 32;  // no stop tokens: the reference does not stop at EOS either
+  const std::int32_t bos = 1;
+  EXPECT_EQ(generate(model, std::span(&bos, 1), opt).ids, ref_->i32("greedy_from_bos"));
+}
+
+TEST(FamilyConfig, MistralSlidingWindowIsReadFromTheConfig) {
+  auto src = open_model(model_dir("tiny-mistral"));
+  EXPECT_EQ(src->config().architecture, "mistral");
+  EXPECT_EQ(src->config().sliding_window, 8);
+  EXPECT_EQ(open_model(test::stories_dir())->config().sliding_window, 0);
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, FamilyReference,
+                         ::testing::Values(FamilyCase{"tiny-mistral", "cpu"},
+                                           FamilyCase{"tiny-mistral", "vulkan"}),
+                         [](const auto& info) {
+                           std::string n = info.param.model + "_" + info.param.device;
+                           for (auto& c : n)
+                             if (c == '-') c = '_';
+                           return n;
+                         });
+
+}  // namespace
+}  // namespace kwaai::engine::llama
