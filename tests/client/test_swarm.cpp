@@ -7,6 +7,8 @@
 
 #include "cli/client/client.hpp"
 #include "cli/client/local_swarm.hpp"
+#include "engine/llama/generate.hpp"
+#include "engine/llama/model.hpp"
 #include "engine/model/model_source.hpp"
 #include "tests/engine/llama/llama_test_util.hpp"
 
@@ -195,6 +197,36 @@ TEST_F(ClientSwarm, BadRequestsFailBeforeTouchingTheNetwork) {
   cfg.initial_peers = {};
   GenerateOptions empty;
   EXPECT_THROW((void)no_peers.generate(empty), ClientError);
+}
+
+// Mistral (sliding window 8, shorter than the 32 generated positions) split over two servers:
+// the servers apply the window from the config they load, and the ids equal one process's.
+TEST(ClientSwarmFamilies, MistralOverTwoServersEqualsTheSingleProcessGreedyIds) {
+  const std::string dir = std::string(KWAAI_SHARED_DIR) + "/models/tiny-mistral";
+  auto be = engine::make_backend("cpu");
+  auto src = engine::open_model(dir);
+  ASSERT_EQ(src->config().sliding_window, 8);
+  engine::llama::ModelEnds ends(*be, *src);
+  LocalSwarm swarm(dir, "tiny-mistral-hf");
+  swarm.add_server(0, 2);
+  swarm.add_server(2, 4);
+  ClientConfig c;
+  c.initial_peers = swarm.initial_peers();
+  c.dht_prefix = swarm.dht_prefix();
+  c.min_backoff = std::chrono::milliseconds(0);
+  c.timeouts.step = std::chrono::milliseconds(20000);
+  PetalsClient client(ends, c);
+  GenerateOptions g;
+  g.prompt = {1};
+  g.max_new_tokens = 32;
+  const GenerateResult res = client.generate(g);
+
+  engine::llama::LlamaModel model(*be, *src);
+  engine::llama::GenerateOptions lo;
+  lo.max_new_tokens = 32;
+  const std::int32_t bos = 1;
+  EXPECT_EQ(res.ids, engine::llama::generate(model, std::span(&bos, 1), lo).ids);
+  EXPECT_TRUE(res.failures.empty());
 }
 
 }  // namespace
