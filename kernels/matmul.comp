@@ -68,10 +68,10 @@ void main() {
       float d = 0.0;
       if (n < p.nc) {
 #if WT_KQUANT
-        // K-quant pieces span 64 or 128 columns (weight_piece.glsl), so the tile takes its 8
-        // columns value by value; the tile's reuse over TM activation rows pays for it.
+        // K-quant pieces span 64 or 128 columns (weight_piece.glsl); the tile takes its 8
+        // contiguous columns, one sub-block's, from w_run8.
         d = 1.0;
-        for (uint j = 0u; j < 8u; ++j) wv[j] = w_at(p.w_base, p.K, n, k0 + 8u * q + j);
+        w_run8(p.w_base, p.K, n, k0 + 8u * q, wv);
 #else
         w_piece(p.w_base, p.K, n, (k0 >> 3) + q, wv, d);
 #endif

@@ -107,4 +107,56 @@ float w_at(uint base, uint K, uint row, uint k) {
 #endif
 }
 
+#if WT_KQUANT
+// The 32-bit word at an even byte address of WBUF (K-quant blocks of 210 bytes may start
+// mid-word; callers stay 2 bytes inside the block past the word).
+uint w_word(uint a) {
+  uint w = WBUF[a >> 2];
+  return (a & 2u) == 0u ? w : (w >> 16) | (WBUF[(a >> 2) + 1u] << 16);
+}
+
+// Values k0 .. k0 + 7 (k0 % 8 == 0) of row `row`: one sub-block, so one scale (and minimum)
+// and 8 consecutive code bytes, for the prefill tile (matmul.comp), whose K steps need
+// contiguous columns while the mat-vec pieces of weight_piece.glsl span 64 or 128.
+void w_run8(uint base, uint K, uint row, uint k0, out float v[8]) {
+  uint s = base + (row * (K >> 8) + (k0 >> 8)) * W_BLOCK_BYTES;
+  uint i0 = k0 & 255u;
+#if WTYPE == WT_Q6_K
+  uint h = i0 >> 7, r = i0 & 127u, quarter = r >> 5, l = r & 31u;
+  uint qa = s + 64u * h + (quarter & 1u) * 32u + l, ha = s + 128u + 32u * h + l;
+  uint q0 = w_word(qa), q1 = w_word(qa + 4u), h0 = w_word(ha), h1 = w_word(ha + 4u);
+  uint qs = quarter >= 2u ? 4u : 0u, hs = 2u * quarter;
+  int sc = int(w_byte(s + 192u + (i0 >> 4)) << 24) >> 24;
+  float a = w_half((s + 208u) >> 1) * float(sc);
+  for (uint t = 0u; t < 8u; ++t) {
+    uint qw = t < 4u ? q0 : q1, hw = t < 4u ? h0 : h1, sh = 8u * (t & 3u);
+    uint q = ((qw >> (sh + qs)) & 15u) | (((hw >> (sh + hs)) & 3u) << 4);
+    v[t] = a * (float(q) - 32.0);
+  }
+#else
+  uint wd = s >> 2;  // 144- and 176-byte blocks: word aligned
+  vec2 dm = unpackHalf2x16(WBUF[wd]);
+  float sc, m;
+  k_scale_min(i0 >> 5, WBUF[wd + 1u], WBUF[wd + 2u], WBUF[wd + 3u], sc, m);
+  float a = dm.x * sc, b = dm.y * m;
+  uint hi = (i0 & 63u) >= 32u ? 4u : 0u;
+#if WTYPE == WT_Q4_K
+  uint qw0 = WBUF[wd + 4u + (i0 >> 6) * 8u + ((i0 & 31u) >> 2)];
+  uint qw1 = WBUF[wd + 5u + (i0 >> 6) * 8u + ((i0 & 31u) >> 2)];
+  uint hw0 = 0u, hw1 = 0u, bit = 0u;
+#else
+  uint qw0 = WBUF[wd + 12u + (i0 >> 6) * 8u + ((i0 & 31u) >> 2)];
+  uint qw1 = WBUF[wd + 13u + (i0 >> 6) * 8u + ((i0 & 31u) >> 2)];
+  uint hw0 = WBUF[wd + 4u + ((i0 & 31u) >> 2)], hw1 = WBUF[wd + 5u + ((i0 & 31u) >> 2)];
+  uint bit = 2u * (i0 >> 6) + (hi != 0u ? 1u : 0u);
+#endif
+  for (uint t = 0u; t < 8u; ++t) {
+    uint qw = t < 4u ? qw0 : qw1, hw = t < 4u ? hw0 : hw1, sh = 8u * (t & 3u);
+    uint q = ((qw >> (sh + hi)) & 15u) | (((hw >> (sh + bit)) & 1u) << 4);
+    v[t] = a * float(q) - b;
+  }
+#endif
+}
+#endif
+
 #endif
