@@ -121,9 +121,9 @@ TEST(KQuants, code_setters_invert_the_getters_on_every_value) {
 }
 
 // Relative RMS error of quantize -> dequantize on Gaussian rows, against what the code widths
-// allow (a uniform quantizer of step s has RMS error s / sqrt(12)): measured here 0.05-0.06
-// (Q4_K), 0.025-0.03 (Q5_K), 0.012-0.015 (Q6_K); the bounds leave a margin, and each format must
-// beat the one with a bit less.
+// allow (a uniform quantizer of step s has RMS error s / sqrt(12)): measured 0.074 (Q4_K), 0.037
+// (Q5_K), 0.018 (Q6_K) against Q4_0's 0.086 and Q8_0's 0.005 on 65536 N(0, 1) values; the bounds
+// leave a margin, and each format must beat the one with a bit less.
 TEST(KQuants, quantizers_stay_within_their_code_widths_error) {
   const std::uint64_t seed = std::random_device{}();
   SCOPED_TRACE("seed " + std::to_string(seed));
