@@ -4,6 +4,7 @@
 
 #include "engine/core/kquants.hpp"
 
+#include <bit>
 #include <cstring>
 #include <stdexcept>
 #include <string>
@@ -27,8 +28,11 @@ void f16_from(const float* s, void* dst, std::int64_t n) {
   for (std::int64_t i = 0; i < n; ++i) d[i] = f32_to_f16(s[i]);
 }
 void bf16_to(const void* src, float* d, std::int64_t n) {
+  // bf16_to_f32 inline (a shift), so the loop vectorizes: bf16 checkpoints are decoded here at
+  // load time, value by value through a call it took ~1/4 of a 70B span's load.
   const auto* s = static_cast<const std::uint16_t*>(src);
-  for (std::int64_t i = 0; i < n; ++i) d[i] = bf16_to_f32(s[i]);
+  for (std::int64_t i = 0; i < n; ++i)
+    d[i] = std::bit_cast<float>(static_cast<std::uint32_t>(s[i]) << 16);
 }
 void bf16_from(const float* s, void* dst, std::int64_t n) {
   auto* d = static_cast<std::uint16_t*>(dst);

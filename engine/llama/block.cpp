@@ -15,19 +15,24 @@ std::uint64_t DeviceBlock::bytes() const {
 }
 
 DeviceBlock upload_block(Backend& be, const ModelSource& src, std::int64_t layer, Quant quant) {
-  // Loaded as stored; quantization happens per matrix in upload_matrix, which can skip the
-  // matrices whose row length is not a multiple of the 32-value block.
-  const BlockWeights host = load_block(src, layer, kNoQuant);
+  // Tensor by tensor: each is quantized by the source as it is read (rows through f32, on every
+  // hardware thread, the file's pages dropped after) and uploaded before the next is read, so
+  // the host holds one converted tensor at a time rather than the whole block as stored (a 70B
+  // block is 1.7 GB of bf16). Rows that are not whole blocks of the target keep what
+  // load_block_tensor gives them (engine/model).
+  auto mat = [&](BlockTensor t) {
+    return upload_matrix(be, load_block_tensor(src, layer, t, quant), quant);
+  };
   DeviceBlock w;
-  w.input_norm = upload_f32(be, host.input_norm);
-  w.post_norm = upload_f32(be, host.post_norm);
-  w.wq = upload_matrix(be, host.q, quant);
-  w.wk = upload_matrix(be, host.k, quant);
-  w.wv = upload_matrix(be, host.v, quant);
-  w.wo = upload_matrix(be, host.o, quant);
-  w.w_gate = upload_matrix(be, host.gate, quant);
-  w.w_up = upload_matrix(be, host.up, quant);
-  w.w_down = upload_matrix(be, host.down, quant);
+  w.input_norm = upload_f32(be, load_block_tensor(src, layer, BlockTensor::InputNorm, kNoQuant));
+  w.post_norm = upload_f32(be, load_block_tensor(src, layer, BlockTensor::PostNorm, kNoQuant));
+  w.wq = mat(BlockTensor::Q);
+  w.wk = mat(BlockTensor::K);
+  w.wv = mat(BlockTensor::V);
+  w.wo = mat(BlockTensor::O);
+  w.w_gate = mat(BlockTensor::Gate);
+  w.w_up = mat(BlockTensor::Up);
+  w.w_down = mat(BlockTensor::Down);
   return w;
 }
 

@@ -32,6 +32,36 @@ class HfSource final : public ModelSource {
   }
 
   HostTensor load(const std::string& name) const override {
+    const TensorView v = float_view(name);
+    HostTensor t;
+    t.name = name;
+    t.dtype = v.dtype;
+    t.shape = v.shape;
+    t.data.assign(v.data.begin(), v.data.end());
+    return t;
+  }
+
+  // Converted straight from the mapping (rows through f32, threads for large tensors), then the
+  // mapped pages are dropped: loading a span of a bf16 checkpoint holds the converted tensors
+  // and only the tensor in flight of the file.
+  HostTensor load(const std::string& name, DType target) const override {
+    const TensorView v = float_view(name);
+    prefetch_mapped_pages(v.data);
+    HostTensor t;
+    if (v.dtype == target) {
+      t.name = name;
+      t.dtype = v.dtype;
+      t.shape = v.shape;
+      t.data.assign(v.data.begin(), v.data.end());
+    } else {
+      t = convert_tensor(v, target);  // the mapping outlives the call: no lock needed here
+    }
+    drop_mapped_pages(v.data);
+    return t;
+  }
+
+  // The stored tensor's view (opening its shard under the lock); refuses non-float dtypes.
+  TensorView float_view(const std::string& name) const {
     std::lock_guard lock(mu_);
     TensorView v = ckpt_.view(name);
     if (v.dtype != DType::F32 && v.dtype != DType::F16 && v.dtype != DType::BF16) {
@@ -39,12 +69,7 @@ class HfSource final : public ModelSource {
                                std::string(dtype_name(v.dtype)) + ", not a float weight type");
     }
     bytes_read_ += v.data.size();
-    HostTensor t;
-    t.name = name;
-    t.dtype = v.dtype;
-    t.shape = v.shape;
-    t.data.assign(v.data.begin(), v.data.end());
-    return t;
+    return v;
   }
 
   std::uint64_t bytes_read() const override {

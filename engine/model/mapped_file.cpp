@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdint>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
@@ -66,6 +67,29 @@ void MappedFile::release() noexcept {
   if (data_ != nullptr) ::munmap(const_cast<std::byte*>(data_), size_);
   data_ = nullptr;
   size_ = 0;
+}
+
+namespace {
+void advise(std::span<const std::byte> range, int advice) noexcept {
+  if (range.empty()) return;
+  const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE));
+  const auto first = reinterpret_cast<std::uintptr_t>(range.data());
+  const auto b = first / page * page;
+  const auto e = (first + range.size() + page - 1) / page * page;
+  ::madvise(reinterpret_cast<void*>(b), e - b, advice);
+}
+}  // namespace
+
+void drop_mapped_pages(std::span<const std::byte> range) noexcept {
+  // Outward to whole pages: a neighbour's bytes in the edge pages are re-read if it needs them.
+  advise(range, MADV_DONTNEED);
+}
+
+void prefetch_mapped_pages(std::span<const std::byte> range) noexcept {
+  // Sequential: faults in the range read far ahead (the conversion walks rows in order on every
+  // thread); WillNeed: start reading now.
+  advise(range, MADV_SEQUENTIAL);
+  advise(range, MADV_WILLNEED);
 }
 
 }  // namespace kwaai::engine

@@ -32,4 +32,12 @@ class MappedFile {
   std::string path_;
 };
 
+// Drops the pages of `range` (part of a read-only file mapping) from this process: they are
+// read again from the file if touched later. A span load converts a tensor and then drops its
+// bytes, so the checkpoint's pages do not stay in the process's RSS beside the converted copy.
+void drop_mapped_pages(std::span<const std::byte> range) noexcept;
+// Asks the kernel to read `range` ahead (the mapping is MADV_RANDOM, so a tensor read page by
+// page would wait on every 4 KiB fault).
+void prefetch_mapped_pages(std::span<const std::byte> range) noexcept;
+
 }  // namespace kwaai::engine

@@ -84,7 +84,7 @@ HostTensor load_checked(const ModelSource& src, const std::string& name, const S
 
 }  // namespace
 
-BlockWeights load_block(const ModelSource& src, std::int64_t i, Quant quant) {
+HostTensor load_block_tensor(const ModelSource& src, std::int64_t i, BlockTensor t, Quant quant) {
   const ModelConfig& c = src.config();
   if (i < 0 || i >= c.layers) {
     throw std::out_of_range("load_block: block " + std::to_string(i) + " outside [0, " +
@@ -92,20 +92,46 @@ BlockWeights load_block(const ModelSource& src, std::int64_t i, Quant quant) {
   }
   const std::int64_t q_out = c.heads * c.head_dim;
   const std::int64_t kv_out = c.kv_heads * c.head_dim;
+  Shape s;
+  switch (t) {
+    case BlockTensor::InputNorm:
+    case BlockTensor::PostNorm:
+      s = {c.hidden};
+      break;
+    case BlockTensor::Q:
+      s = {q_out, c.hidden};
+      break;
+    case BlockTensor::K:
+    case BlockTensor::V:
+      s = {kv_out, c.hidden};
+      break;
+    case BlockTensor::O:
+      s = {c.hidden, q_out};
+      break;
+    case BlockTensor::Gate:
+    case BlockTensor::Up:
+      s = {c.intermediate, c.hidden};
+      break;
+    case BlockTensor::Down:
+      s = {c.hidden, c.intermediate};
+      break;
+  }
+  return load_checked(src, block_tensor_name(i, t), s, s.size() == 2, quant);
+}
+
+BlockWeights load_block(const ModelSource& src, std::int64_t i, Quant quant) {
   BlockWeights b;
   b.index = i;
-  auto get = [&](BlockTensor t, Shape s, bool m) {
-    return load_checked(src, block_tensor_name(i, t), s, m, quant);
-  };
-  b.input_norm = get(BlockTensor::InputNorm, {c.hidden}, false);
-  b.q = get(BlockTensor::Q, {q_out, c.hidden}, true);
-  b.k = get(BlockTensor::K, {kv_out, c.hidden}, true);
-  b.v = get(BlockTensor::V, {kv_out, c.hidden}, true);
-  b.o = get(BlockTensor::O, {c.hidden, q_out}, true);
-  b.post_norm = get(BlockTensor::PostNorm, {c.hidden}, false);
-  b.gate = get(BlockTensor::Gate, {c.intermediate, c.hidden}, true);
-  b.up = get(BlockTensor::Up, {c.intermediate, c.hidden}, true);
-  b.down = get(BlockTensor::Down, {c.hidden, c.intermediate}, true);
+  auto get = [&](BlockTensor t) { return load_block_tensor(src, i, t, quant); };
+  b.input_norm = get(BlockTensor::InputNorm);
+  b.q = get(BlockTensor::Q);
+  b.k = get(BlockTensor::K);
+  b.v = get(BlockTensor::V);
+  b.o = get(BlockTensor::O);
+  b.post_norm = get(BlockTensor::PostNorm);
+  b.gate = get(BlockTensor::Gate);
+  b.up = get(BlockTensor::Up);
+  b.down = get(BlockTensor::Down);
   return b;
 }
 

@@ -41,8 +41,10 @@ class ModelSource {
   virtual TensorInfo info(const std::string& name) const = 0;
   // The tensor as stored, in HF layout (owned copy; GGUF q/k are un-permuted here).
   virtual HostTensor load(const std::string& name) const = 0;
-  // Same, converted to `target` (f32/f16/bf16/q8_0/q4_0) through f32 when it differs.
-  HostTensor load(const std::string& name, DType target) const;
+  // Same, converted to `target` (any format with from_f32) row by row through f32 when it
+  // differs. Sources that map their files convert straight from the mapping and drop its pages
+  // afterwards (no owned copy of the stored tensor, no mapped pages left in the RSS).
+  virtual HostTensor load(const std::string& name, DType target) const;
   // Bytes of tensor data read through this source so far (what loading actually touched).
   virtual std::uint64_t bytes_read() const = 0;
 };
@@ -73,6 +75,9 @@ struct BlockWeights {
 // k/v [kv_heads*hd, hidden], o [hidden, heads*hd], gate/up [inter, hidden], down [hidden, inter],
 // norms [hidden]); throws std::runtime_error naming the tensor, its shape and the expected one.
 BlockWeights load_block(const ModelSource& src, std::int64_t i, Quant quant);
+// One tensor of block `i`, with the same checks (what a loader that uploads tensor by tensor,
+// holding one on the host at a time, calls).
+HostTensor load_block_tensor(const ModelSource& src, std::int64_t i, BlockTensor t, Quant quant);
 // Blocks [start, end); throws std::out_of_range if the range is not inside [0, layers).
 std::vector<BlockWeights> load_blocks(const ModelSource& src, std::int64_t start, std::int64_t end,
                                       Quant quant);

@@ -6,7 +6,9 @@
 #include <map>
 #include <tuple>
 
+#include "engine/core/dtype.hpp"
 #include "engine/model/gguf.hpp"
+#include "engine/model/host_tensor.hpp"
 #include "engine/model/model_source.hpp"
 #include "engine/model/safetensors.hpp"
 #include "tests/engine/model/gguf_writer.hpp"
@@ -368,6 +370,39 @@ TEST(ModelSource, GgufWithOtherArchitectureOrRopeFreqsRefused) {
     ADD_FAILURE();
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("llama.embedding_length"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace kwaai::engine
+
+namespace kwaai::engine {
+namespace {
+
+// Large tensors are converted on several threads (engine/model/host_tensor.cpp): the bytes must
+// equal the one-row-at-a-time reference for every target, with a row count that does not split
+// evenly.
+TEST(ConvertTensor, ThreadedConversionOfALargeTensorEqualsRowByRow) {
+  const std::int64_t rows = 1027, cols = 2048;  // > 2M values: the threaded path
+  std::vector<std::uint16_t> bf(static_cast<std::size_t>(rows * cols));
+  std::uint32_t s = 12345;
+  for (auto& v : bf) {
+    s = s * 1664525u + 1013904223u;
+    v = f32_to_bf16(static_cast<float>(static_cast<std::int32_t>(s >> 8) - (1 << 23)) * 1e-8f);
+  }
+  const TensorView view{"w", DType::BF16, {rows, cols},
+                        {reinterpret_cast<const std::byte*>(bf.data()), bf.size() * 2}};
+  for (DType t : {DType::F32, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    SCOPED_TRACE(std::string(dtype_name(t)));
+    const HostTensor got = convert_tensor(view, t);
+    std::vector<std::byte> want(dtype_bytes(t, rows * cols));
+    std::vector<float> row(static_cast<std::size_t>(cols));
+    for (std::int64_t r = 0; r < rows; ++r) {
+      to_f32(DType::BF16, bf.data() + r * cols, row.data(), cols);
+      from_f32(t, row.data(), want.data() + r * dtype_bytes(t, cols), cols);
+    }
+    ASSERT_EQ(got.data.size(), want.size());
+    EXPECT_EQ(std::memcmp(got.data.data(), want.data(), want.size()), 0);
   }
 }
 
