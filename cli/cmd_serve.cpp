@@ -226,6 +226,10 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
   auto key = o.identity.empty() ? lp::Result<lp::PrivateKey>(lp::PrivateKey::generate_ed25519())
                                 : lp::load_or_create_identity(o.identity);
   if (!key) throw std::runtime_error("identity " + o.identity + ": " + key.error().to_string());
+  // The block loader's thread outlives the event loop: a stop signal during a load must not
+  // destroy the io_context while the load's completion is still to be posted to it (that raced
+  // into heap corruption); it is joined below while ctx still exists.
+  serve::ComputeWorker loader(1);
   asio::io_context ctx;
   lp::HostConfig hc;
   hc.agent_version = std::string("kwaainet/") + KWAAI_VERSION;
@@ -289,7 +293,6 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
                      be->description());
         co_await serve::announce_span(*dht, node.host->id(), sc, start, end, joining);
         // Loading blocks is slow: it runs on a worker thread while the node keeps serving.
-        serve::ComputeWorker loader(1);
         std::string load_error;
         try {
           std::function<std::shared_ptr<llama::SpanExecutor>()> load = [&] {
@@ -327,6 +330,7 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
         ctx.stop();
       });
   ctx.run();
+  loader.stop();  // a load still running finishes and posts into the stopped (live) ctx
   server.reset();
   exec.reset();
   return rc;
