@@ -31,7 +31,8 @@ struct Options {
 [[noreturn]] void usage(const char* why) {
   std::fprintf(stderr,
                "kwaai_make_gguf: %s\nusage: kwaai_make_gguf --out FILE [--shape llama-3-8b|"
-               "llama-2-7b|llama-3-70b|tinyllama-1.1b|stories260k] [--layers N] [--type f16|q8_0|q4_0|q4_k|q5_k|q6_k|q4_k_m] "
+               "llama-2-7b|llama-3-70b|tinyllama-1.1b|stories260k] [--layers N] [--type "
+               "f16|q8_0|q4_0|q4_k|q5_k|q6_k|q4_k_m] "
                "[--seed N]\n",
                why);
   std::exit(2);

@@ -89,7 +89,7 @@ void int8_peak(benchmark::State& state, const std::string& spec) {
 void register_backend(const std::string& spec) {
   using kwaai::bench::make_matmul_case;
   const DType all[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q8_0,
-                      DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+                       DType::Q4_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
   for (DType wt : all) {
     const std::string d(kwaai::engine::dtype_name(wt));
     add(spec, "matvec_" + d + "/1x4096*14336x4096",

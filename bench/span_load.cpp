@@ -50,15 +50,24 @@ Options parse(int argc, char** argv) {
     const std::string a = argv[i];
     if (i + 1 >= argc) usage("missing value after " + a);
     const std::string v = argv[i + 1];
-    if (a == "--write") o.write = v;
-    else if (a == "--load") o.load = v;
-    else if (a == "--shape") o.shape = v;
-    else if (a == "--blocks") o.blocks = std::stoll(v);
-    else if (a == "--blocks-per-shard") o.per_shard = std::stoll(v);
-    else if (a == "--quant") o.quant = v;
-    else if (a == "--device") o.device = v;
-    else if (a == "--context") o.context = std::stoll(v);
-    else usage("unknown flag " + a);
+    if (a == "--write")
+      o.write = v;
+    else if (a == "--load")
+      o.load = v;
+    else if (a == "--shape")
+      o.shape = v;
+    else if (a == "--blocks")
+      o.blocks = std::stoll(v);
+    else if (a == "--blocks-per-shard")
+      o.per_shard = std::stoll(v);
+    else if (a == "--quant")
+      o.quant = v;
+    else if (a == "--device")
+      o.device = v;
+    else if (a == "--context")
+      o.context = std::stoll(v);
+    else
+      usage("unknown flag " + a);
   }
   if (o.write.empty() == o.load.empty()) usage("one of --write / --load");
   if (o.blocks < 1 || o.per_shard < 1 || o.context < 1) usage("sizes must be positive");
@@ -116,12 +125,15 @@ int write_checkpoint(const Options& o) {
   fs::create_directories(o.write);
   std::ofstream(fs::path(o.write) / "config.json") << hf_config(c).dump(2) << "\n";
   const std::int64_t q = c.heads * c.head_dim, kv = c.kv_heads * c.head_dim;
-  const std::pair<BlockTensor, Shape> tensors[] = {
-      {BlockTensor::InputNorm, {c.hidden}},       {BlockTensor::Q, {q, c.hidden}},
-      {BlockTensor::K, {kv, c.hidden}},           {BlockTensor::V, {kv, c.hidden}},
-      {BlockTensor::O, {c.hidden, q}},            {BlockTensor::PostNorm, {c.hidden}},
-      {BlockTensor::Gate, {c.intermediate, c.hidden}}, {BlockTensor::Up, {c.intermediate, c.hidden}},
-      {BlockTensor::Down, {c.hidden, c.intermediate}}};
+  const std::pair<BlockTensor, Shape> tensors[] = {{BlockTensor::InputNorm, {c.hidden}},
+                                                   {BlockTensor::Q, {q, c.hidden}},
+                                                   {BlockTensor::K, {kv, c.hidden}},
+                                                   {BlockTensor::V, {kv, c.hidden}},
+                                                   {BlockTensor::O, {c.hidden, q}},
+                                                   {BlockTensor::PostNorm, {c.hidden}},
+                                                   {BlockTensor::Gate, {c.intermediate, c.hidden}},
+                                                   {BlockTensor::Up, {c.intermediate, c.hidden}},
+                                                   {BlockTensor::Down, {c.hidden, c.intermediate}}};
   const std::int64_t shards = (o.blocks + o.per_shard - 1) / o.per_shard;
   nlohmann::json weight_map = nlohmann::json::object();
   std::uint64_t total = 0;
@@ -175,8 +187,8 @@ int load_span(const Options& o) {
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   const ModelConfig& c = span.config();
-  const std::uint64_t kv_bytes = static_cast<std::uint64_t>(o.blocks) * 2 * o.context *
-                                 c.kv_heads * c.head_dim * sizeof(float);
+  const std::uint64_t kv_bytes = static_cast<std::uint64_t>(o.blocks) * 2 * o.context * c.kv_heads *
+                                 c.head_dim * sizeof(float);
   nlohmann::json j = {{"quant", o.quant},
                       {"device", be->name()},
                       {"blocks", o.blocks},

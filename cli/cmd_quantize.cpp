@@ -30,8 +30,9 @@ int run_quantize(const QuantizeArgs& a) {
         " is a folder; quantize reads GGUF files (an HF checkpoint is quantized at load time "
         "with --quant on generate / serve / bench)");
   const engine::QuantMix mix = engine::quant_mix_from_name(a.type);
-  const int threads =
-      a.threads > 0 ? a.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = a.threads > 0
+                          ? a.threads
+                          : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   const engine::QuantizeReport r = engine::quantize_gguf(a.in, a.out, mix, threads);
   std::string counts;
   for (const auto& [t, n] : r.count)

@@ -69,14 +69,13 @@ void register_tokenize(CLI::App& app, GlobalOptions&) {
       ->required()
       ->check(CLI::ExistingPath);
   auto* text = cmd->add_option("--text", a->text, "text to tokenize");
-  auto* file = cmd->add_option("--file", a->file, "file whose bytes are the text")
-                   ->check(CLI::ExistingFile);
+  auto* file =
+      cmd->add_option("--file", a->file, "file whose bytes are the text")->check(CLI::ExistingFile);
   text->excludes(file);
   cmd->add_flag("--add-bos", a->add_bos, "prepend the BOS token");
   cmd->add_flag("--json", a->json, "print {\"ids\": [...], \"pieces\": [...]}");
   cmd->callback([a, text, file] {
-    if (text->count() == 0 && file->count() == 0)
-      throw CLI::RequiredError("--text or --file");
+    if (text->count() == 0 && file->count() == 0) throw CLI::RequiredError("--text or --file");
     run_tokenize(*a);
   });
 }

@@ -131,10 +131,9 @@ void quantize_scale_min_block(const float* x, std::uint16_t& d_out, std::uint16_
     const float es = d * static_cast<float>(sc[j]), em = dmin * static_cast<float>(mq[j]);
     const float inv = es > 0.0f ? 1.0f / es : 0.0f;
     for (int l = 0; l < 32; ++l)
-      set_code(32 * j + l,
-               es > 0.0f ? static_cast<int>(code_of(x[32 * j + l], inv, -em,
-                                                    static_cast<float>(kNmax)))
-                         : 0);
+      set_code(32 * j + l, es > 0.0f ? static_cast<int>(code_of(x[32 * j + l], inv, -em,
+                                                                static_cast<float>(kNmax)))
+                                     : 0);
   }
 }
 
@@ -171,7 +170,11 @@ void q6_k_set_code(BlockQ6_K& b, int i, int q) {
   b.qh[p.qh] |= static_cast<std::uint8_t>(((q >> 4) & 3) << p.qh_shift);
 }
 
-void dequantize_row_q4_k(const BlockQ4_K* x, float* y, std::int64_t n) {
+namespace {
+
+// Q4_K and Q5_K share every rule but the code width: value = d * sc_j * code - dmin * m_j.
+template <typename Block, int (*Code)(const Block&, int)>
+void dequantize_scale_min(const Block* x, float* y, std::int64_t n) {
   check_whole(n);
   for (std::int64_t b = 0; b < n / kSuperBlock; ++b) {
     const float d = f16_to_f32(x[b].d), dmin = f16_to_f32(x[b].dmin);
@@ -180,25 +183,19 @@ void dequantize_row_q4_k(const BlockQ4_K* x, float* y, std::int64_t n) {
       k_scale_min(j, x[b].scales, sc, m);
       const float ds = d * static_cast<float>(sc), dm = dmin * static_cast<float>(m);
       for (int l = 0; l < 32; ++l)
-        y[b * kSuperBlock + 32 * j + l] =
-            ds * static_cast<float>(q4_k_code(x[b], 32 * j + l)) - dm;
+        y[b * kSuperBlock + 32 * j + l] = ds * static_cast<float>(Code(x[b], 32 * j + l)) - dm;
     }
   }
 }
 
+}  // namespace
+
+void dequantize_row_q4_k(const BlockQ4_K* x, float* y, std::int64_t n) {
+  dequantize_scale_min<BlockQ4_K, q4_k_code>(x, y, n);
+}
+
 void dequantize_row_q5_k(const BlockQ5_K* x, float* y, std::int64_t n) {
-  check_whole(n);
-  for (std::int64_t b = 0; b < n / kSuperBlock; ++b) {
-    const float d = f16_to_f32(x[b].d), dmin = f16_to_f32(x[b].dmin);
-    for (int j = 0; j < 8; ++j) {
-      int sc = 0, m = 0;
-      k_scale_min(j, x[b].scales, sc, m);
-      const float ds = d * static_cast<float>(sc), dm = dmin * static_cast<float>(m);
-      for (int l = 0; l < 32; ++l)
-        y[b * kSuperBlock + 32 * j + l] =
-            ds * static_cast<float>(q5_k_code(x[b], 32 * j + l)) - dm;
-    }
-  }
+  dequantize_scale_min<BlockQ5_K, q5_k_code>(x, y, n);
 }
 
 void dequantize_row_q6_k(const BlockQ6_K* x, float* y, std::int64_t n) {
@@ -206,8 +203,8 @@ void dequantize_row_q6_k(const BlockQ6_K* x, float* y, std::int64_t n) {
   for (std::int64_t b = 0; b < n / kSuperBlock; ++b) {
     const float d = f16_to_f32(x[b].d);
     for (int i = 0; i < kSuperBlock; ++i)
-      y[b * kSuperBlock + i] = d * static_cast<float>(x[b].scales[i / 16]) *
-                               static_cast<float>(q6_k_code(x[b], i) - 32);
+      y[b * kSuperBlock + i] =
+          d * static_cast<float>(x[b].scales[i / 16]) * static_cast<float>(q6_k_code(x[b], i) - 32);
   }
 }
 

@@ -67,8 +67,7 @@ KWAAI_GEMM256_TARGET inline void kstep256(const std::uint8_t* blk, const std::in
   if constexpr (Part != 0) {
     const __m256i w = kcode256<C, c, true>(blk);
 #pragma GCC unroll 16
-    for (int m = 0; m < MR; ++m)
-      acc[m] = dot_u8s8(acc[m], w, bcast4_256(qa + m * 32, 16 + 4 * c));
+    for (int m = 0; m < MR; ++m) acc[m] = dot_u8s8(acc[m], w, bcast4_256(qa + m * 32, 16 + 4 * c));
   }
 }
 
@@ -160,15 +159,15 @@ KWAAI_GEMM256_TARGET void gemm256_mr(const std::uint8_t* codes, const std::uint1
 #pragma GCC unroll 16
           for (int m = 0; m < MR; ++m) acc[m] = _mm256_setzero_si256();
           kblock256<MR, C, 2>(wc, qa, acc);
-          const __m256 dw = _mm256_mul_ps(half8(rec + 16 * h), scale8_u8(rec + 64 + 16 * j + 8 * h));
+          const __m256 dw =
+              _mm256_mul_ps(half8(rec + 16 * h), scale8_u8(rec + 64 + 16 * j + 8 * h));
           const __m256 mw =
               _mm256_mul_ps(half8(rec + 32 + 16 * h), scale8_u8(rec + 192 + 16 * j + 8 * h));
 #pragma GCC unroll 16
           for (int m = 0; m < MR; ++m) {
             const __m256 t = _mm256_fmadd_ps(
                 _mm256_mul_ps(_mm256_cvtepi32_ps(acc[m]), _mm256_set1_ps(da[m])), dw, facc[m]);
-            facc[m] =
-                _mm256_fmadd_ps(mw, _mm256_set1_ps(dbias[m]), t);
+            facc[m] = _mm256_fmadd_ps(mw, _mm256_set1_ps(dbias[m]), t);
           }
         }
         qa += MR * 32;

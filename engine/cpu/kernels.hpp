@@ -108,6 +108,14 @@ constexpr std::size_t pack_meta_bytes(PackCode c) {
 constexpr bool pack_kquant(PackCode c) {
   return c == PackCode::Q4_K || c == PackCode::Q5_K || c == PackCode::Q6_K;
 }
+// The layout of a block-quantized cpu_packed format (Q8_0 for anything else).
+constexpr PackCode pack_code_of(DType t) {
+  return t == DType::Q4_0   ? PackCode::Q4_0
+         : t == DType::Q4_K ? PackCode::Q4_K
+         : t == DType::Q5_K ? PackCode::Q5_K
+         : t == DType::Q6_K ? PackCode::Q6_K
+                            : PackCode::Q8_0;
+}
 
 struct KernelTable {
   const char* name;

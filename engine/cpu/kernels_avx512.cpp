@@ -158,10 +158,12 @@ KWAAI_AVX512 inline void kblock(const std::uint8_t* const* blk, const std::int8_
 
 // 16 lanes' u8 (or int8) scale bytes at p as floats.
 KWAAI_AVX512 inline __m512 scale_u8(const std::uint8_t* p) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  return _mm512_cvtepi32_ps(
+      _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
 KWAAI_AVX512 inline __m512 scale_i8(const std::uint8_t* p) {
-  return _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  return _mm512_cvtepi32_ps(
+      _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
 }
 KWAAI_AVX512 inline __m512 half16(const std::uint8_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
@@ -244,8 +246,9 @@ KWAAI_AVX512 void gemm_mr(const std::uint8_t* codes, const std::uint16_t* scales
           const __m512 dl = _mm512_mul_ps(half16(rec[g]), scale_i8(rec[g] + 32 + 16 * (2 * j)));
 #pragma GCC unroll 16
           for (int m = 0; m < MR; ++m)
-            facc[m][g] = _mm512_fmadd_ps(
-                _mm512_mul_ps(_mm512_cvtepi32_ps(acc[m][g]), _mm512_set1_ps(da[m])), dl, facc[m][g]);
+            facc[m][g] =
+                _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[m][g]), _mm512_set1_ps(da[m])),
+                                dl, facc[m][g]);
         }
 #pragma GCC unroll 16
         for (int m = 0; m < MR; ++m)
@@ -257,8 +260,9 @@ KWAAI_AVX512 void gemm_mr(const std::uint8_t* codes, const std::uint16_t* scales
           const __m512 dh = _mm512_mul_ps(half16(rec[g]), scale_i8(rec[g] + 32 + 16 * (2 * j + 1)));
 #pragma GCC unroll 16
           for (int m = 0; m < MR; ++m)
-            facc[m][g] = _mm512_fmadd_ps(
-                _mm512_mul_ps(_mm512_cvtepi32_ps(acc[m][g]), _mm512_set1_ps(da[m])), dh, facc[m][g]);
+            facc[m][g] =
+                _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[m][g]), _mm512_set1_ps(da[m])),
+                                dh, facc[m][g]);
         }
       } else {
 #pragma GCC unroll 16
@@ -272,8 +276,9 @@ KWAAI_AVX512 void gemm_mr(const std::uint8_t* codes, const std::uint16_t* scales
           const __m512 mw = _mm512_mul_ps(half16(rec[g] + 32), scale_u8(rec[g] + 192 + 16 * j));
 #pragma GCC unroll 16
           for (int m = 0; m < MR; ++m) {
-            const __m512 t = _mm512_fmadd_ps(
-                _mm512_mul_ps(_mm512_cvtepi32_ps(acc[m][g]), _mm512_set1_ps(da[m])), dw, facc[m][g]);
+            const __m512 t =
+                _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc[m][g]), _mm512_set1_ps(da[m])),
+                                dw, facc[m][g]);
             facc[m][g] = _mm512_fmadd_ps(mw, _mm512_set1_ps(dbias[m]), t);
           }
         }

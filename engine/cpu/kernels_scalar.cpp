@@ -41,8 +41,7 @@ float dot_f32(const float* a, const float* b, std::int64_t n) {
 template <PackCode C>
 int code_of(const std::uint8_t* wc, int r, int v) {
   const int t = v % 4;
-  if constexpr (C == PackCode::Q8_0)
-    return static_cast<std::int8_t>(wc[(v / 4) * 64 + r * 4 + t]);
+  if constexpr (C == PackCode::Q8_0) return static_cast<std::int8_t>(wc[(v / 4) * 64 + r * 4 + t]);
   const int c = (v % 16) / 4;
   const std::uint8_t nib = wc[c * 64 + r * 4 + t];
   int q = v < 16 ? (nib & 15) : (nib >> 4);

@@ -76,7 +76,7 @@ GemmHalfFn gemm_half_for(const KernelTable& k, DType t) {
 
 // The K-quant kernels read bias = -sum(codes) (their minimum or code-offset term; KernelTable).
 std::int32_t act_offset(const KernelTable& k, DType t) {
-  if (format_info(t).block_elems == kSuperBlock) return 1;
+  if (pack_kquant(pack_code_of(t))) return 1;
   return t == DType::Q8_0 ? k.q8_0_act_offset : k.q4_0_act_offset;
 }
 

@@ -52,9 +52,9 @@ PackGeometry pack_geometry(DType t, std::int64_t rows, std::int64_t cols) {
                                 std::to_string(f.block_elems));
   if (f.block_elems == kSuperBlock) {  // K-quants: 32-value code blocks, one record per 256
     g.nb = cols / kQuantBlock;
-    g.code_bytes = t == DType::Q4_K ? 16 : t == DType::Q5_K ? 20 : 24;
+    g.code_bytes = pack_code_bytes(pack_code_of(t));  // the kernels' own layout constants
     g.meta_blocks = kSuperBlock / kQuantBlock;
-    g.meta_bytes = t == DType::Q6_K ? 32 + 256 : 64 + 256;
+    g.meta_bytes = pack_meta_bytes(pack_code_of(t));
     const std::size_t raw = g.scales_at(g.nb);
     g.group_bytes = (raw + kPackChunk - 1) / kPackChunk * kPackChunk;
     return g;

@@ -22,61 +22,51 @@ struct KBlock {
   std::uint8_t code[kSuperBlock] = {};
 };
 
-void parse(DType t, const std::byte* src, KBlock& k) {
-  if (t == DType::Q6_K) {
-    BlockQ6_K b;
-    std::memcpy(&b, src, sizeof b);
-    k.d = b.d;
-    for (int j = 0; j < 16; ++j) k.sc[j] = b.scales[j];
-    for (int i = 0; i < kSuperBlock; ++i) k.code[i] = static_cast<std::uint8_t>(q6_k_code(b, i));
-    return;
-  }
-  if (t == DType::Q5_K) {
-    BlockQ5_K b;
-    std::memcpy(&b, src, sizeof b);
-    k.d = b.d;
-    k.dmin = b.dmin;
-    for (int j = 0; j < 8; ++j) k_scale_min(j, b.scales, k.sc[j], k.m[j]);
-    for (int i = 0; i < kSuperBlock; ++i) k.code[i] = static_cast<std::uint8_t>(q5_k_code(b, i));
-    return;
-  }
-  BlockQ4_K b;
+// Q4_K / Q5_K: f16 d and dmin, eight packed 6-bit scale/minimum pairs, codes by the accessor.
+template <typename Block, int (*Code)(const Block&, int)>
+void parse_scale_min(const std::byte* src, KBlock& k) {
+  Block b;
   std::memcpy(&b, src, sizeof b);
   k.d = b.d;
   k.dmin = b.dmin;
   for (int j = 0; j < 8; ++j) k_scale_min(j, b.scales, k.sc[j], k.m[j]);
-  for (int i = 0; i < kSuperBlock; ++i) k.code[i] = static_cast<std::uint8_t>(q4_k_code(b, i));
+  for (int i = 0; i < kSuperBlock; ++i) k.code[i] = static_cast<std::uint8_t>(Code(b, i));
 }
 
-void build(DType t, const KBlock& k, std::byte* dst) {
-  if (t == DType::Q6_K) {
-    BlockQ6_K b{};
-    b.d = k.d;
-    for (int j = 0; j < 16; ++j) b.scales[j] = static_cast<std::int8_t>(k.sc[j]);
-    for (int i = 0; i < kSuperBlock; ++i) q6_k_set_code(b, i, k.code[i]);
-    std::memcpy(dst, &b, sizeof b);
-    return;
-  }
-  if (t == DType::Q5_K) {
-    BlockQ5_K b{};
-    b.d = k.d;
-    b.dmin = k.dmin;
-    k_pack_scale_min(k.sc, k.m, b.scales);
-    for (int i = 0; i < kSuperBlock; ++i) q5_k_set_code(b, i, k.code[i]);
-    std::memcpy(dst, &b, sizeof b);
-    return;
-  }
-  BlockQ4_K b{};
+template <typename Block, void (*SetCode)(Block&, int, int)>
+void build_scale_min(const KBlock& k, std::byte* dst) {
+  Block b{};
   b.d = k.d;
   b.dmin = k.dmin;
   k_pack_scale_min(k.sc, k.m, b.scales);
-  for (int i = 0; i < kSuperBlock; ++i) q4_k_set_code(b, i, k.code[i]);
+  for (int i = 0; i < kSuperBlock; ++i) SetCode(b, i, k.code[i]);
+  std::memcpy(dst, &b, sizeof b);
+}
+
+void parse(DType t, const std::byte* src, KBlock& k) {
+  if (t == DType::Q4_K) return parse_scale_min<BlockQ4_K, q4_k_code>(src, k);
+  if (t == DType::Q5_K) return parse_scale_min<BlockQ5_K, q5_k_code>(src, k);
+  BlockQ6_K b;
+  std::memcpy(&b, src, sizeof b);
+  k.d = b.d;
+  for (int j = 0; j < 16; ++j) k.sc[j] = b.scales[j];
+  for (int i = 0; i < kSuperBlock; ++i) k.code[i] = static_cast<std::uint8_t>(q6_k_code(b, i));
+}
+
+void build(DType t, const KBlock& k, std::byte* dst) {
+  if (t == DType::Q4_K) return build_scale_min<BlockQ4_K, q4_k_set_code>(k, dst);
+  if (t == DType::Q5_K) return build_scale_min<BlockQ5_K, q5_k_set_code>(k, dst);
+  BlockQ6_K b{};
+  b.d = k.d;
+  for (int j = 0; j < 16; ++j) b.scales[j] = static_cast<std::int8_t>(k.sc[j]);
+  for (int i = 0; i < kSuperBlock; ++i) q6_k_set_code(b, i, k.code[i]);
   std::memcpy(dst, &b, sizeof b);
 }
 
 // Byte `t` (0..3) of chunk `c` of a 32-value code block, from / to the block's codes.
 std::uint8_t chunk_byte(DType t, const std::uint8_t* v, int c, int byte) {
-  if (c < 4) return static_cast<std::uint8_t>((v[4 * c + byte] & 15) | ((v[16 + 4 * c + byte] & 15) << 4));
+  if (c < 4)
+    return static_cast<std::uint8_t>((v[4 * c + byte] & 15) | ((v[16 + 4 * c + byte] & 15) << 4));
   unsigned out = 0;
   if (t == DType::Q5_K) {
     for (int i = 0; i < 4; ++i)
@@ -129,10 +119,12 @@ void pack_rows_k(const PackGeometry& g, const std::byte* src, std::byte* dst) {
   check(g);
   std::memset(dst, 0, g.total_bytes());
   const std::size_t sb_bytes = format_info(g.dtype).block_bytes;
-  const std::int64_t nsb = g.cols / kSuperBlock, chunks = static_cast<std::int64_t>(g.code_bytes / 4);
+  const std::int64_t nsb = g.cols / kSuperBlock,
+                     chunks = static_cast<std::int64_t>(g.code_bytes / 4);
   KBlock k;
   for (std::int64_t r = 0; r < g.rows; ++r) {
-    auto* grp = reinterpret_cast<std::uint8_t*>(dst) + static_cast<std::size_t>(r / kPackRows) * g.group_bytes;
+    auto* grp = reinterpret_cast<std::uint8_t*>(dst) +
+                static_cast<std::size_t>(r / kPackRows) * g.group_bytes;
     const int lane = static_cast<int>(r % kPackRows);
     for (std::int64_t s = 0; s < nsb; ++s) {
       parse(g.dtype, src + static_cast<std::size_t>(r * nsb + s) * sb_bytes, k);
@@ -163,7 +155,8 @@ void pack_rows_k(const PackGeometry& g, const std::byte* src, std::byte* dst) {
 void unpack_lane_k(const PackGeometry& g, const std::byte* group, int lane, std::byte* row) {
   check(g);
   const std::size_t sb_bytes = format_info(g.dtype).block_bytes;
-  const std::int64_t nsb = g.cols / kSuperBlock, chunks = static_cast<std::int64_t>(g.code_bytes / 4);
+  const std::int64_t nsb = g.cols / kSuperBlock,
+                     chunks = static_cast<std::int64_t>(g.code_bytes / 4);
   const auto* grp = reinterpret_cast<const std::uint8_t*>(group);
   KBlock k;
   for (std::int64_t s = 0; s < nsb; ++s) {

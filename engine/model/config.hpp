@@ -27,7 +27,7 @@ struct ModelConfig {
   // sliding_window (Mistral): each query attends to the last `sliding_window` positions, itself
   // included (HF's eager Mistral mask); 0 = full causal attention (absent or null).
   std::int64_t sliding_window = 0;
-  std::string torch_dtype;             // informational ("bfloat16", ...); empty if absent
+  std::string torch_dtype;  // informational ("bfloat16", ...); empty if absent
 
   // Throws std::invalid_argument with the offending field(s) if the numbers are inconsistent
   // (non-positive sizes, heads % kv_heads != 0, odd head_dim, absurd sizes ...).

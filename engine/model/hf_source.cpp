@@ -47,15 +47,9 @@ class HfSource final : public ModelSource {
   HostTensor load(const std::string& name, DType target) const override {
     const TensorView v = float_view(name);
     prefetch_mapped_pages(v.data);
-    HostTensor t;
-    if (v.dtype == target) {
-      t.name = name;
-      t.dtype = v.dtype;
-      t.shape = v.shape;
-      t.data.assign(v.data.begin(), v.data.end());
-    } else {
-      t = convert_tensor(v, target);  // the mapping outlives the call: no lock needed here
-    }
+    // A plain copy when the dtype already matches; the mapping outlives the call, so no lock.
+    HostTensor t = convert_tensor(v, target);
+    t.name = name;
     drop_mapped_pages(v.data);
     return t;
   }

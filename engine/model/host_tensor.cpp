@@ -10,7 +10,7 @@
 
 namespace kwaai::engine {
 
-HostTensor convert_tensor(const TensorView& v, DType target) {
+HostTensor convert_tensor(const TensorView& v, DType target, int threads) {
   HostTensor out;
   out.name = v.name;
   out.dtype = target;
@@ -37,13 +37,12 @@ HostTensor convert_tensor(const TensorView& v, DType target) {
     out.data.clear();
     return out;
   }
-  if (const std::int64_t be = std::max(format_info(target).block_elems,
-                                       format_info(v.dtype).block_elems);
+  if (const std::int64_t be =
+          std::max(format_info(target).block_elems, format_info(v.dtype).block_elems);
       row % be != 0) {
     throw std::invalid_argument("convert '" + v.name + "' " + std::string(dtype_name(v.dtype)) +
                                 shape_str(v.shape) + " to " + std::string(dtype_name(target)) +
-                                ": the last dimension must be a multiple of " +
-                                std::to_string(be));
+                                ": the last dimension must be a multiple of " + std::to_string(be));
   }
   const std::int64_t rows = n / row;
   const std::size_t in_row = dtype_bytes(v.dtype, row);
@@ -60,7 +59,9 @@ HostTensor convert_tensor(const TensorView& v, DType target) {
     }
   };
   constexpr std::int64_t kParallelMinValues = 1 << 20;
-  const auto hw = static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  const auto hw =
+      threads > 0 ? static_cast<std::int64_t>(threads)
+                  : static_cast<std::int64_t>(std::max(1u, std::thread::hardware_concurrency()));
   const std::int64_t nt = n < kParallelMinValues ? 1 : std::min(hw, rows);
   if (nt <= 1) {
     convert(0, rows);

@@ -34,9 +34,10 @@ struct HostTensor {
   std::int64_t numel() const { return shape_numel(shape); }
 };
 
-// Converts any float/quantized view to `target` (f32/f16/bf16/q8_0/q4_0) through f32, row by
-// row. Same dtype -> a plain copy. Quantized targets need the last dimension to be a multiple
-// of 32 (throws std::invalid_argument naming the tensor and shape otherwise).
-HostTensor convert_tensor(const TensorView& v, DType target);
+// Converts any float/quantized view to `target` (any format with from_f32) through f32, row by
+// row, on up to `threads` threads for a large tensor (0: every hardware thread). Same dtype ->
+// a plain copy. Quantized targets need the last dimension to be a whole number of blocks
+// (throws std::invalid_argument naming the tensor and shape otherwise).
+HostTensor convert_tensor(const TensorView& v, DType target, int threads = 0);
 
 }  // namespace kwaai::engine

@@ -2,15 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
-#include <exception>
-#include <mutex>
 #include <stdexcept>
-#include <thread>
 #include <vector>
 
 #include "engine/core/formats.hpp"
 #include "engine/model/gguf.hpp"
 #include "engine/model/gguf_writer.hpp"
+#include "engine/model/host_tensor.hpp"
 
 namespace kwaai::engine {
 
@@ -102,7 +100,8 @@ DType quant_mix_type(QuantMix m, const std::string& name, const Shape& shape, DT
     if (r.more_bits && use_more_bits(layer, n_layers)) t = DType::Q6_K;
   }
   const std::int64_t cols = shape.back();
-  if (cols % format_info(t).block_elems != 0) t = cols % kQuantBlock == 0 ? DType::Q8_0 : DType::F16;
+  if (cols % format_info(t).block_elems != 0)
+    t = cols % kQuantBlock == 0 ? DType::Q8_0 : DType::F16;
   return t;
 }
 
@@ -134,8 +133,6 @@ QuantizeReport quantize_gguf(const std::string& in, const std::string& out, Quan
     w.add_tensor(t.name, target.back(), t.shape);
   }
   w.begin(out);
-  const int nt = std::max(1, threads);
-  std::vector<std::byte> buf;
   for (std::size_t i = 0; i < h.tensors.size(); ++i) {
     const GgufTensorInfo& t = h.tensors[i];
     const TensorView v = src.view(t.name);
@@ -148,40 +145,9 @@ QuantizeReport quantize_gguf(const std::string& in, const std::string& out, Quan
       rep.bytes_out += v.data.size();
       continue;
     }
-    const std::int64_t cols = t.shape.empty() ? 1 : t.shape.back();
-    const std::int64_t rows = cols > 0 ? v.numel() / cols : 0;
-    const std::size_t in_row = dtype_bytes(v.dtype, cols), out_row = dtype_bytes(to, cols);
-    buf.resize(static_cast<std::size_t>(rows) * out_row);
-    auto convert = [&](std::int64_t r0, std::int64_t r1) {
-      std::vector<float> f(static_cast<std::size_t>(cols));
-      for (std::int64_t r = r0; r < r1; ++r) {
-        to_f32(v.dtype, v.data.data() + static_cast<std::size_t>(r) * in_row, f.data(), cols);
-        from_f32(to, f.data(), buf.data() + static_cast<std::size_t>(r) * out_row, cols);
-      }
-    };
-    const std::int64_t per = (rows + nt - 1) / nt;
-    std::vector<std::thread> pool;
-    std::exception_ptr err;
-    std::mutex err_mu;
-    for (int k = 1; k < nt && k * per < rows; ++k)
-      pool.emplace_back([&, k] {
-        try {
-          convert(k * per, std::min(rows, (k + 1) * per));
-        } catch (...) {
-          std::lock_guard lock(err_mu);
-          err = std::current_exception();
-        }
-      });
-    try {
-      convert(0, std::min(rows, per));
-    } catch (...) {
-      std::lock_guard lock(err_mu);
-      err = std::current_exception();
-    }
-    for (auto& th : pool) th.join();
-    if (err) std::rethrow_exception(err);
-    w.write_tensor(buf);
-    rep.bytes_out += buf.size();
+    const HostTensor conv = convert_tensor(v, to, threads);  // rows through f32, threaded
+    w.write_tensor(conv.bytes());
+    rep.bytes_out += conv.data.size();
   }
   w.finish();
   rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

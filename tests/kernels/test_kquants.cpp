@@ -36,9 +36,9 @@ TEST(KQuants, scale_min_packing_round_trips_every_six_bit_pair) {
   // with the top two bits of byte 1 above it; its minimum the high nibble of byte 9 with the top
   // two bits of byte 5.
   std::uint8_t q[12] = {};
-  q[9] = 0xA3;         // low 3, high 10
-  q[1] = 0x80;         // top bits 2
-  q[5] = 0x40;         // top bits 1
+  q[9] = 0xA3;  // low 3, high 10
+  q[1] = 0x80;  // top bits 2
+  q[5] = 0x40;  // top bits 1
   int s = 0, m = 0;
   k_scale_min(5, q, s, m);
   EXPECT_EQ(s, 3 | (2 << 4));
@@ -64,8 +64,8 @@ TEST(KQuants, hand_built_q4_k_block_decodes_by_the_nibble_and_scale_rules) {
   EXPECT_EQ(y[32], 0.5f * 2 * 3 - 0.25f * 2);
   EXPECT_EQ(y[65], 0.5f * 3 * 1 - 0.25f * 4);
   EXPECT_EQ(y[97], 0.5f * 4 * 15 - 0.25f * 6);
-  EXPECT_EQ(y[1], 0.0f);                 // code 0 in sub-block 0 (minimum 0)
-  EXPECT_EQ(y[255], -0.25f * 14);        // code 0 in sub-block 7
+  EXPECT_EQ(y[1], 0.0f);           // code 0 in sub-block 0 (minimum 0)
+  EXPECT_EQ(y[255], -0.25f * 14);  // code 0 in sub-block 7
   EXPECT_EQ(q4_k_code(b, 97), 15);
 }
 
@@ -74,7 +74,7 @@ TEST(KQuants, hand_built_q5_k_and_q6_k_blocks_take_their_high_bits_from_qh) {
   b5.d = f32_to_f16(1.0f);
   int sc[8] = {1, 1, 1, 1, 1, 1, 1, 1}, m[8] = {};
   k_pack_scale_min(sc, m, b5.scales);
-  b5.qs[32 * 2 + 7] = 0x21;  // value 135 (low nibble 1), value 167 (high nibble 2)
+  b5.qs[32 * 2 + 7] = 0x21;      // value 135 (low nibble 1), value 167 (high nibble 2)
   b5.qh[7] = 1u << 4 | 1u << 5;  // bits 2p, 2p + 1 for p = 2: values 135 and 167
   EXPECT_EQ(q5_k_code(b5, 135), 17);
   EXPECT_EQ(q5_k_code(b5, 167), 18);

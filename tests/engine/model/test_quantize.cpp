@@ -48,12 +48,12 @@ TEST(Quantize, MixRuleFollowsLlamaQuantize) {
   // Vectors keep their type; rows that are not whole super-blocks fall back.
   EXPECT_EQ(quant_mix_type(QuantMix::Q4_K_M, "blk.0.attn_norm.weight", v, DType::F32, 32, true),
             DType::F32);
-  EXPECT_EQ(quant_mix_type(QuantMix::Q4_K_M, "blk.0.ffn_down.weight", {64, 96}, DType::F16, 32,
-                           true),
-            DType::Q8_0);
-  EXPECT_EQ(quant_mix_type(QuantMix::Q6_K, "blk.0.ffn_down.weight", {64, 172}, DType::F32, 32,
-                           true),
-            DType::F16);
+  EXPECT_EQ(
+      quant_mix_type(QuantMix::Q4_K_M, "blk.0.ffn_down.weight", {64, 96}, DType::F16, 32, true),
+      DType::Q8_0);
+  EXPECT_EQ(
+      quant_mix_type(QuantMix::Q6_K, "blk.0.ffn_down.weight", {64, 172}, DType::F32, 32, true),
+      DType::F16);
   EXPECT_EQ(quant_mix_from_name("q4_k"), QuantMix::Q4_K_S);
   EXPECT_THROW(quant_mix_from_name("q3_k_m"), std::invalid_argument);
 }
@@ -123,10 +123,10 @@ TEST(Quantize, CopiesMetadataAndEncodesEveryMatrixOfTheMix) {
   EXPECT_EQ(nested[1].as_array()[1].as_int(), 8);
   // Tensors: types by the rule (2 layers: use_more_bits only for layer 1), bytes by the encoder.
   const std::pair<const char*, DType> want[] = {
-      {"token_embd.weight", DType::Q4_K},   {"blk.0.attn_norm.weight", DType::F32},
-      {"blk.0.attn_v.weight", DType::Q4_K}, {"blk.1.attn_v.weight", DType::Q6_K},
+      {"token_embd.weight", DType::Q4_K},     {"blk.0.attn_norm.weight", DType::F32},
+      {"blk.0.attn_v.weight", DType::Q4_K},   {"blk.1.attn_v.weight", DType::Q6_K},
       {"blk.0.ffn_down.weight", DType::Q4_K}, {"blk.1.ffn_down.weight", DType::Q6_K},
-      {"blk.1.ffn_up.weight", DType::Q4_K}, {"output.weight", DType::Q6_K}};
+      {"blk.1.ffn_up.weight", DType::Q4_K},   {"output.weight", DType::Q6_K}};
   for (const auto& [name, type] : want) {
     SCOPED_TRACE(name);
     const TensorView a = in.view(name), b = out.view(name);
