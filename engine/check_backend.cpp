@@ -107,6 +107,17 @@ class CheckedBackend final : public Backend {
     dev_->rms_norm(x, w, y, eps);
     check("rms_norm " + x.describe(), {y}, false);
   }
+  void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y,
+                  float eps) override {
+    ref_->layer_norm(ref(x), ref(w), ref(b), ref(y), eps);
+    dev_->layer_norm(x, w, b, y, eps);
+    check("layer_norm " + x.describe(), {y}, false);
+  }
+  void gelu(const Tensor& x, const Tensor& out) override {
+    ref_->gelu(ref(x), ref(out));
+    dev_->gelu(x, out);
+    check("gelu " + x.describe(), {out}, false);
+  }
   void rope(const Tensor& x, const Tensor& positions, const RopeConfig& cfg) override {
     ref_->rope(ref(x), ref(positions), cfg);
     dev_->rope(x, positions, cfg);
@@ -177,6 +188,23 @@ class CheckedBackend final : public Backend {
     ref_->topk(ref(x), k, ref(indices), ref(values));
     dev_->topk(x, k, indices, values);
     check("topk " + x.describe(), {indices, values}, false);
+  }
+  void moe_route(const Tensor& logits, std::int64_t k, const Tensor& ids,
+                 const Tensor& weights) override {
+    ref_->moe_route(ref(logits), k, ref(ids), ref(weights));
+    dev_->moe_route(logits, k, ids, weights);
+    check("moe_route " + logits.describe(), {ids, weights}, false);
+  }
+  void gather_rows(const Tensor& src, const Tensor& idx, const Tensor& out) override {
+    ref_->gather_rows(ref(src), ref(idx), ref(out));
+    dev_->gather_rows(src, idx, out);
+    check("gather_rows " + out.describe(), {out}, false);
+  }
+  void scatter_add_rows(const Tensor& src, const Tensor& idx, const Tensor& scale,
+                        const Tensor& y) override {
+    ref_->scatter_add_rows(ref(src), ref(idx), ref(scale), ref(y));
+    dev_->scatter_add_rows(src, idx, scale, y);
+    check("scatter_add_rows " + src.describe(), {y}, false);
   }
 
  private:

@@ -87,6 +87,10 @@ class Backend {
                                const Tensor& out);
   // y[M,K] = x / sqrt(mean(x^2) + eps) * weight[K] (weight f32).
   virtual void rms_norm(const Tensor& x, const Tensor& weight, const Tensor& y, float eps) = 0;
+  // y[M,K] = (x - mean(x)) / sqrt(var(x) + eps) * weight[K] + bias[K] (LayerNorm over the
+  // last dimension, biased variance, as torch.nn.LayerNorm; weight and bias f32).
+  virtual void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                          const Tensor& y, float eps) = 0;
   // In place on x[T,H,D] (D even), rotate-half pairing (i, i + D/2), angle
   // positions[t] * theta^(-2i/D) (Llama-3 scaling applied to the frequencies when enabled).
   // positions: i32[T].
@@ -110,6 +114,9 @@ class Backend {
                              const Tensor& v_cache, std::int64_t pos);
   // out = silu(gate) * up, all [M,N].
   virtual void silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;
+  // out = gelu(x) = x * (1 + erf(x / sqrt(2))) / 2 (the exact GELU, torch.nn.GELU()); same
+  // shapes, out may alias x.
+  virtual void gelu(const Tensor& x, const Tensor& out) = 0;
   // out = a + b, same shapes (out may alias a or b).
   virtual void add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
   // out[T,K] = table[ids[t], :] as f32. ids: i32[T]; table[V,K] in any weight dtype.
@@ -132,6 +139,21 @@ class Backend {
   // indices i32[M,k], values f32[M,k] (the signed values).
   virtual void topk(const Tensor& x, std::int64_t k, const Tensor& indices,
                     const Tensor& values) = 0;
+
+  // ---- mixture of experts (Mixtral's sparse MLP) ----
+  // Per row of logits f32[M,E]: the k experts of largest logit in descending order (ties: lower
+  // index) -> ids i32[M,k], and their router weights -> weights f32[M,k]: the softmax over all
+  // E logits, taken at the k selected and renormalised to sum 1 (what HF's Mixtral computes).
+  virtual void moe_route(const Tensor& logits, std::int64_t k, const Tensor& ids,
+                         const Tensor& weights) = 0;
+  // out[i,:] = src[idx[i],:] for src f32[R,N], idx i32[n], out f32[n,N]. An index outside
+  // [0, R) gives a zero row on the device and throws on the CPU path's check.
+  virtual void gather_rows(const Tensor& src, const Tensor& idx, const Tensor& out) = 0;
+  // y[idx[i],:] += scale[i] * src[i,:] for src f32[n,N], idx i32[n] (distinct entries),
+  // scale f32[n], y f32[R,N]. An index outside [0, R) is skipped on the device and throws on
+  // the CPU path's check.
+  virtual void scatter_add_rows(const Tensor& src, const Tensor& idx, const Tensor& scale,
+                                const Tensor& y) = 0;
 };
 
 // "cpu", "cpu:<kernel table>", "vulkan" (first device), "vulkan:N", or "auto" (the first

@@ -79,8 +79,8 @@ MatmulDims matmul(const Tensor& x, const Tensor& w, const Tensor& y) {
   return {M, N, K};
 }
 
-RowDims rms_norm(const Tensor& x, const Tensor& weight, const Tensor& y) {
-  const char* op = "rms_norm";
+namespace {
+RowDims norm_dims(const char* op, const Tensor& x, const Tensor& weight, const Tensor& y) {
   dtype_is(op, "x", x, DType::F32);
   dtype_is(op, "weight", weight, DType::F32);
   dtype_is(op, "y", y, DType::F32);
@@ -90,6 +90,21 @@ RowDims rms_norm(const Tensor& x, const Tensor& weight, const Tensor& y) {
     fail(op, "weight is " + weight.describe() + ", expected f32[" + std::to_string(x.dim(-1)) +
                  "] for x " + x.describe());
   return rows_of(x);
+}
+}  // namespace
+
+RowDims rms_norm(const Tensor& x, const Tensor& weight, const Tensor& y) {
+  return norm_dims("rms_norm", x, weight, y);
+}
+
+RowDims layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y) {
+  const char* op = "layer_norm";
+  dtype_is(op, "bias", bias, DType::F32);
+  const RowDims d = norm_dims(op, x, weight, y);
+  if (bias.rank() != 1 || bias.dim(0) != x.dim(-1))
+    fail(op, "bias is " + bias.describe() + ", expected f32[" + std::to_string(x.dim(-1)) +
+                 "] for x " + x.describe());
+  return d;
 }
 
 RopeDims rope(const Tensor& x, const Tensor& positions) {
@@ -182,6 +197,14 @@ std::int64_t silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out) {
   same_shape(op, "gate", gate, "up", up);
   same_shape(op, "gate", gate, "out", out);
   return gate.numel();
+}
+
+std::int64_t gelu(const Tensor& x, const Tensor& out) {
+  const char* op = "gelu";
+  dtype_is(op, "x", x, DType::F32);
+  dtype_is(op, "out", out, DType::F32);
+  same_shape(op, "x", x, "out", out);
+  return x.numel();
 }
 
 std::int64_t add(const Tensor& a, const Tensor& b, const Tensor& out) {
@@ -286,6 +309,55 @@ RowDims topk(const Tensor& x, std::int64_t k, const Tensor& indices, const Tenso
   if (indices.shape() != want || values.shape() != want)
     fail(op, "indices " + indices.describe() + " and values " + values.describe() +
                  " must both be " + shape_str(want));
+  return d;
+}
+
+RowDims moe_route(const Tensor& logits, std::int64_t k, const Tensor& ids, const Tensor& weights) {
+  const char* op = "moe_route";
+  dtype_is(op, "logits", logits, DType::F32);
+  dtype_is(op, "ids", ids, DType::I32);
+  dtype_is(op, "weights", weights, DType::F32);
+  rank_at_least(op, "logits", logits, 1);
+  const RowDims d = rows_of(logits);
+  if (k < 1 || k > d.cols)
+    fail(op, "k = " + std::to_string(k) + " must be in [1, " + std::to_string(d.cols) +
+                 "] for logits " + logits.describe());
+  const Shape want{d.rows, k};
+  if (ids.shape() != want || weights.shape() != want)
+    fail(op, "ids " + ids.describe() + " and weights " + weights.describe() + " must both be " +
+                 shape_str(want));
+  return d;
+}
+
+namespace {
+// The [R,N] tensor and the [n,N] tensor of a row gather/scatter, with idx i32[n].
+RowMoveDims row_move(const char* op, const char* indexed_name, const Tensor& indexed,
+                     const char* packed_name, const Tensor& packed, const Tensor& idx) {
+  dtype_is(op, indexed_name, indexed, DType::F32);
+  dtype_is(op, packed_name, packed, DType::F32);
+  dtype_is(op, "idx", idx, DType::I32);
+  rank_is(op, indexed_name, indexed, 2);
+  rank_is(op, packed_name, packed, 2);
+  rank_is(op, "idx", idx, 1);
+  if (packed.dim(0) != idx.dim(0) || packed.dim(1) != indexed.dim(1))
+    fail(op, std::string(packed_name) + " " + packed.describe() + " must be [" +
+                 std::to_string(idx.dim(0)) + ", " + std::to_string(indexed.dim(1)) + "] for idx " +
+                 idx.describe() + " and " + indexed_name + " " + indexed.describe());
+  return {indexed.dim(0), idx.dim(0), indexed.dim(1)};
+}
+}  // namespace
+
+RowMoveDims gather_rows(const Tensor& src, const Tensor& idx, const Tensor& out) {
+  return row_move("gather_rows", "src", src, "out", out, idx);
+}
+
+RowMoveDims scatter_add_rows(const Tensor& src, const Tensor& idx, const Tensor& scale,
+                             const Tensor& y) {
+  const char* op = "scatter_add_rows";
+  const RowMoveDims d = row_move(op, "y", y, "src", src, idx);
+  dtype_is(op, "scale", scale, DType::F32);
+  if (scale.shape() != idx.shape())
+    fail(op, "scale " + scale.describe() + " must have idx's shape " + idx.describe());
   return d;
 }
 

@@ -26,6 +26,7 @@ struct RowDims {
   std::int64_t rows, cols;
 };
 RowDims rms_norm(const Tensor& x, const Tensor& weight, const Tensor& y);
+RowDims layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y);
 
 struct RopeDims {
   std::int64_t T, H, D;
@@ -54,6 +55,7 @@ RopeKvDims rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, cons
 
 // Same-shape f32 element-wise ops; returns the element count.
 std::int64_t silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out);
+std::int64_t gelu(const Tensor& x, const Tensor& out);
 std::int64_t add(const Tensor& a, const Tensor& b, const Tensor& out);
 
 struct EmbeddingDims {
@@ -72,6 +74,20 @@ std::int64_t blockwise8_dequantize(const Tensor& codes, const Tensor& absmax,
                                    const Tensor& codebook, const Tensor& out);
 
 RowDims topk(const Tensor& x, std::int64_t k, const Tensor& indices, const Tensor& values);
+
+// Backend::moe_route: logits f32[M,E] (rank >= 1, leading dims flattened), 1 <= k <= E,
+// ids i32[M,k], weights f32[M,k]. Returns {M, E}.
+RowDims moe_route(const Tensor& logits, std::int64_t k, const Tensor& ids, const Tensor& weights);
+struct RowMoveDims {
+  std::int64_t rows;  // R: rows of the indexed tensor
+  std::int64_t n;     // indices
+  std::int64_t cols;  // N
+};
+// Backend::gather_rows: src f32[R,N], idx i32[n], out f32[n,N].
+RowMoveDims gather_rows(const Tensor& src, const Tensor& idx, const Tensor& out);
+// Backend::scatter_add_rows: src f32[n,N], idx i32[n], scale f32[n], y f32[R,N].
+RowMoveDims scatter_add_rows(const Tensor& src, const Tensor& idx, const Tensor& scale,
+                             const Tensor& y);
 
 // copy(): same dtype and element count.
 void copy(const Tensor& src, const Tensor& dst);

@@ -242,6 +242,19 @@ class CpuBackend final : public Backend {
     cpu::rms_norm(ctx_, f32(x, "rms_norm"), f32(weight, "rms_norm"), f32(y, "rms_norm"), d.rows,
                   d.cols, eps);
   }
+  void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y,
+                  float eps) override {
+    const auto d = checks::layer_norm(x, weight, bias, y);
+    Timer t(this, [&] { return "layer_norm " + x.describe(); });
+    const char* op = "layer_norm";
+    cpu::layer_norm(ctx_, f32(x, op), f32(weight, op), f32(bias, op), f32(y, op), d.rows, d.cols,
+                    eps);
+  }
+  void gelu(const Tensor& x, const Tensor& out) override {
+    const auto n = checks::gelu(x, out);
+    Timer t(this, [&] { return "gelu " + x.describe(); });
+    cpu::gelu(ctx_, f32(x, "gelu"), f32(out, "gelu"), n);
+  }
   void rope(const Tensor& x, const Tensor& positions, const RopeConfig& cfg) override {
     const auto d = checks::rope(x, positions);
     Timer t(this, [&] { return "rope " + x.describe(); });
@@ -326,8 +339,42 @@ class CpuBackend final : public Backend {
     Timer t(this, [&] { return "topk " + x.describe() + " k " + std::to_string(k); });
     cpu::topk(ctx_, f32(x, "topk"), d.rows, d.cols, k, i32(indices, "topk"), f32(values, "topk"));
   }
+  void moe_route(const Tensor& logits, std::int64_t k, const Tensor& ids,
+                 const Tensor& weights) override {
+    const auto d = checks::moe_route(logits, k, ids, weights);
+    Timer t(this, [&] { return "moe_route " + logits.describe() + " k " + std::to_string(k); });
+    const char* op = "moe_route";
+    cpu::moe_route(ctx_, f32(logits, op), d.rows, d.cols, k, i32(ids, op), f32(weights, op));
+  }
+  void gather_rows(const Tensor& src, const Tensor& idx, const Tensor& out) override {
+    const auto d = checks::gather_rows(src, idx, out);
+    Timer t(this, [&] { return "gather_rows " + out.describe(); });
+    const char* op = "gather_rows";
+    const std::int32_t* id = i32(idx, op);
+    check_row_indices(op, id, d, src);
+    cpu::gather_rows(f32(src, op), id, f32(out, op), d.n, d.cols);
+  }
+  void scatter_add_rows(const Tensor& src, const Tensor& idx, const Tensor& scale,
+                        const Tensor& y) override {
+    const auto d = checks::scatter_add_rows(src, idx, scale, y);
+    Timer t(this, [&] { return "scatter_add_rows " + src.describe(); });
+    const char* op = "scatter_add_rows";
+    const std::int32_t* id = i32(idx, op);
+    check_row_indices(op, id, d, y);
+    cpu::scatter_add_rows(f32(src, op), id, f32(scale, op), f32(y, op), d.n, d.cols);
+  }
 
  private:
+  // Every index is checked before anything is written, so a bad call leaves the output as it
+  // was.
+  static void check_row_indices(const char* op, const std::int32_t* id,
+                                const checks::RowMoveDims& d, const Tensor& indexed) {
+    for (std::int64_t i = 0; i < d.n; ++i)
+      if (id[i] < 0 || id[i] >= d.rows)
+        throw std::out_of_range(std::string(op) + ": row index " + std::to_string(id[i]) + " at " +
+                                std::to_string(i) + " is outside [0, " + std::to_string(d.rows) +
+                                ") of " + indexed.describe());
+  }
   // Wall time of one op, recorded when profiling is on (the label is built only then).
   class Timer {
    public:

@@ -46,6 +46,8 @@ void matmul_silu_mul(const Ctx& c, const float* x, std::int64_t M, std::int64_t 
 
 void rms_norm(const Ctx& c, const float* x, const float* w, float* y, std::int64_t rows,
               std::int64_t cols, float eps);
+void layer_norm(const Ctx& c, const float* x, const float* w, const float* b, float* y,
+                std::int64_t rows, std::int64_t cols, float eps);
 void rope(const Ctx& c, float* x, const std::int32_t* pos, std::int64_t T, std::int64_t H,
           std::int64_t D, const RopeConfig& cfg);
 // Inverse frequencies (D/2 values) including Llama-3 scaling; exposed for tests/bench.
@@ -54,6 +56,7 @@ void attention(const Ctx& c, const float* q, const float* k, const float* v, flo
                std::int64_t B, std::int64_t T, std::int64_t Hq, std::int64_t Hkv, std::int64_t D,
                std::int64_t L, std::int64_t n_past, float scale, std::int64_t window);
 void silu_mul(const Ctx& c, const float* g, const float* u, float* out, std::int64_t n);
+void gelu(const Ctx& c, const float* x, float* out, std::int64_t n);
 void add(const Ctx& c, const float* a, const float* b, float* out, std::int64_t n);
 void softmax(const Ctx& c, const float* x, float* out, std::int64_t rows, std::int64_t cols);
 void argmax(const Ctx& c, const float* x, std::int32_t* out, std::int64_t rows, std::int64_t cols);
@@ -63,5 +66,13 @@ void blockwise8_dequantize(const Ctx& c, const std::uint8_t* codes, const float*
                            const float* code, float* out, std::int64_t n);
 void topk(const Ctx& c, const float* x, std::int64_t rows, std::int64_t cols, std::int64_t k,
           std::int32_t* indices, float* values);
+// engine/cpu/ops_moe.cpp (Backend::moe_route, gather_rows, scatter_add_rows; indices checked
+// by the caller).
+void moe_route(const Ctx& c, const float* logits, std::int64_t rows, std::int64_t experts,
+               std::int64_t k, std::int32_t* ids, float* weights);
+void gather_rows(const float* src, const std::int32_t* idx, float* out, std::int64_t n,
+                 std::int64_t cols);
+void scatter_add_rows(const float* src, const std::int32_t* idx, const float* scale, float* y,
+                      std::int64_t n, std::int64_t cols);
 
 }  // namespace kwaai::engine::cpu

@@ -1,4 +1,5 @@
-// Row-wise and element-wise ops: rms_norm, rope, silu_mul, add, softmax, argmax.
+// Row-wise and element-wise ops: rms_norm, layer_norm, rope, silu_mul, gelu, add, softmax,
+// argmax.
 // These are cheap next to matmul; they accumulate in double where a long reduction would
 // otherwise lose precision (norms, softmax sums) and split rows across the pool.
 #include <algorithm>
@@ -25,6 +26,29 @@ void rms_norm(const Ctx& c, const float* x, const float* w, float* y, std::int64
       for (std::int64_t i = 0; i < cols; ++i) ss += static_cast<double>(xr[i]) * xr[i];
       const float inv = static_cast<float>(1.0 / std::sqrt(ss / static_cast<double>(cols) + eps));
       for (std::int64_t i = 0; i < cols; ++i) yr[i] = xr[i] * inv * w[i];
+    }
+  });
+}
+
+void layer_norm(const Ctx& c, const float* x, const float* w, const float* b, float* y,
+                std::int64_t rows, std::int64_t cols, float eps) {
+  c.pool.parallel_for(rows, [&](std::int64_t r0, std::int64_t r1) {
+    for (std::int64_t r = r0; r < r1; ++r) {
+      const float* xr = x + r * cols;
+      float* yr = y + r * cols;
+      // Two passes (mean, then the centred sum of squares) in double: one-pass E[x^2] - E[x]^2
+      // cancels badly when the mean is large next to the spread.
+      double sum = 0.0;
+      for (std::int64_t i = 0; i < cols; ++i) sum += xr[i];
+      const double mean = sum / static_cast<double>(cols);
+      double ss = 0.0;
+      for (std::int64_t i = 0; i < cols; ++i) {
+        const double d = xr[i] - mean;
+        ss += d * d;
+      }
+      const double inv = 1.0 / std::sqrt(ss / static_cast<double>(cols) + eps);
+      for (std::int64_t i = 0; i < cols; ++i)
+        yr[i] = static_cast<float>((xr[i] - mean) * inv) * w[i] + b[i];
     }
   });
 }
@@ -84,6 +108,16 @@ void silu_mul(const Ctx& c, const float* g, const float* u, float* out, std::int
       n,
       [&](std::int64_t i0, std::int64_t i1) {
         c.k.silu_mul_f32(g + i0, u + i0, out + i0, i1 - i0);
+      },
+      kElemGrain);
+}
+
+void gelu(const Ctx& c, const float* x, float* out, std::int64_t n) {
+  c.pool.parallel_for(
+      n,
+      [&](std::int64_t i0, std::int64_t i1) {
+        for (std::int64_t i = i0; i < i1; ++i)
+          out[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * std::numbers::sqrt2_v<float> * 0.5f));
       },
       kElemGrain);
 }

@@ -1,17 +1,34 @@
 #include "engine/llama/block.hpp"
 
 #include <cmath>
+#include <stdexcept>
 #include <string>
 
 #include "engine/llama/weights.hpp"
 
 namespace kwaai::engine::llama {
 
+namespace {
+std::uint64_t expert_bytes(const DeviceExpert& e) {
+  return e.gate.nbytes() + e.up.nbytes() + e.down.nbytes();
+}
+}  // namespace
+
 std::uint64_t DeviceBlock::bytes() const {
   std::uint64_t n = 0;
-  for (const Tensor* t : {&input_norm, &post_norm, &wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down})
-    n += t->nbytes();
+  for (const Tensor* t :
+       {&input_norm, &post_norm, &wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down, &router})
+    if (t->defined()) n += t->nbytes();
+  for (const DeviceExpert& e : experts) n += expert_bytes(e);
   return n;
+}
+
+std::uint64_t DeviceBlock::active_bytes(const ModelConfig& cfg) const {
+  if (experts.empty()) return bytes();
+  std::uint64_t all = 0;
+  for (const DeviceExpert& e : experts) all += expert_bytes(e);
+  const auto per_expert = all / experts.size();
+  return bytes() - all + per_expert * static_cast<std::uint64_t>(cfg.experts_per_token);
 }
 
 DeviceBlock upload_block(Backend& be, const ModelSource& src, std::int64_t layer, Quant quant) {
@@ -30,9 +47,25 @@ DeviceBlock upload_block(Backend& be, const ModelSource& src, std::int64_t layer
   w.wk = mat(BlockTensor::K);
   w.wv = mat(BlockTensor::V);
   w.wo = mat(BlockTensor::O);
-  w.w_gate = mat(BlockTensor::Gate);
-  w.w_up = mat(BlockTensor::Up);
-  w.w_down = mat(BlockTensor::Down);
+  const ModelConfig& cfg = src.config();
+  if (cfg.experts == 0) {
+    w.w_gate = mat(BlockTensor::Gate);
+    w.w_up = mat(BlockTensor::Up);
+    w.w_down = mat(BlockTensor::Down);
+    return w;
+  }
+  // The router stays as stored (load_block_tensor does not quantize it).
+  w.router = upload_matrix(be, load_block_tensor(src, layer, BlockTensor::Router, quant), kNoQuant);
+  w.experts.resize(static_cast<std::size_t>(cfg.experts));
+  for (std::int64_t e = 0; e < cfg.experts; ++e) {
+    auto ex = [&](BlockTensor t) {
+      return upload_matrix(be, load_expert_tensor(src, layer, e, t, quant), quant);
+    };
+    DeviceExpert& d = w.experts[static_cast<std::size_t>(e)];
+    d.gate = ex(BlockTensor::Gate);
+    d.up = ex(BlockTensor::Up);
+    d.down = ex(BlockTensor::Down);
+  }
   return w;
 }
 
@@ -49,6 +82,17 @@ void BlockScratch::ensure(Backend& be, const ModelConfig& cfg, std::int64_t m) {
     all_v = be.alloc(DType::F32, {m, kv_dim(cfg)});
     all_attn = be.alloc(DType::F32, {m, q_dim(cfg)});
     all_act = be.alloc(DType::F32, {m, i});
+    if (cfg.experts > 0) {
+      const std::int64_t e = cfg.experts, k = cfg.experts_per_token;
+      all_logits = be.alloc(DType::F32, {m, e});
+      all_route_ids = be.alloc(DType::I32, {m, k});
+      all_route_w = be.alloc(DType::F32, {m, k});
+      all_pair_row = be.alloc(DType::I32, {m * k});
+      all_pair_w = be.alloc(DType::F32, {m * k});
+      all_pair_x = be.alloc(DType::F32, {m * k, h});
+      all_pair_act = be.alloc(DType::F32, {m * k, i});
+      all_pair_y = be.alloc(DType::F32, {m * k, h});
+    }
     capacity = m;
   }
   normed = all_normed.slice_rows(0, m);
@@ -57,8 +101,70 @@ void BlockScratch::ensure(Backend& be, const ModelConfig& cfg, std::int64_t m) {
   v = all_v.slice_rows(0, m);
   attn = all_attn.slice_rows(0, m);
   act = all_act.slice_rows(0, m);
+  if (cfg.experts > 0) {
+    const std::int64_t k = cfg.experts_per_token;
+    logits = all_logits.slice_rows(0, m);
+    route_ids = all_route_ids.slice_rows(0, m);
+    route_w = all_route_w.slice_rows(0, m);
+    pair_row = all_pair_row.slice_rows(0, m * k);
+    pair_w = all_pair_w.slice_rows(0, m * k);
+    pair_x = all_pair_x.slice_rows(0, m * k);
+    pair_act = all_pair_act.slice_rows(0, m * k);
+    pair_y = all_pair_y.slice_rows(0, m * k);
+  }
   rows = m;
 }
+
+namespace {
+
+// x += sum over the k experts routed to each row of weight * expert(normed row) (Mixtral's
+// block_sparse_moe). The route is read back and regrouped by expert on the host, so each
+// expert runs one gather, one fused gate/up product, one down product and one weighted
+// scatter-add over just its rows, and experts no row chose are not touched at all.
+void record_moe(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const Tensor& x,
+                BlockScratch& s) {
+  const std::int64_t m = s.rows, k = cfg.experts_per_token, n_exp = cfg.experts;
+  const auto pairs = static_cast<std::size_t>(m * k);
+  be.matmul(s.normed, w.router, s.logits);
+  be.moe_route(s.logits, k, s.route_ids, s.route_w);
+  s.host_ids.resize(pairs);
+  s.host_w.resize(pairs);
+  be.download(s.route_ids, std::as_writable_bytes(std::span(s.host_ids)));
+  be.download(s.route_w, std::as_writable_bytes(std::span(s.host_w)));
+  // Counting sort of the (row, slot) pairs by expert; rows stay ascending within an expert.
+  std::vector<std::int64_t> start(static_cast<std::size_t>(n_exp) + 1, 0);
+  for (std::int32_t e : s.host_ids) {
+    if (e < 0 || e >= n_exp)
+      throw std::runtime_error("moe: router picked expert " + std::to_string(e) + " of " +
+                               std::to_string(n_exp));
+    ++start[static_cast<std::size_t>(e) + 1];
+  }
+  for (std::size_t e = 0; e < static_cast<std::size_t>(n_exp); ++e) start[e + 1] += start[e];
+  s.host_pair_row.resize(pairs);
+  s.host_pair_w.resize(pairs);
+  std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
+  for (std::size_t p = 0; p < pairs; ++p) {
+    const auto at = static_cast<std::size_t>(fill[static_cast<std::size_t>(s.host_ids[p])]++);
+    s.host_pair_row[at] = static_cast<std::int32_t>(p / static_cast<std::size_t>(k));
+    s.host_pair_w[at] = s.host_w[p];
+  }
+  be.upload(s.pair_row, std::as_bytes(std::span(s.host_pair_row)));
+  be.upload(s.pair_w, std::as_bytes(std::span(s.host_pair_w)));
+  for (std::int64_t e = 0; e < n_exp; ++e) {
+    const std::int64_t b = start[static_cast<std::size_t>(e)],
+                       end = start[static_cast<std::size_t>(e) + 1];
+    if (b == end) continue;
+    const DeviceExpert& ex = w.experts[static_cast<std::size_t>(e)];
+    const Tensor rows = s.pair_row.slice_rows(b, end), xe = s.pair_x.slice_rows(b, end),
+                 act = s.pair_act.slice_rows(b, end), ye = s.pair_y.slice_rows(b, end);
+    be.gather_rows(s.normed, rows, xe);
+    be.matmul_silu_mul(xe, ex.gate, ex.up, act);
+    be.matmul(act, ex.down, ye);
+    be.scatter_add_rows(ye, rows, s.pair_w.slice_rows(b, end), x);
+  }
+}
+
+}  // namespace
 
 void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const Tensor& x,
                   const Tensor& positions, std::span<const BlockSegment> segments,
@@ -100,6 +206,10 @@ void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, con
 
   // MLP half: x += down(silu(gate(n)) * up(n)), n = RMSNorm(x).
   be.rms_norm(x, w.post_norm, s.normed, cfg.rms_eps);
+  if (!w.experts.empty()) {
+    record_moe(be, cfg, w, x, s);
+    return;
+  }
   be.matmul_silu_mul(s.normed, w.w_gate, w.w_up, s.act);
   be.matmul_add(s.act, w.w_down, x);
 }

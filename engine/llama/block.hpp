@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "engine/core/backend.hpp"
 #include "engine/llama/llama_config.hpp"
@@ -12,12 +13,23 @@
 
 namespace kwaai::engine::llama {
 
+// One SwiGLU expert of a MoE block (Mixtral's w1 / w3 / w2).
+struct DeviceExpert {
+  Tensor gate, up, down;  // [inter, hidden] x2, [hidden, inter]
+};
+
 // Device-resident weights of one block (uploaded once).
 struct DeviceBlock {
   Tensor input_norm, post_norm;  // f32[hidden]
   Tensor wq, wk, wv, wo;         // [q_dim, hidden], [kv_dim, hidden] x2, [hidden, q_dim]
-  Tensor w_gate, w_up, w_down;   // [inter, hidden] x2, [hidden, inter]
-  std::uint64_t bytes() const;   // device bytes of the matrices and norms
+  Tensor w_gate, w_up, w_down;   // dense MLP: [inter, hidden] x2, [hidden, inter]
+  // MoE MLP instead (cfg.experts > 0): the router [experts, hidden] as stored, and the experts.
+  Tensor router;
+  std::vector<DeviceExpert> experts;
+  std::uint64_t bytes() const;  // device bytes of the matrices and norms
+  // Bytes one token's step reads: a MoE block's router plus experts_per_token of its experts
+  // (a dense block: bytes()).
+  std::uint64_t active_bytes(const ModelConfig& cfg) const;
 };
 
 // Reads block `layer` through engine/model (which checks every shape against the config) and
@@ -29,10 +41,18 @@ DeviceBlock upload_block(Backend& be, const ModelSource& src, std::int64_t layer
 struct BlockScratch {
   std::int64_t rows = 0, capacity = 0;
   Tensor normed, q, k, v, attn, act;
+  // MoE (cfg.experts > 0): router logits [M, E], the route ids / weights [M, k], and per routed
+  // (row, expert) pair, grouped by expert: the row index and weight [M*k], the gathered rows
+  // [M*k, hidden], the experts' activations [M*k, inter] and outputs [M*k, hidden].
+  Tensor logits, route_ids, route_w, pair_row, pair_w, pair_x, pair_act, pair_y;
+  std::vector<std::int32_t> host_ids, host_pair_row;  // the route read back, regrouped
+  std::vector<float> host_w, host_pair_w;
   void ensure(Backend& be, const ModelConfig& cfg, std::int64_t m);
 
  private:
   Tensor all_normed, all_q, all_k, all_v, all_attn, all_act;
+  Tensor all_logits, all_route_ids, all_route_w, all_pair_row, all_pair_w, all_pair_x, all_pair_act,
+      all_pair_y;
 };
 
 // One sequence group inside a block step: `batch` rows of `tokens` new tokens each, at cache
@@ -44,9 +64,12 @@ struct BlockSegment {
 };
 
 // Records one block on x (f32[M, hidden], M = sum of batch * tokens over the segments, updated
-// in place). Norms, projections and the MLP run once over all M rows, so the block's weights are
-// read once for every segment; RoPE takes its per-row positions from positions i32[M]; only the
-// cache write and attention run per segment, on row views of the shared activations.
+// in place). A MoE block reads the route back to the host in the middle of the MLP (one
+// download of M*k ids and weights, which on Vulkan submits what is recorded so far) to size
+// each expert's matmul to the rows routed to it: only the chosen experts' weights are read. Norms,
+// projections and the MLP run once over all M rows, so the block's weights are read once for every
+// segment; RoPE takes its per-row positions from positions i32[M]; only the cache write and
+// attention run per segment, on row views of the shared activations.
 void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const Tensor& x,
                   const Tensor& positions, std::span<const BlockSegment> segments, BlockScratch& s);
 

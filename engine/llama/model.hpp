@@ -21,8 +21,11 @@ class LlamaModel {
   Backend& backend() const { return exec_->backend(); }
   SpanExecutor& blocks() { return *exec_; }
   std::uint64_t weight_bytes() const;
-  // Weight bytes one decode step reads: every block, the final norm and the LM head.
-  std::uint64_t step_weight_bytes() const { return exec_->weight_bytes() + ends_.head_bytes(); }
+  // Weight bytes one decode step of one token reads: every block (a MoE block's router and
+  // experts_per_token of its experts), the final norm and the LM head.
+  std::uint64_t step_weight_bytes() const {
+    return exec_->active_weight_bytes() + ends_.head_bytes();
+  }
 
   KvCache make_cache(std::int64_t batch, std::int64_t max_length) const {
     return exec_->make_cache(batch, max_length);

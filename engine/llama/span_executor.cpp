@@ -34,6 +34,12 @@ std::uint64_t SpanExecutor::weight_bytes() const {
   return n;
 }
 
+std::uint64_t SpanExecutor::active_weight_bytes() const {
+  std::uint64_t n = 0;
+  for (const auto& b : blocks_) n += b.active_bytes(cfg_);
+  return n;
+}
+
 BlockRange SpanExecutor::resolve_range(std::int64_t begin, std::int64_t end) const {
   if (begin == -1 && end == -1) return {start_, end_};
   if (begin < start_ || end > end_ || begin >= end)

@@ -52,6 +52,8 @@ class SpanExecutor {
   std::int64_t end() const { return end_; }
   std::int64_t n_blocks() const { return end_ - start_; }
   std::uint64_t weight_bytes() const;
+  // What one token's step reads (a MoE block: its router and experts_per_token experts).
+  std::uint64_t active_weight_bytes() const;
 
   // Resolves a requested sub-range (-1, -1: the whole span). Throws std::invalid_argument
   // naming both ranges when [begin, end) is empty or not inside [start(), end()).

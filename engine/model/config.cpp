@@ -49,6 +49,10 @@ void ModelConfig::validate() const {
   if (sliding_window < 0 || sliding_window > 0xFFFFFFFFll)
     bad("sliding window must be in [0, 2^32) (0: none)");
   if (heads % kv_heads != 0) bad("attention heads must be divisible by kv heads");
+  if (experts < 0 || experts > 256) bad("expert count must be in [0, 256] (0: a dense MLP)");
+  if (experts > 0 && (experts_per_token < 1 || experts_per_token > experts))
+    bad("experts per token must be in [1, experts]");
+  if (experts == 0 && experts_per_token != 0) bad("experts per token set without experts");
   if (head_dim <= 0 || head_dim > 4096 || head_dim % 2 != 0)
     bad("head_dim must be even and in (0, 4096]");
   if (vocab <= 0 || vocab > kMaxVocab) bad("vocab size must be in (0, 2^24]");
@@ -74,6 +78,7 @@ std::string ModelConfig::describe() const {
     << " heads=" << heads << "/" << kv_heads << " head_dim=" << head_dim << " vocab=" << vocab
     << " ctx=" << max_position << " eps=" << rms_eps << " theta=" << rope.theta;
   if (sliding_window > 0) o << " window=" << sliding_window;
+  if (experts > 0) o << " experts=" << experts_per_token << "/" << experts;
   if (rope.llama3_factor > 1.0f) {
     o << " llama3(factor=" << rope.llama3_factor << ", low=" << rope.low_freq_factor
       << ", high=" << rope.high_freq_factor << ", orig=" << rope.original_max_position << ")";
@@ -94,10 +99,11 @@ ModelConfig parse_impl(const std::string& json_text, const std::string& origin) 
   ModelConfig c;
   if (auto it = j.find("model_type"); it != j.end() && it->is_string())
     c.architecture = it->get<std::string>();
-  // Llama-family decoders share one block structure; anything else (MoE, biases, other norms)
-  // would silently compute the wrong thing, so it is refused up front.
-  if (c.architecture != "llama" && c.architecture != "mistral") {
-    fail(origin, "model_type '" + c.architecture + "' is not supported (llama, mistral)");
+  // Llama-family decoders share one attention block (Mixtral swaps the MLP for a sparse MoE);
+  // anything else (biases, other norms) would silently compute the wrong thing, so it is
+  // refused up front.
+  if (c.architecture != "llama" && c.architecture != "mistral" && c.architecture != "mixtral") {
+    fail(origin, "model_type '" + c.architecture + "' is not supported (llama, mistral, mixtral)");
   }
   if (auto it = j.find("hidden_act");
       it != j.end() && it->is_string() && it->get<std::string>() != "silu") {
@@ -124,6 +130,10 @@ ModelConfig parse_impl(const std::string& json_text, const std::string& origin) 
   c.tied_embeddings = j.value("tie_word_embeddings", false);
   // Llama configs have no sliding window; Mistral's is an int or null (full attention).
   c.sliding_window = get_int(j, "sliding_window", origin, 0, false);
+  if (c.architecture == "mixtral") {
+    c.experts = get_int(j, "num_local_experts", origin, 8, false);
+    c.experts_per_token = get_int(j, "num_experts_per_tok", origin, 2, false);
+  }
   if (auto it = j.find("torch_dtype"); it != j.end() && it->is_string())
     c.torch_dtype = it->get<std::string>();
 

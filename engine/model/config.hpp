@@ -27,6 +27,11 @@ struct ModelConfig {
   // sliding_window (Mistral): each query attends to the last `sliding_window` positions, itself
   // included (HF's eager Mistral mask); 0 = full causal attention (absent or null).
   std::int64_t sliding_window = 0;
+  // Mixtral's sparse MoE MLP: num_local_experts SwiGLU experts of `intermediate` width, of
+  // which each token uses num_experts_per_tok (router softmax, top-k, renormalised); 0 = the
+  // dense Llama MLP.
+  std::int64_t experts = 0;
+  std::int64_t experts_per_token = 0;
   std::string torch_dtype;  // informational ("bfloat16", ...); empty if absent
 
   // Throws std::invalid_argument with the offending field(s) if the numbers are inconsistent
@@ -35,7 +40,7 @@ struct ModelConfig {
   std::string describe() const;  // one line for logs
 };
 
-// Parses a HF Llama-family config.json text (Llama 2/3/3.1/3.2, Mistral, TinyLlama).
+// Parses a HF Llama-family config.json text (Llama 2/3/3.1/3.2, Mistral, Mixtral, TinyLlama).
 // `origin` (a path) is used in error messages. Validates before returning.
 ModelConfig parse_hf_config(const std::string& json_text,
                             const std::string& origin = "config.json");

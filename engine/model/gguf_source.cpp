@@ -158,6 +158,14 @@ class GgufSource final : public ModelSource {
       throw std::runtime_error("gguf '" + path_ + "': architecture '" + arch +
                                "' is not supported (llama)");
     }
+    if (has_key("llama.expert_count") && get_int("llama.expert_count") > 0) {
+      // Mixtral GGUFs stack each block's experts into one ffn_*_exps tensor; until that layout
+      // is read, refuse by name instead of failing on a missing ffn_gate.weight.
+      throw std::runtime_error("gguf '" + path_ + "': llama.expert_count " +
+                               std::to_string(get_int("llama.expert_count")) +
+                               " (a Mixtral-style MoE file) is not supported from GGUF; load "
+                               "the HF checkpoint instead");
+    }
     ModelConfig& c = config_;
     c.architecture = arch;
     c.layers = get_int("llama.block_count");

@@ -51,8 +51,25 @@ std::string block_tensor_name(std::int64_t block, BlockTensor which) {
       return p + "mlp.up_proj.weight";
     case BlockTensor::Down:
       return p + "mlp.down_proj.weight";
+    case BlockTensor::Router:
+      return p + "block_sparse_moe.gate.weight";
   }
   throw std::invalid_argument("block_tensor_name: bad tensor kind");
+}
+
+std::string expert_tensor_name(std::int64_t block, std::int64_t expert, BlockTensor which) {
+  const std::string p = "model.layers." + std::to_string(block) + ".block_sparse_moe.experts." +
+                        std::to_string(expert) + ".";
+  switch (which) {
+    case BlockTensor::Gate:
+      return p + "w1.weight";
+    case BlockTensor::Up:
+      return p + "w3.weight";
+    case BlockTensor::Down:
+      return p + "w2.weight";
+    default:
+      throw std::invalid_argument("expert_tensor_name: experts have only Gate, Up and Down");
+  }
 }
 
 DType weight_target_dtype(DType stored, bool is_matrix, Quant quant) {
@@ -84,39 +101,64 @@ HostTensor load_checked(const ModelSource& src, const std::string& name, const S
 
 }  // namespace
 
-HostTensor load_block_tensor(const ModelSource& src, std::int64_t i, BlockTensor t, Quant quant) {
-  const ModelConfig& c = src.config();
+namespace {
+
+void check_block(const ModelConfig& c, std::int64_t i) {
   if (i < 0 || i >= c.layers) {
     throw std::out_of_range("load_block: block " + std::to_string(i) + " outside [0, " +
                             std::to_string(c.layers) + ")");
   }
+}
+
+// The HF shape of a block tensor under the config (Gate/Up/Down: a dense MLP's or an expert's).
+Shape block_tensor_shape(const ModelConfig& c, BlockTensor t) {
   const std::int64_t q_out = c.heads * c.head_dim;
   const std::int64_t kv_out = c.kv_heads * c.head_dim;
-  Shape s;
   switch (t) {
     case BlockTensor::InputNorm:
     case BlockTensor::PostNorm:
-      s = {c.hidden};
-      break;
+      return {c.hidden};
     case BlockTensor::Q:
-      s = {q_out, c.hidden};
-      break;
+      return {q_out, c.hidden};
     case BlockTensor::K:
     case BlockTensor::V:
-      s = {kv_out, c.hidden};
-      break;
+      return {kv_out, c.hidden};
     case BlockTensor::O:
-      s = {c.hidden, q_out};
-      break;
+      return {c.hidden, q_out};
     case BlockTensor::Gate:
     case BlockTensor::Up:
-      s = {c.intermediate, c.hidden};
-      break;
+      return {c.intermediate, c.hidden};
     case BlockTensor::Down:
-      s = {c.hidden, c.intermediate};
-      break;
+      return {c.hidden, c.intermediate};
+    case BlockTensor::Router:
+      return {c.experts, c.hidden};
   }
-  return load_checked(src, block_tensor_name(i, t), s, s.size() == 2, quant);
+  throw std::invalid_argument("load_block: bad tensor kind");
+}
+
+}  // namespace
+
+HostTensor load_block_tensor(const ModelSource& src, std::int64_t i, BlockTensor t, Quant quant) {
+  const ModelConfig& c = src.config();
+  check_block(c, i);
+  const bool moe = c.experts > 0;
+  if (t == BlockTensor::Router && !moe)
+    throw std::invalid_argument("load_block: a dense model (" + c.describe() + ") has no router");
+  if (moe && (t == BlockTensor::Gate || t == BlockTensor::Up || t == BlockTensor::Down))
+    throw std::invalid_argument("load_block: a MoE block's MLP is per expert (load_expert_tensor)");
+  const Shape s = block_tensor_shape(c, t);
+  return load_checked(src, block_tensor_name(i, t), s, s.size() == 2,
+                      t == BlockTensor::Router ? kNoQuant : quant);
+}
+
+HostTensor load_expert_tensor(const ModelSource& src, std::int64_t i, std::int64_t e, BlockTensor t,
+                              Quant quant) {
+  const ModelConfig& c = src.config();
+  check_block(c, i);
+  if (e < 0 || e >= c.experts)
+    throw std::out_of_range("load_block: expert " + std::to_string(e) + " outside [0, " +
+                            std::to_string(c.experts) + ") of " + c.describe());
+  return load_checked(src, expert_tensor_name(i, e, t), block_tensor_shape(c, t), true, quant);
 }
 
 BlockWeights load_block(const ModelSource& src, std::int64_t i, Quant quant) {

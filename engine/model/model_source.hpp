@@ -55,8 +55,12 @@ std::unique_ptr<ModelSource> open_model(const std::string& path);
 
 // ---- per-block convenience used by the Llama executor ----
 
-enum class BlockTensor { InputNorm, Q, K, V, O, PostNorm, Gate, Up, Down };
+// Router: Mixtral's block_sparse_moe.gate [experts, hidden]; a MoE block has no dense
+// Gate/Up/Down but per-expert ones (expert_tensor_name).
+enum class BlockTensor { InputNorm, Q, K, V, O, PostNorm, Gate, Up, Down, Router };
 std::string block_tensor_name(std::int64_t block, BlockTensor which);
+// model.layers.{block}.block_sparse_moe.experts.{expert}.w1 / w3 / w2 (Gate / Up / Down).
+std::string expert_tensor_name(std::int64_t block, std::int64_t expert, BlockTensor which);
 
 inline constexpr const char* kEmbedName = "model.embed_tokens.weight";
 inline constexpr const char* kFinalNormName = "model.norm.weight";
@@ -77,7 +81,12 @@ struct BlockWeights {
 BlockWeights load_block(const ModelSource& src, std::int64_t i, Quant quant);
 // One tensor of block `i`, with the same checks (what a loader that uploads tensor by tensor,
 // holding one on the host at a time, calls).
+// The Router is never quantized (llama.cpp keeps ffn_gate_inp as stored too: it is small and
+// an error in it changes which experts run).
 HostTensor load_block_tensor(const ModelSource& src, std::int64_t i, BlockTensor t, Quant quant);
+// Expert `e`'s Gate, Up or Down of MoE block `i`, with the dense MLP's shapes.
+HostTensor load_expert_tensor(const ModelSource& src, std::int64_t i, std::int64_t e, BlockTensor t,
+                              Quant quant);
 // Blocks [start, end); throws std::out_of_range if the range is not inside [0, layers).
 std::vector<BlockWeights> load_blocks(const ModelSource& src, std::int64_t start, std::int64_t end,
                                       Quant quant);

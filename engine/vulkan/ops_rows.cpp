@@ -1,5 +1,5 @@
-// Row-wise and element-wise ops: rms_norm, rope, kv_write, rope_kv_write, silu_mul, add,
-// softmax, argmax.
+// Row-wise and element-wise ops: rms_norm, layer_norm, rope, kv_write, rope_kv_write, silu_mul,
+// gelu, add, softmax, argmax.
 // Operands must fit one storage-buffer binding each (std::length_error otherwise); at Llama
 // sizes activations are far below that limit.
 #include <string>
@@ -35,6 +35,27 @@ void VulkanBackend::rms_norm(const Tensor& x, const Tensor& weight, const Tensor
             {yv.ref, runtime::Access::Write}},
            runtime::push_bytes(pc), grid("rms_norm", static_cast<std::uint64_t>(d.rows)),
            "rms_norm " + x.describe());
+}
+
+void VulkanBackend::layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias,
+                               const Tensor& y, float eps) {
+  const auto d = checks::layer_norm(x, weight, bias, y);
+  if (d.rows == 0 || d.cols == 0) return;
+  const char* op = "layer_norm";
+  const View xv = whole(op, x, 4), wv = whole(op, weight, 4), bv = whole(op, bias, 4),
+             yv = whole(op, y, 4);
+  struct {
+    std::uint32_t M, K;
+    float eps;
+    std::uint32_t x_base, w_base, b_base, y_base;
+  } pc{u32(d.rows), u32(d.cols), eps, xv.base, wv.base, bv.base, yv.base};
+  dispatch(pipeline("layer_norm_f32", kThreads),
+           {{xv.ref, runtime::Access::Read},
+            {wv.ref, runtime::Access::Read},
+            {bv.ref, runtime::Access::Read},
+            {yv.ref, runtime::Access::Write}},
+           runtime::push_bytes(pc), grid(op, static_cast<std::uint64_t>(d.rows)),
+           "layer_norm " + x.describe());
 }
 
 void VulkanBackend::rope(const Tensor& x, const Tensor& positions, const RopeConfig& cfg) {
@@ -120,6 +141,16 @@ void VulkanBackend::silu_mul(const Tensor& gate, const Tensor& up, const Tensor&
             {b.ref, runtime::Access::Read},
             {o.ref, runtime::Access::Write}},
            runtime::push_bytes(pc), grid("silu_mul", groups_for(n)), "silu_mul " + gate.describe());
+}
+
+void VulkanBackend::gelu(const Tensor& x, const Tensor& out) {
+  const std::int64_t n = checks::gelu(x, out);
+  if (n == 0) return;
+  const View a = whole("gelu", x, 4), o = whole("gelu", out, 4);
+  EltPush pc{u32(n), a.base, a.base, o.base};
+  dispatch(pipeline("gelu_f32", kThreads),
+           {{a.ref, runtime::Access::Read}, {o.ref, runtime::Access::Write}},
+           runtime::push_bytes(pc), grid("gelu", groups_for(n)), "gelu " + x.describe());
 }
 
 void VulkanBackend::add(const Tensor& a, const Tensor& b, const Tensor& out) {

@@ -136,6 +136,8 @@ class VulkanBackend final : public Backend {
   void matmul_silu_mul(const Tensor& x, const Tensor& w_gate, const Tensor& w_up,
                        const Tensor& out) override;
   void rms_norm(const Tensor& x, const Tensor& weight, const Tensor& y, float eps) override;
+  void layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y,
+                  float eps) override;
   void rope(const Tensor& x, const Tensor& positions, const RopeConfig& cfg) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
                  std::int64_t n_past, float scale, std::int64_t window) override;
@@ -144,6 +146,7 @@ class VulkanBackend final : public Backend {
                      const RopeConfig& cfg, const Tensor& k_cache, const Tensor& v_cache,
                      std::int64_t pos) override;
   void silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out) override;
+  void gelu(const Tensor& x, const Tensor& out) override;
   void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
   void embedding(const Tensor& ids, const Tensor& table, const Tensor& out) override;
   void softmax(const Tensor& x, const Tensor& out) override;
@@ -153,6 +156,11 @@ class VulkanBackend final : public Backend {
   void blockwise8_dequantize(const Tensor& codes, const Tensor& absmax, const Tensor& codebook,
                              const Tensor& out) override;
   void topk(const Tensor& x, std::int64_t k, const Tensor& indices, const Tensor& values) override;
+  void moe_route(const Tensor& logits, std::int64_t k, const Tensor& ids,
+                 const Tensor& weights) override;
+  void gather_rows(const Tensor& src, const Tensor& idx, const Tensor& out) override;
+  void scatter_add_rows(const Tensor& src, const Tensor& idx, const Tensor& scale,
+                        const Tensor& y) override;
 
   runtime::Context& context() { return *ctx_; }
 

@@ -199,17 +199,16 @@ TEST_F(ClientSwarm, BadRequestsFailBeforeTouchingTheNetwork) {
   EXPECT_THROW((void)no_peers.generate(empty), ClientError);
 }
 
-// Mistral (sliding window 8, shorter than the 32 generated positions) split over two servers:
-// the servers apply the window from the config they load, and the ids equal one process's.
-TEST(ClientSwarmFamilies, MistralOverTwoServersEqualsTheSingleProcessGreedyIds) {
-  const std::string dir = std::string(KWAAI_SHARED_DIR) + "/models/tiny-mistral";
+// A family's tiny checkpoint split over two local servers at block `split`: the servers run the
+// blocks from the config they load, and the greedy ids equal one process's.
+void expect_two_server_ids_equal_single_process(const std::string& model, std::int64_t split) {
+  const std::string dir = std::string(KWAAI_SHARED_DIR) + "/models/" + model;
   auto be = engine::make_backend("cpu");
   auto src = engine::open_model(dir);
-  ASSERT_EQ(src->config().sliding_window, 8);
   engine::llama::ModelEnds ends(*be, *src);
-  LocalSwarm swarm(dir, "tiny-mistral-hf");
-  swarm.add_server(0, 2);
-  swarm.add_server(2, 4);
+  LocalSwarm swarm(dir, model + "-hf");
+  swarm.add_server(0, split);
+  swarm.add_server(split, src->config().layers);
   ClientConfig c;
   c.initial_peers = swarm.initial_peers();
   c.dht_prefix = swarm.dht_prefix();
@@ -221,12 +220,29 @@ TEST(ClientSwarmFamilies, MistralOverTwoServersEqualsTheSingleProcessGreedyIds) 
   g.max_new_tokens = 32;
   const GenerateResult res = client.generate(g);
 
-  engine::llama::LlamaModel model(*be, *src);
+  engine::llama::LlamaModel model_(*be, *src);
   engine::llama::GenerateOptions lo;
   lo.max_new_tokens = 32;
   const std::int32_t bos = 1;
-  EXPECT_EQ(res.ids, engine::llama::generate(model, std::span(&bos, 1), lo).ids);
+  EXPECT_EQ(res.ids, engine::llama::generate(model_, std::span(&bos, 1), lo).ids);
   EXPECT_TRUE(res.failures.empty());
+}
+
+// Mistral: sliding window 8, shorter than the 32 generated positions.
+TEST(ClientSwarmFamilies, MistralOverTwoServersEqualsTheSingleProcessGreedyIds) {
+  ASSERT_EQ(engine::open_model(std::string(KWAAI_SHARED_DIR) + "/models/tiny-mistral")
+                ->config()
+                .sliding_window,
+            8);
+  expect_two_server_ids_equal_single_process("tiny-mistral", 2);
+}
+
+// Mixtral: the sparse MoE blocks, 1 + 2 of 3 (each server routes its own blocks' tokens).
+TEST(ClientSwarmFamilies, MixtralOverTwoServersEqualsTheSingleProcessGreedyIds) {
+  ASSERT_EQ(
+      engine::open_model(std::string(KWAAI_SHARED_DIR) + "/models/tiny-mixtral")->config().experts,
+      4);
+  expect_two_server_ids_equal_single_process("tiny-mixtral", 1);
 }
 
 }  // namespace

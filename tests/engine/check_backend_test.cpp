@@ -37,6 +37,11 @@ class OneWrongOp final : public Backend {
   void rms_norm(const Tensor& x, const Tensor& w, const Tensor& y, float e) override {
     inner_->rms_norm(x, w, y, e);
   }
+  void layer_norm(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& y,
+                  float e) override {
+    inner_->layer_norm(x, w, b, y, e);
+  }
+  void gelu(const Tensor& x, const Tensor& o) override { inner_->gelu(x, o); }
   void rope(const Tensor& x, const Tensor& p, const RopeConfig& c) override {
     inner_->rope(x, p, c);
   }
@@ -72,6 +77,16 @@ class OneWrongOp final : public Backend {
   }
   void topk(const Tensor& x, std::int64_t k, const Tensor& i, const Tensor& v) override {
     inner_->topk(x, k, i, v);
+  }
+  void moe_route(const Tensor& l, std::int64_t k, const Tensor& i, const Tensor& w) override {
+    inner_->moe_route(l, k, i, w);
+  }
+  void gather_rows(const Tensor& s, const Tensor& i, const Tensor& o) override {
+    inner_->gather_rows(s, i, o);
+  }
+  void scatter_add_rows(const Tensor& s, const Tensor& i, const Tensor& c,
+                        const Tensor& y) override {
+    inner_->scatter_add_rows(s, i, c, y);
   }
 
  private:

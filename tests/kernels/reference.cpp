@@ -28,6 +28,31 @@ std::vector<double> matmul(const std::vector<float>& x, const std::vector<float>
   return y;
 }
 
+std::vector<double> layer_norm(const std::vector<float>& x, const std::vector<float>& w,
+                               const std::vector<float>& b, std::int64_t rows, std::int64_t cols,
+                               float eps) {
+  std::vector<double> y(x.size());
+  for (std::int64_t r = 0; r < rows; ++r) {
+    const auto at = [&](std::int64_t i) { return static_cast<std::size_t>(r * cols + i); };
+    double mean = 0.0, var = 0.0;
+    for (std::int64_t i = 0; i < cols; ++i) mean += x[at(i)];
+    mean /= static_cast<double>(cols);
+    for (std::int64_t i = 0; i < cols; ++i) var += (x[at(i)] - mean) * (x[at(i)] - mean);
+    const double inv = 1.0 / std::sqrt(var / static_cast<double>(cols) + static_cast<double>(eps));
+    for (std::int64_t i = 0; i < cols; ++i)
+      y[at(i)] =
+          (x[at(i)] - mean) * inv * w[static_cast<std::size_t>(i)] + b[static_cast<std::size_t>(i)];
+  }
+  return y;
+}
+
+std::vector<double> gelu(const std::vector<float>& x) {
+  std::vector<double> y(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i)
+    y[i] = 0.5 * x[i] * (1.0 + std::erf(static_cast<double>(x[i]) / std::sqrt(2.0)));
+  return y;
+}
+
 std::vector<double> rms_norm(const std::vector<float>& x, const std::vector<float>& w,
                              std::int64_t rows, std::int64_t cols, float eps) {
   std::vector<double> y(x.size());

@@ -14,6 +14,11 @@ namespace kwaai::test::ref {
 // y[m, n] = sum_k x[m, k] * w[n, k]; only the columns listed in `cols` (all if empty).
 std::vector<double> matmul(const std::vector<float>& x, const std::vector<float>& w, std::int64_t M,
                            std::int64_t N, std::int64_t K, const std::vector<std::int64_t>& cols);
+// torch.nn.LayerNorm over the last dimension (biased variance) and the exact (erf) GELU.
+std::vector<double> layer_norm(const std::vector<float>& x, const std::vector<float>& w,
+                               const std::vector<float>& b, std::int64_t rows, std::int64_t cols,
+                               float eps);
+std::vector<double> gelu(const std::vector<float>& x);
 std::vector<double> rms_norm(const std::vector<float>& x, const std::vector<float>& w,
                              std::int64_t rows, std::int64_t cols, float eps);
 std::vector<double> inv_freq(const engine::RopeConfig& cfg, std::int64_t D);

@@ -1,5 +1,6 @@
-// Element-wise and row-wise ops against the double reference: rms_norm, rope, silu_mul,
-// add, embedding, softmax, argmax, kv_write. Outputs are poisoned (0xFF) before each op.
+// Element-wise and row-wise ops against the double reference: rms_norm, layer_norm, rope,
+// silu_mul, gelu, add, embedding, softmax, argmax, kv_write. Outputs are poisoned (0xFF) before
+// each op.
 #include <algorithm>
 #include <cmath>
 
@@ -28,6 +29,39 @@ TEST_P(ElementwiseTest, rms_norm_odd_and_llama_widths) {
       EXPECT_TRUE(
           all_close(download<float>(be(), y), ref::rms_norm(x, w, rows, cols, 1e-5f), 1e-6, 1e-5));
     }
+}
+
+TEST_P(ElementwiseTest, layer_norm_odd_and_falcon_widths_with_an_offset_mean) {
+  KWAAI_SEEDED_RNG();
+  for (std::int64_t cols :
+       {std::int64_t{1}, std::int64_t{7}, std::int64_t{33}, std::int64_t{4097}, std::int64_t{8192}})
+    for (std::int64_t rows : {1, 3}) {
+      SCOPED_TRACE("rows " + std::to_string(rows) + " cols " + std::to_string(cols));
+      // A mean of ~20 next to a spread of ~3: a one-pass variance would lose digits here.
+      auto x = rng.vec(rows * cols, -3, 3);
+      for (float& v : x) v += 20.0f;
+      const auto w = rng.vec(cols, 0.5, 1.5), b = rng.vec(cols, -0.5, 0.5);
+      const auto y = poisoned(be(), DType::F32, {rows, cols});
+      be().layer_norm(upload(be(), DType::F32, {rows, cols}, x),
+                      upload(be(), DType::F32, {cols}, w), upload(be(), DType::F32, {cols}, b), y,
+                      1e-5f);
+      EXPECT_TRUE(all_close(download<float>(be(), y), ref::layer_norm(x, w, b, rows, cols, 1e-5f),
+                            1e-5, 2e-5));
+    }
+}
+
+TEST_P(ElementwiseTest, gelu_odd_sizes_and_in_place) {
+  KWAAI_SEEDED_RNG();
+  for (std::int64_t n : {1, 7, 33, 4097, 28672}) {
+    SCOPED_TRACE("n " + std::to_string(n));
+    const auto x = rng.vec(n, -8, 8);
+    const auto xt = upload(be(), DType::F32, {n}, x);
+    auto out = poisoned(be(), DType::F32, {n});
+    be().gelu(xt, out);
+    EXPECT_TRUE(all_close(download<float>(be(), out), ref::gelu(x), 1e-6, 1e-5));
+    be().gelu(xt, xt);
+    EXPECT_TRUE(all_close(download<float>(be(), xt), ref::gelu(x), 1e-6, 1e-5));
+  }
 }
 
 TEST_P(ElementwiseTest, silu_mul_and_add_odd_sizes) {
@@ -203,6 +237,10 @@ TEST_P(ElementwiseTest, rejects_mismatched_shapes_and_dtypes) {
   EXPECT_TRUE(
       throws_invalid("rms_norm", [&] { b.rms_norm(a, b.alloc(DType::F32, {7}), a, 1e-5f); }));
   EXPECT_TRUE(throws_invalid("silu_mul", [&] { b.silu_mul(a, b.alloc(DType::F32, {8, 4}), a); }));
+  EXPECT_TRUE(throws_invalid("layer_norm", [&] {
+    b.layer_norm(a, b.alloc(DType::F32, {8}), b.alloc(DType::F32, {7}), a, 1e-5f);
+  }));
+  EXPECT_TRUE(throws_invalid("gelu", [&] { b.gelu(a, b.alloc(DType::F32, {8, 4})); }));
   EXPECT_TRUE(throws_invalid("add", [&] { b.add(a, b.alloc(DType::F16, {4, 8}), a); }));
   EXPECT_TRUE(throws_invalid("softmax", [&] { b.softmax(a, b.alloc(DType::F32, {4, 9})); }));
   EXPECT_TRUE(throws_invalid("argmax", [&] { b.argmax(a, b.alloc(DType::F32, {4})); }));

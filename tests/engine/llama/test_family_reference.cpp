@@ -4,6 +4,9 @@
 // logits and 32 greedy ids, on every backend.
 //   tiny-mistral: Llama blocks with sliding_window 8 < the 17-token prompt, so the window decides
 //   positions 8.. (HF's eager Mistral: each query sees exactly the last 8 keys, itself included).
+//   tiny-mixtral: sparse MoE MLP (4 experts, top 2, renormalised router softmax); the prompt
+//   and decode tokens use every expert, and the README's minimum 2nd/3rd router-logit gap
+//   (0.049) is far above float32 error, so the same experts are chosen as in float64.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -146,9 +149,34 @@ TEST(FamilyConfig, MistralSlidingWindowIsReadFromTheConfig) {
   EXPECT_EQ(open_model(test::stories_dir())->config().sliding_window, 0);
 }
 
+TEST(FamilyConfig, MixtralExpertsAreReadFromTheConfig) {
+  auto src = open_model(model_dir("tiny-mixtral"));
+  EXPECT_EQ(src->config().architecture, "mixtral");
+  EXPECT_EQ(src->config().experts, 4);
+  EXPECT_EQ(src->config().experts_per_token, 2);
+  EXPECT_EQ(src->config().sliding_window, 0);  // null in the config
+  EXPECT_EQ(open_model(test::stories_dir())->config().experts, 0);
+}
+
+TEST(FamilyConfig, MixtralBlockWithAMissingExpertFailsNamingIt) {
+  auto be = make_backend("cpu");
+  auto src = open_model(model_dir("tiny-mixtral"));
+  try {
+    (void)load_block_tensor(*src, 0, BlockTensor::Gate, kNoQuant);
+    FAIL() << "a MoE block has no dense gate";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("per expert"), std::string::npos) << e.what();
+  }
+  EXPECT_THROW((void)load_expert_tensor(*src, 0, 4, BlockTensor::Gate, kNoQuant),
+               std::out_of_range);
+  EXPECT_EQ(load_expert_tensor(*src, 2, 3, BlockTensor::Down, kNoQuant).shape, (Shape{64, 96}));
+}
+
 INSTANTIATE_TEST_SUITE_P(Models, FamilyReference,
                          ::testing::Values(FamilyCase{"tiny-mistral", "cpu"},
-                                           FamilyCase{"tiny-mistral", "vulkan"}),
+                                           FamilyCase{"tiny-mistral", "vulkan"},
+                                           FamilyCase{"tiny-mixtral", "cpu"},
+                                           FamilyCase{"tiny-mixtral", "vulkan"}),
                          [](const auto& info) {
                            std::string n = info.param.model + "_" + info.param.device;
                            for (auto& c : n)

@@ -371,6 +371,18 @@ TEST(ModelSource, GgufWithOtherArchitectureOrRopeFreqsRefused) {
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("llama.embedding_length"), std::string::npos) << e.what();
   }
+  // A Mixtral-style GGUF (stacked ffn_*_exps experts) is refused by name, before any tensor.
+  GgufWriter x;
+  x.kv_str("general.architecture", "llama");
+  x.kv_u32("llama.block_count", 1);
+  x.kv_u32("llama.expert_count", 8);
+  test::write_file(dir.file("x.gguf"), x.finish());
+  try {
+    open_model(dir.file("x.gguf"));
+    ADD_FAILURE();
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("llama.expert_count 8"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace
@@ -390,7 +402,9 @@ TEST(ConvertTensor, ThreadedConversionOfALargeTensorEqualsRowByRow) {
     s = s * 1664525u + 1013904223u;
     v = f32_to_bf16(static_cast<float>(static_cast<std::int32_t>(s >> 8) - (1 << 23)) * 1e-8f);
   }
-  const TensorView view{"w", DType::BF16, {rows, cols},
+  const TensorView view{"w",
+                        DType::BF16,
+                        {rows, cols},
                         {reinterpret_cast<const std::byte*>(bf.data()), bf.size() * 2}};
   for (DType t : {DType::F32, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
     SCOPED_TRACE(std::string(dtype_name(t)));
