@@ -316,8 +316,8 @@ nlohmann::json run_bench_tokens(const BenchTokensOptions& o) {
     llama::SpanExecutor& blocks = model.blocks();
     // Roofline of prefill: the int8 peak when the block matrices are block-quantized on a
     // backend that multiplies them in int8 (the CPU), else the f32 matmul peak.
-    const DType wq =
-        s.upload_quant.value_or(s.src->info(block_tensor_name(0, BlockTensor::Q)).dtype);
+    const DType wq = s.upload_quant.value_or(
+        s.src->info(block_tensor_name(s.src->config(), 0, BlockTensor::Q)).dtype);
     const bool int8_prefill = pr.int8_peak > 0 && format_info(wq).cpu_packed;
     const double peak = int8_prefill ? pr.int8_peak : pr.f32_peak;
     out["devices"].push_back(

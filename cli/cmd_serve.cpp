@@ -146,9 +146,12 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
     sc.dht_prefix = o.dht_prefix;
   } else {
     // Petals derives the prefix from the hub repo, by its family's rule (Mixtral: the whole
-    // repo id; Llama, and Mistral, which Petals would serve as a Llama: the basename + "-hf");
-    // for a local checkpoint the folder (or file) name stands in for the repo id.
-    const auto family = cfg.experts > 0 ? petals::ModelFamily::mixtral : petals::ModelFamily::llama;
+    // repo id; Falcon: the basename; Llama, and Mistral, which Petals would serve as a Llama: the
+    // basename + "-hf"); for a local checkpoint the folder (or file) name stands in for the repo
+    // id.
+    const auto family = cfg.falcon        ? petals::ModelFamily::falcon
+                        : cfg.experts > 0 ? petals::ModelFamily::mixtral
+                                          : petals::ModelFamily::llama;
     auto p = petals::derive_dht_prefix(family, model_label(o.model));
     if (!p)
       throw std::invalid_argument("cannot derive a dht prefix: " + p.error().message +

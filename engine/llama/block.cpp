@@ -16,8 +16,8 @@ std::uint64_t expert_bytes(const DeviceExpert& e) {
 
 std::uint64_t DeviceBlock::bytes() const {
   std::uint64_t n = 0;
-  for (const Tensor* t :
-       {&input_norm, &post_norm, &wq, &wk, &wv, &wo, &w_gate, &w_up, &w_down, &router})
+  for (const Tensor* t : {&input_norm, &post_norm, &input_norm_b, &post_norm_b, &wq, &wk, &wv, &wo,
+                          &w_gate, &w_up, &w_down, &router})
     if (t->defined()) n += t->nbytes();
   for (const DeviceExpert& e : experts) n += expert_bytes(e);
   return n;
@@ -40,14 +40,29 @@ DeviceBlock upload_block(Backend& be, const ModelSource& src, std::int64_t layer
   auto mat = [&](BlockTensor t) {
     return upload_matrix(be, load_block_tensor(src, layer, t, quant), quant);
   };
-  DeviceBlock w;
-  w.input_norm = upload_f32(be, load_block_tensor(src, layer, BlockTensor::InputNorm, kNoQuant));
-  w.post_norm = upload_f32(be, load_block_tensor(src, layer, BlockTensor::PostNorm, kNoQuant));
-  w.wq = mat(BlockTensor::Q);
-  w.wk = mat(BlockTensor::K);
-  w.wv = mat(BlockTensor::V);
-  w.wo = mat(BlockTensor::O);
   const ModelConfig& cfg = src.config();
+  auto vec = [&](BlockTensor t) {
+    return block_has_tensor(cfg, t) ? upload_f32(be, load_block_tensor(src, layer, t, kNoQuant))
+                                    : Tensor{};
+  };
+  DeviceBlock w;
+  w.input_norm = vec(BlockTensor::InputNorm);
+  w.input_norm_b = vec(BlockTensor::InputNormBias);
+  w.post_norm = vec(BlockTensor::PostNorm);
+  w.post_norm_b = vec(BlockTensor::PostNormBias);
+  {
+    // Falcon's fused query_key_value is read once and split (engine/model).
+    auto qkv = load_block_qkv(src, layer, quant);
+    w.wq = upload_matrix(be, qkv[0], quant);
+    w.wk = upload_matrix(be, qkv[1], quant);
+    w.wv = upload_matrix(be, qkv[2], quant);
+  }
+  w.wo = mat(BlockTensor::O);
+  if (cfg.falcon) {
+    w.w_up = mat(BlockTensor::Up);
+    w.w_down = mat(BlockTensor::Down);
+    return w;
+  }
   if (cfg.experts == 0) {
     w.w_gate = mat(BlockTensor::Gate);
     w.w_up = mat(BlockTensor::Up);
@@ -82,6 +97,7 @@ void BlockScratch::ensure(Backend& be, const ModelConfig& cfg, std::int64_t m) {
     all_v = be.alloc(DType::F32, {m, kv_dim(cfg)});
     all_attn = be.alloc(DType::F32, {m, q_dim(cfg)});
     all_act = be.alloc(DType::F32, {m, i});
+    if (cfg.falcon) all_normed_mlp = be.alloc(DType::F32, {m, h});
     if (cfg.experts > 0) {
       const std::int64_t e = cfg.experts, k = cfg.experts_per_token;
       all_logits = be.alloc(DType::F32, {m, e});
@@ -101,6 +117,7 @@ void BlockScratch::ensure(Backend& be, const ModelConfig& cfg, std::int64_t m) {
   v = all_v.slice_rows(0, m);
   attn = all_attn.slice_rows(0, m);
   act = all_act.slice_rows(0, m);
+  if (cfg.falcon) normed_mlp = all_normed_mlp.slice_rows(0, m);
   if (cfg.experts > 0) {
     const std::int64_t k = cfg.experts_per_token;
     logits = all_logits.slice_rows(0, m);
@@ -164,31 +181,18 @@ void record_moe(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const
   }
 }
 
-}  // namespace
-
-void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const Tensor& x,
-                  const Tensor& positions, std::span<const BlockSegment> segments,
-                  BlockScratch& s) {
+// q/k/v = s.normed (the input norm's output) times wq/wk/wv, then per segment RoPE, the cache
+// write and attention into s.attn. Each segment attends only to its own cache: row views of
+// q/k/v/attn and of the positions select its rows (whole-tensor views when there is a single
+// segment). rope_kv_write rotates q and k and writes k and v into the cache in one op.
+void record_attention(Backend& be, const ModelConfig& cfg, const DeviceBlock& w,
+                      const Tensor& positions, std::span<const BlockSegment> segments,
+                      BlockScratch& s) {
   const std::int64_t hq = cfg.heads, hkv = cfg.kv_heads, d = cfg.head_dim;
-  std::int64_t m = 0;
-  for (const BlockSegment& g : segments) m += g.batch * g.tokens;
-  if (segments.empty() || m <= 0 || x.dim(0) != m)
-    throw std::invalid_argument("record_block: " + std::to_string(segments.size()) +
-                                " segments with " + std::to_string(m) + " rows for x " +
-                                x.describe());
-  s.ensure(be, cfg, m);
   const float scale = 1.0f / std::sqrt(static_cast<float>(d));
-
-  // Attention half: x += o_proj(attention(rope(q), rope(k) -> cache, v -> cache)). The fused
-  // ops (one pass for Q/K/V, the residual add inside the product) are what the unfused
-  // sequence computes; backends use them to save passes over memory and fork/joins.
-  be.rms_norm(x, w.input_norm, s.normed, cfg.rms_eps);
   const Tensor* qkv_w[] = {&w.wq, &w.wk, &w.wv};
   const Tensor* qkv_y[] = {&s.q, &s.k, &s.v};
   be.matmul_many(s.normed, qkv_w, qkv_y);
-  // Each segment attends only to its own cache: row views of q/k/v/attn and of the positions
-  // select its rows (whole-tensor views when there is a single segment). rope_kv_write rotates
-  // q and k and writes k and v into the cache in one op.
   std::int64_t row = 0;
   for (const BlockSegment& g : segments) {
     const std::int64_t rows = g.batch * g.tokens;
@@ -202,6 +206,58 @@ void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, con
                  cfg.sliding_window);
     row += rows;
   }
+}
+
+// HF 4.43.2 FalconDecoderLayer (bias=False, rotary). Parallel blocks: the attention and the MLP
+// both read the block's input x, through ln_attn / ln_mlp (two norms) or one shared
+// input_layernorm, and x += attention + mlp; the MLP's input is taken before the attention's
+// residual add lands in x. Sequential (old layout, parallel_attn=false): Llama's order with
+// LayerNorms. The MLP is down(gelu(up(n))).
+void record_falcon(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const Tensor& x,
+                   const Tensor& positions, std::span<const BlockSegment> segments,
+                   BlockScratch& s) {
+  const float eps = cfg.rms_eps;
+  be.layer_norm(x, w.input_norm, w.input_norm_b, s.normed, eps);
+  const Tensor* mlp_in = &s.normed;
+  if (cfg.parallel_attn && w.post_norm.defined()) {
+    be.layer_norm(x, w.post_norm, w.post_norm_b, s.normed_mlp, eps);
+    mlp_in = &s.normed_mlp;
+  }
+  record_attention(be, cfg, w, positions, segments, s);
+  if (cfg.parallel_attn) {
+    be.matmul(*mlp_in, w.w_up, s.act);  // reads the norm output, so x may change after this
+    be.matmul_add(s.attn, w.wo, x);
+  } else {
+    be.matmul_add(s.attn, w.wo, x);
+    be.layer_norm(x, w.post_norm, w.post_norm_b, s.normed, eps);
+    be.matmul(s.normed, w.w_up, s.act);
+  }
+  be.gelu(s.act, s.act);
+  be.matmul_add(s.act, w.w_down, x);
+}
+
+}  // namespace
+
+void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const Tensor& x,
+                  const Tensor& positions, std::span<const BlockSegment> segments,
+                  BlockScratch& s) {
+  std::int64_t m = 0;
+  for (const BlockSegment& g : segments) m += g.batch * g.tokens;
+  if (segments.empty() || m <= 0 || x.dim(0) != m)
+    throw std::invalid_argument("record_block: " + std::to_string(segments.size()) +
+                                " segments with " + std::to_string(m) + " rows for x " +
+                                x.describe());
+  s.ensure(be, cfg, m);
+  if (cfg.falcon) {
+    record_falcon(be, cfg, w, x, positions, segments, s);
+    return;
+  }
+
+  // Attention half: x += o_proj(attention(rope(q), rope(k) -> cache, v -> cache)). The fused
+  // ops (one pass for Q/K/V, the residual add inside the product) are what the unfused
+  // sequence computes; backends use them to save passes over memory and fork/joins.
+  be.rms_norm(x, w.input_norm, s.normed, cfg.rms_eps);
+  record_attention(be, cfg, w, positions, segments, s);
   be.matmul_add(s.attn, w.wo, x);
 
   // MLP half: x += down(silu(gate(n)) * up(n)), n = RMSNorm(x).

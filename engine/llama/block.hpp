@@ -20,9 +20,10 @@ struct DeviceExpert {
 
 // Device-resident weights of one block (uploaded once).
 struct DeviceBlock {
-  Tensor input_norm, post_norm;  // f32[hidden]
-  Tensor wq, wk, wv, wo;         // [q_dim, hidden], [kv_dim, hidden] x2, [hidden, q_dim]
-  Tensor w_gate, w_up, w_down;   // dense MLP: [inter, hidden] x2, [hidden, inter]
+  Tensor input_norm, post_norm;      // f32[hidden] (Falcon: post_norm where the block has one)
+  Tensor input_norm_b, post_norm_b;  // Falcon's LayerNorm biases, f32[hidden]
+  Tensor wq, wk, wv, wo;             // [q_dim, hidden], [kv_dim, hidden] x2, [hidden, q_dim]
+  Tensor w_gate, w_up, w_down;  // dense MLP: [inter, hidden] x2, [hidden, inter]; no gate: Falcon
   // MoE MLP instead (cfg.experts > 0): the router [experts, hidden] as stored, and the experts.
   Tensor router;
   std::vector<DeviceExpert> experts;
@@ -41,6 +42,7 @@ DeviceBlock upload_block(Backend& be, const ModelSource& src, std::int64_t layer
 struct BlockScratch {
   std::int64_t rows = 0, capacity = 0;
   Tensor normed, q, k, v, attn, act;
+  Tensor normed_mlp;  // Falcon: the MLP's own norm output when a parallel block has two
   // MoE (cfg.experts > 0): router logits [M, E], the route ids / weights [M, k], and per routed
   // (row, expert) pair, grouped by expert: the row index and weight [M*k], the gathered rows
   // [M*k, hidden], the experts' activations [M*k, inter] and outputs [M*k, hidden].
@@ -50,7 +52,7 @@ struct BlockScratch {
   void ensure(Backend& be, const ModelConfig& cfg, std::int64_t m);
 
  private:
-  Tensor all_normed, all_q, all_k, all_v, all_attn, all_act;
+  Tensor all_normed, all_q, all_k, all_v, all_attn, all_act, all_normed_mlp;
   Tensor all_logits, all_route_ids, all_route_w, all_pair_row, all_pair_w, all_pair_x, all_pair_act,
       all_pair_y;
 };

@@ -45,7 +45,7 @@ std::vector<float> LlamaModel::forward(std::span<const std::int32_t> ids, std::i
   for (std::int64_t b = 0; b < batch; ++b)
     be.copy(x_.slice_rows(b * tokens + tokens - 1, b * tokens + tokens),
             last_.slice_rows(b, b + 1));
-  be.rms_norm(last_, ends_.final_norm(), normed_, cfg.rms_eps);
+  ends_.record_final_norm(last_, normed_);
   be.matmul(normed_, ends_.lm_head(), logits_);
   std::vector<float> out(static_cast<std::size_t>(batch * cfg.vocab));
   be.download(logits_, std::as_writable_bytes(std::span(out)));

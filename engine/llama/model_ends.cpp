@@ -22,10 +22,11 @@ ModelEnds::ModelEnds(Backend& be, const ModelSource& src, Quant quant)
   // The table is read one row per token, so it keeps its loaded dtype unless it doubles as
   // the LM head (then the head's quantization applies to both).
   const bool tied = cfg_.tied_embeddings || !src.has(kLmHeadName);
-  HostTensor table = src.load(kEmbedName);
+  HostTensor table = src.load(embed_tensor_name(cfg_));
   expect_shape(table, {cfg_.vocab, cfg_.hidden});
   embed_table_ = upload_matrix(be, table, tied ? quant : kNoQuant);
   final_norm_ = upload_f32(be, load_final_norm(src));
+  if (cfg_.falcon) final_norm_b_ = upload_f32(be, load_final_norm_bias(src));
   if (tied) {
     lm_head_ = embed_table_;
   } else {
@@ -35,8 +36,17 @@ ModelEnds::ModelEnds(Backend& be, const ModelSource& src, Quant quant)
   }
 }
 
+void ModelEnds::record_final_norm(const Tensor& x, const Tensor& y) const {
+  if (final_norm_b_.defined()) {
+    be_.layer_norm(x, final_norm_, final_norm_b_, y, cfg_.rms_eps);  // Falcon's ln_f
+  } else {
+    be_.rms_norm(x, final_norm_, y, cfg_.rms_eps);
+  }
+}
+
 std::uint64_t ModelEnds::weight_bytes() const {
   std::uint64_t n = embed_table_.nbytes() + final_norm_.nbytes();
+  if (final_norm_b_.defined()) n += final_norm_b_.nbytes();
   if (!tied()) n += lm_head_.nbytes();
   return n;
 }
@@ -67,7 +77,7 @@ std::vector<float> ModelEnds::logits(std::span<const float> hidden, std::int64_t
     out_ = be_.alloc(DType::F32, {rows, cfg_.vocab});
   }
   be_.upload(x_, std::as_bytes(hidden));
-  be_.rms_norm(x_, final_norm_, normed_, cfg_.rms_eps);
+  record_final_norm(x_, normed_);
   be_.matmul(normed_, lm_head_, out_);
   std::vector<float> host(static_cast<std::size_t>(rows * cfg_.vocab));
   be_.download(out_, std::as_writable_bytes(std::span(host)));

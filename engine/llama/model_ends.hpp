@@ -30,7 +30,10 @@ class ModelEnds {
   std::uint64_t weight_bytes() const;
   // Bytes a step reads for the output side (final norm + LM head); the embedding table is only
   // touched at the looked-up rows, unless it is the (tied) head.
-  std::uint64_t head_bytes() const { return final_norm_.nbytes() + lm_head_.nbytes(); }
+  std::uint64_t head_bytes() const {
+    return final_norm_.nbytes() + (final_norm_b_.defined() ? final_norm_b_.nbytes() : 0) +
+           lm_head_.nbytes();
+  }
 
   // ids -> f32[T, hidden]. Ids outside [0, vocab) throw std::out_of_range before anything runs.
   std::vector<float> embed(std::span<const std::int32_t> ids);
@@ -41,12 +44,14 @@ class ModelEnds {
   // For LlamaModel, which records the ends around its blocks in one submission.
   const Tensor& embed_table() const { return embed_table_; }
   const Tensor& final_norm() const { return final_norm_; }
+  // y = the final norm of x (RMSNorm, or Falcon's LayerNorm ln_f), recorded on the backend.
+  void record_final_norm(const Tensor& x, const Tensor& y) const;
   const Tensor& lm_head() const { return lm_head_; }
 
  private:
   Backend& be_;
   ModelConfig cfg_;
-  Tensor embed_table_, final_norm_, lm_head_;
+  Tensor embed_table_, final_norm_, final_norm_b_, lm_head_;  // final_norm_b_: Falcon only
   Tensor x_, normed_, out_;  // reused between calls of the same row count; guarded by the lock
 };
 

@@ -53,6 +53,7 @@ void ModelConfig::validate() const {
   if (experts > 0 && (experts_per_token < 1 || experts_per_token > experts))
     bad("experts per token must be in [1, experts]");
   if (experts == 0 && experts_per_token != 0) bad("experts per token set without experts");
+  if (falcon && experts > 0) bad("a falcon config has no experts");
   if (head_dim <= 0 || head_dim > 4096 || head_dim % 2 != 0)
     bad("head_dim must be even and in (0, 4096]");
   if (vocab <= 0 || vocab > kMaxVocab) bad("vocab size must be in (0, 2^24]");
@@ -79,6 +80,9 @@ std::string ModelConfig::describe() const {
     << " ctx=" << max_position << " eps=" << rms_eps << " theta=" << rope.theta;
   if (sliding_window > 0) o << " window=" << sliding_window;
   if (experts > 0) o << " experts=" << experts_per_token << "/" << experts;
+  if (falcon)
+    o << " falcon(" << (falcon_new_arch ? "new" : "7b") << ", " << falcon_norms << " norm"
+      << (falcon_norms > 1 ? "s" : "") << (parallel_attn ? ", parallel" : "") << ")";
   if (rope.llama3_factor > 1.0f) {
     o << " llama3(factor=" << rope.llama3_factor << ", low=" << rope.low_freq_factor
       << ", high=" << rope.high_freq_factor << ", orig=" << rope.original_max_position << ")";
@@ -88,6 +92,86 @@ std::string ModelConfig::describe() const {
 }
 
 namespace {
+// The fields every family reads the same way: bos/eos ids, the dtype, then validation.
+ModelConfig finish(const json& j, ModelConfig c, const std::string& origin) {
+  if (auto it = j.find("torch_dtype"); it != j.end() && it->is_string())
+    c.torch_dtype = it->get<std::string>();
+  c.bos_id = get_int(j, "bos_token_id", origin, c.bos_id, false);
+  if (auto it = j.find("eos_token_id"); it != j.end() && !it->is_null()) {
+    c.eos_ids.clear();  // the file's ids replace a family default
+    if (it->is_number_integer()) {
+      c.eos_ids.push_back(it->get<std::int64_t>());
+    } else if (it->is_array()) {
+      for (const auto& e : *it) {
+        if (!e.is_number_integer()) fail(origin, "eos_token_id entries must be integers");
+        c.eos_ids.push_back(e.get<std::int64_t>());
+      }
+    } else {
+      fail(origin, "eos_token_id must be an integer or a list of integers");
+    }
+  }
+
+  try {
+    c.validate();
+  } catch (const std::invalid_argument& e) {
+    fail(origin, e.what());
+  }
+  return c;
+}
+
+// HF 4.43.2 FalconConfig / FalconDecoderLayer. What the block code does not compute (ALiBi,
+// linear biases, other activations, rope scaling, the interleaved per-head fused QKV of
+// non-multi-query old-layout checkpoints) is refused by name.
+ModelConfig parse_falcon(const json& j, const std::string& origin) {
+  ModelConfig c;
+  c.architecture = "falcon";
+  c.falcon = true;
+  if (j.value("alibi", false))
+    fail(origin, "falcon with alibi=true is not supported (rotary only)");
+  if (j.value("bias", false))
+    fail(origin, "falcon with bias=true (linear biases) is not supported");
+  if (auto it = j.find("activation");
+      it != j.end() && it->is_string() && it->get<std::string>() != "gelu")
+    fail(origin, "falcon activation '" + it->get<std::string>() + "' is not supported (gelu)");
+  if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null())
+    fail(origin, "falcon rope_scaling is not supported");
+  c.hidden = get_int(j, "hidden_size", origin, 4544, false);
+  c.heads = get_int(j, "num_attention_heads", origin, 71, false);
+  c.layers = get_int(j, "num_hidden_layers", origin, 32, false);
+  if (c.heads <= 0) fail(origin, "num_attention_heads must be positive");
+  if (c.hidden % c.heads != 0)
+    fail(origin, "hidden_size " + std::to_string(c.hidden) + " is not divisible by " +
+                     std::to_string(c.heads) + " heads");
+  c.head_dim = c.hidden / c.heads;
+  c.intermediate = get_int(j, "ffn_hidden_size", origin, 4 * c.hidden, false);
+  c.vocab = get_int(j, "vocab_size", origin, 65024, false);
+  c.max_position = get_int(j, "max_position_embeddings", origin, 2048, false);
+  c.rms_eps = static_cast<float>(get_num(j, "layer_norm_epsilon", origin, 1e-5));
+  c.rope.theta = static_cast<float>(get_num(j, "rope_theta", origin, 10000.0));
+  c.tied_embeddings = j.value("tie_word_embeddings", true);
+  c.bos_id = 11;
+  c.eos_ids = {11};
+  c.falcon_new_arch = j.value("new_decoder_architecture", false);
+  c.parallel_attn = j.value("parallel_attn", true);
+  if (c.falcon_new_arch) {
+    // FalconModel sets num_ln_in_parallel_attn to 2 when it is null (as in the real 40B config).
+    c.kv_heads = get_int(j, "num_kv_heads", origin, c.heads, false);
+    c.falcon_norms = get_int(j, "num_ln_in_parallel_attn", origin, 2, false);
+    if (c.falcon_norms != 1 && c.falcon_norms != 2)
+      fail(origin, "num_ln_in_parallel_attn must be 1 or 2");
+    if (!c.parallel_attn)
+      fail(origin, "falcon new_decoder_architecture without parallel_attn is not supported");
+  } else {
+    // The old layout ignores num_kv_heads: multi-query means exactly one KV head.
+    if (!j.value("multi_query", true))
+      fail(origin,
+           "falcon with multi_query=false (the per-head interleaved fused QKV) is not supported");
+    c.kv_heads = 1;
+    c.falcon_norms = 1;
+  }
+  return finish(j, c, origin);
+}
+
 ModelConfig parse_impl(const std::string& json_text, const std::string& origin) {
   json j;
   try {
@@ -97,13 +181,16 @@ ModelConfig parse_impl(const std::string& json_text, const std::string& origin) 
   }
   if (!j.is_object()) fail(origin, "top level is not an object");
   ModelConfig c;
+  c.bos_id = -1;  // Llama-family configs without bos_token_id have none
   if (auto it = j.find("model_type"); it != j.end() && it->is_string())
     c.architecture = it->get<std::string>();
+  if (c.architecture == "falcon") return parse_falcon(j, origin);
   // Llama-family decoders share one attention block (Mixtral swaps the MLP for a sparse MoE);
   // anything else (biases, other norms) would silently compute the wrong thing, so it is
   // refused up front.
   if (c.architecture != "llama" && c.architecture != "mistral" && c.architecture != "mixtral") {
-    fail(origin, "model_type '" + c.architecture + "' is not supported (llama, mistral, mixtral)");
+    fail(origin,
+         "model_type '" + c.architecture + "' is not supported (llama, mistral, mixtral, falcon)");
   }
   if (auto it = j.find("hidden_act");
       it != j.end() && it->is_string() && it->get<std::string>() != "silu") {
@@ -134,23 +221,6 @@ ModelConfig parse_impl(const std::string& json_text, const std::string& origin) 
     c.experts = get_int(j, "num_local_experts", origin, 8, false);
     c.experts_per_token = get_int(j, "num_experts_per_tok", origin, 2, false);
   }
-  if (auto it = j.find("torch_dtype"); it != j.end() && it->is_string())
-    c.torch_dtype = it->get<std::string>();
-
-  c.bos_id = get_int(j, "bos_token_id", origin, -1, false);
-  if (auto it = j.find("eos_token_id"); it != j.end() && !it->is_null()) {
-    if (it->is_number_integer()) {
-      c.eos_ids.push_back(it->get<std::int64_t>());
-    } else if (it->is_array()) {
-      for (const auto& e : *it) {
-        if (!e.is_number_integer()) fail(origin, "eos_token_id entries must be integers");
-        c.eos_ids.push_back(e.get<std::int64_t>());
-      }
-    } else {
-      fail(origin, "eos_token_id must be an integer or a list of integers");
-    }
-  }
-
   if (auto it = j.find("rope_scaling"); it != j.end() && !it->is_null()) {
     if (!it->is_object()) fail(origin, "rope_scaling is not an object");
     std::string type = it->value("rope_type", it->value("type", std::string()));
@@ -167,12 +237,7 @@ ModelConfig parse_impl(const std::string& json_text, const std::string& origin) 
       fail(origin, "rope_scaling type '" + type + "' is not supported (llama3)");
     }
   }
-  try {
-    c.validate();
-  } catch (const std::invalid_argument& e) {
-    fail(origin, e.what());
-  }
-  return c;
+  return finish(j, c, origin);
 }
 }  // namespace
 

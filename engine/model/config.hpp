@@ -32,7 +32,17 @@ struct ModelConfig {
   // dense Llama MLP.
   std::int64_t experts = 0;
   std::int64_t experts_per_token = 0;
-  std::string torch_dtype;  // informational ("bfloat16", ...); empty if absent
+  // Falcon (model_type "falcon"; HF's FalconDecoderLayer): LayerNorm with bias instead of RMSNorm
+  // (rms_eps holds layer_norm_epsilon), a GELU MLP of `intermediate` (ffn_hidden_size) width
+  // instead of SwiGLU, a fused query_key_value projection, and attention and MLP in parallel
+  // from the same residual. falcon_new_arch: 40B/180B's new_decoder_architecture (grouped KV,
+  // the fused rows grouped per KV head, ln_attn + ln_mlp when falcon_norms == 2); otherwise the
+  // 7B layout (multi-query: one KV head, rows [q heads | k | v], one input_layernorm).
+  bool falcon = false;
+  bool falcon_new_arch = false;
+  bool parallel_attn = false;     // attention and MLP both read the block's input
+  std::int64_t falcon_norms = 1;  // LayerNorms per parallel block: 1 shared, 2 (ln_attn, ln_mlp)
+  std::string torch_dtype;        // informational ("bfloat16", ...); empty if absent
 
   // Throws std::invalid_argument with the offending field(s) if the numbers are inconsistent
   // (non-positive sizes, heads % kv_heads != 0, odd head_dim, absurd sizes ...).
@@ -40,7 +50,8 @@ struct ModelConfig {
   std::string describe() const;  // one line for logs
 };
 
-// Parses a HF Llama-family config.json text (Llama 2/3/3.1/3.2, Mistral, Mixtral, TinyLlama).
+// Parses a HF config.json text of a supported family (Llama 2/3/3.1/3.2, Mistral, Mixtral,
+// TinyLlama; Falcon 7B and 40B/180B layouts).
 // `origin` (a path) is used in error messages. Validates before returning.
 ModelConfig parse_hf_config(const std::string& json_text,
                             const std::string& origin = "config.json");

@@ -1,5 +1,6 @@
 #include "engine/model/model_source.hpp"
 
+#include <cstring>
 #include <filesystem>
 #include <stdexcept>
 
@@ -53,8 +54,92 @@ std::string block_tensor_name(std::int64_t block, BlockTensor which) {
       return p + "mlp.down_proj.weight";
     case BlockTensor::Router:
       return p + "block_sparse_moe.gate.weight";
+    case BlockTensor::InputNormBias:
+    case BlockTensor::PostNormBias:
+      break;  // RMSNorm has no bias
   }
-  throw std::invalid_argument("block_tensor_name: bad tensor kind");
+  throw std::invalid_argument("block_tensor_name: a Llama-layout block has no such tensor");
+}
+
+namespace {
+
+bool falcon_two_norms(const ModelConfig& c) {
+  return c.falcon_new_arch && c.falcon_norms == 2;
+}
+
+std::string falcon_block_name(const ModelConfig& c, std::int64_t block, BlockTensor which) {
+  const std::string p = "transformer.h." + std::to_string(block) + ".";
+  const std::string in_norm = falcon_two_norms(c) ? "ln_attn" : "input_layernorm";
+  const std::string post_norm = falcon_two_norms(c) ? "ln_mlp" : "post_attention_layernorm";
+  switch (which) {
+    case BlockTensor::InputNorm:
+      return p + in_norm + ".weight";
+    case BlockTensor::InputNormBias:
+      return p + in_norm + ".bias";
+    case BlockTensor::PostNorm:
+      return p + post_norm + ".weight";
+    case BlockTensor::PostNormBias:
+      return p + post_norm + ".bias";
+    case BlockTensor::Q:
+    case BlockTensor::K:
+    case BlockTensor::V:
+      return p + "self_attention.query_key_value.weight";
+    case BlockTensor::O:
+      return p + "self_attention.dense.weight";
+    case BlockTensor::Up:
+      return p + "mlp.dense_h_to_4h.weight";
+    case BlockTensor::Down:
+      return p + "mlp.dense_4h_to_h.weight";
+    case BlockTensor::Gate:
+    case BlockTensor::Router:
+      break;
+  }
+  throw std::invalid_argument("block_tensor_name: a falcon block has no such tensor");
+}
+
+}  // namespace
+
+bool block_has_tensor(const ModelConfig& c, BlockTensor which) {
+  switch (which) {
+    case BlockTensor::InputNorm:
+    case BlockTensor::Q:
+    case BlockTensor::K:
+    case BlockTensor::V:
+    case BlockTensor::O:
+      return true;
+    case BlockTensor::InputNormBias:
+      return c.falcon;
+    case BlockTensor::PostNorm:
+      return !c.falcon || falcon_two_norms(c) || !c.parallel_attn;
+    case BlockTensor::PostNormBias:
+      return c.falcon && (falcon_two_norms(c) || !c.parallel_attn);
+    case BlockTensor::Gate:
+      return !c.falcon && c.experts == 0;
+    case BlockTensor::Up:
+    case BlockTensor::Down:
+      return c.experts == 0;
+    case BlockTensor::Router:
+      return c.experts > 0;
+  }
+  return false;
+}
+
+std::string block_tensor_name(const ModelConfig& c, std::int64_t block, BlockTensor which) {
+  if (!block_has_tensor(c, which))
+    throw std::invalid_argument("block_tensor_name: a block of " + c.describe() +
+                                " has no such tensor");
+  return c.falcon ? falcon_block_name(c, block, which) : block_tensor_name(block, which);
+}
+
+std::string embed_tensor_name(const ModelConfig& c) {
+  return c.falcon ? "transformer.word_embeddings.weight" : kEmbedName;
+}
+std::string final_norm_name(const ModelConfig& c) {
+  return c.falcon ? "transformer.ln_f.weight" : kFinalNormName;
+}
+std::string final_norm_bias_name(const ModelConfig& c) {
+  if (!c.falcon) throw std::invalid_argument("final_norm_bias_name: RMSNorm has no bias");
+  return "transformer.ln_f.bias";
 }
 
 std::string expert_tensor_name(std::int64_t block, std::int64_t expert, BlockTensor which) {
@@ -79,24 +164,33 @@ DType weight_target_dtype(DType stored, bool is_matrix, Quant quant) {
 
 namespace {
 
-HostTensor load_checked(const ModelSource& src, const std::string& name, const Shape& want,
-                        bool is_matrix, Quant quant) {
+TensorInfo info_checked(const ModelSource& src, const std::string& name, const Shape& want) {
   TensorInfo info = src.info(name);
   if (info.shape != want) {
     throw std::runtime_error("model '" + src.path() + "': tensor '" + name + "' has shape " +
                              shape_str(info.shape) + ", expected " + shape_str(want) +
                              " from the config (" + src.config().describe() + ")");
   }
-  DType target = weight_target_dtype(info.dtype, is_matrix, quant);
+  return info;
+}
+
+DType load_target(DType stored, const Shape& want, bool is_matrix, Quant quant) {
+  DType target = weight_target_dtype(stored, is_matrix, quant);
   // A row that cannot be split into the target's blocks takes Q8_0 when it splits into 32-value
   // blocks (llama-quantize likewise falls back from a K-quant for such rows) and otherwise
   // stays in its stored dtype rather than failing the whole load (e.g. down_proj of a toy
   // model with intermediate 172).
-  if (is_quantized(target) && !is_quantized(info.dtype) &&
+  if (is_quantized(target) && !is_quantized(stored) &&
       want.back() % format_info(target).block_elems != 0) {
-    target = want.back() % kQuantBlock == 0 ? DType::Q8_0 : info.dtype;
+    target = want.back() % kQuantBlock == 0 ? DType::Q8_0 : stored;
   }
-  return src.load(name, target);
+  return target;
+}
+
+HostTensor load_checked(const ModelSource& src, const std::string& name, const Shape& want,
+                        bool is_matrix, Quant quant) {
+  const TensorInfo info = info_checked(src, name, want);
+  return src.load(name, load_target(info.dtype, want, is_matrix, quant));
 }
 
 }  // namespace
@@ -117,6 +211,8 @@ Shape block_tensor_shape(const ModelConfig& c, BlockTensor t) {
   switch (t) {
     case BlockTensor::InputNorm:
     case BlockTensor::PostNorm:
+    case BlockTensor::InputNormBias:
+    case BlockTensor::PostNormBias:
       return {c.hidden};
     case BlockTensor::Q:
       return {q_out, c.hidden};
@@ -146,9 +242,48 @@ HostTensor load_block_tensor(const ModelSource& src, std::int64_t i, BlockTensor
     throw std::invalid_argument("load_block: a dense model (" + c.describe() + ") has no router");
   if (moe && (t == BlockTensor::Gate || t == BlockTensor::Up || t == BlockTensor::Down))
     throw std::invalid_argument("load_block: a MoE block's MLP is per expert (load_expert_tensor)");
+  if (c.falcon && (t == BlockTensor::Q || t == BlockTensor::K || t == BlockTensor::V))
+    return std::move(load_block_qkv(src, i, quant)[t == BlockTensor::Q   ? 0
+                                                   : t == BlockTensor::K ? 1
+                                                                         : 2]);
   const Shape s = block_tensor_shape(c, t);
-  return load_checked(src, block_tensor_name(i, t), s, s.size() == 2,
+  return load_checked(src, block_tensor_name(c, i, t), s, s.size() == 2,
                       t == BlockTensor::Router ? kNoQuant : quant);
+}
+
+std::array<HostTensor, 3> load_block_qkv(const ModelSource& src, std::int64_t i, Quant quant) {
+  const ModelConfig& c = src.config();
+  check_block(c, i);
+  if (!c.falcon)
+    return {load_block_tensor(src, i, BlockTensor::Q, quant),
+            load_block_tensor(src, i, BlockTensor::K, quant),
+            load_block_tensor(src, i, BlockTensor::V, quant)};
+  // Falcon's fused rows come in kv_heads groups of (heads / kv_heads query heads, one key head,
+  // one value head) (HF FalconAttention._split_heads; the 7B multi-query layout is the one-group
+  // case: all query heads, then k, then v). Query head g * r + j is group g's j-th, so each
+  // query head keeps the key/value head g = h / r, the GQA pairing the attention op uses.
+  const std::int64_t hq = c.heads, hkv = c.kv_heads, d = c.head_dim, r = hq / hkv;
+  const std::string name = block_tensor_name(c, i, BlockTensor::Q);
+  const TensorInfo info = info_checked(src, name, {(hq + 2 * hkv) * d, c.hidden});
+  const HostTensor fused = src.load(name, DType::F32);
+  const std::size_t row_bytes = static_cast<std::size_t>(c.hidden) * sizeof(float);
+  auto piece = [&](const char* tag, std::int64_t heads, auto fused_head_of) {
+    HostTensor t;
+    t.name = name + "[" + tag + "]";
+    t.dtype = DType::F32;
+    t.shape = {heads * d, c.hidden};
+    t.data.resize(static_cast<std::size_t>(heads * d) * row_bytes);
+    for (std::int64_t h = 0; h < heads; ++h)
+      std::memcpy(t.data.data() + static_cast<std::size_t>(h * d) * row_bytes,
+                  fused.data.data() + static_cast<std::size_t>(fused_head_of(h) * d) * row_bytes,
+                  static_cast<std::size_t>(d) * row_bytes);
+    const DType target = load_target(info.dtype, t.shape, true, quant);
+    if (target == DType::F32) return t;
+    return convert_tensor(TensorView{t.name, t.dtype, t.shape, t.bytes()}, target);
+  };
+  return {piece("q", hq, [&](std::int64_t h) { return (h / r) * (r + 2) + h % r; }),
+          piece("k", hkv, [&](std::int64_t g) { return g * (r + 2) + r; }),
+          piece("v", hkv, [&](std::int64_t g) { return g * (r + 2) + r + 1; })};
 }
 
 HostTensor load_expert_tensor(const ModelSource& src, std::int64_t i, std::int64_t e, BlockTensor t,
@@ -164,7 +299,9 @@ HostTensor load_expert_tensor(const ModelSource& src, std::int64_t i, std::int64
 BlockWeights load_block(const ModelSource& src, std::int64_t i, Quant quant) {
   BlockWeights b;
   b.index = i;
-  auto get = [&](BlockTensor t) { return load_block_tensor(src, i, t, quant); };
+  auto get = [&](BlockTensor t) {
+    return block_has_tensor(src.config(), t) ? load_block_tensor(src, i, t, quant) : HostTensor{};
+  };
   b.input_norm = get(BlockTensor::InputNorm);
   b.q = get(BlockTensor::Q);
   b.k = get(BlockTensor::K);
@@ -193,11 +330,16 @@ std::vector<BlockWeights> load_blocks(const ModelSource& src, std::int64_t start
 
 HostTensor load_embeddings(const ModelSource& src, Quant quant) {
   const ModelConfig& c = src.config();
-  return load_checked(src, kEmbedName, {c.vocab, c.hidden}, true, quant);
+  return load_checked(src, embed_tensor_name(c), {c.vocab, c.hidden}, true, quant);
 }
 
 HostTensor load_final_norm(const ModelSource& src) {
-  return load_checked(src, kFinalNormName, {src.config().hidden}, false, kNoQuant);
+  return load_checked(src, final_norm_name(src.config()), {src.config().hidden}, false, kNoQuant);
+}
+
+HostTensor load_final_norm_bias(const ModelSource& src) {
+  return load_checked(src, final_norm_bias_name(src.config()), {src.config().hidden}, false,
+                      kNoQuant);
 }
 
 HostTensor load_lm_head(const ModelSource& src, Quant quant) {

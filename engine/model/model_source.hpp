@@ -12,6 +12,7 @@
 // opens only the shards holding them).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -56,15 +57,40 @@ std::unique_ptr<ModelSource> open_model(const std::string& path);
 // ---- per-block convenience used by the Llama executor ----
 
 // Router: Mixtral's block_sparse_moe.gate [experts, hidden]; a MoE block has no dense
-// Gate/Up/Down but per-expert ones (expert_tensor_name).
-enum class BlockTensor { InputNorm, Q, K, V, O, PostNorm, Gate, Up, Down, Router };
+// Gate/Up/Down but per-expert ones (expert_tensor_name). The norm biases are Falcon's
+// LayerNorm biases; a Falcon block has no Gate (its MLP is up -> GELU -> down), its Q/K/V are
+// row ranges of one fused query_key_value tensor, and PostNorm is ln_mlp (new layout, two
+// norms) or post_attention_layernorm (old layout, sequential) or absent.
+enum class BlockTensor {
+  InputNorm,
+  Q,
+  K,
+  V,
+  O,
+  PostNorm,
+  Gate,
+  Up,
+  Down,
+  Router,
+  InputNormBias,
+  PostNormBias
+};
+// The Llama-layout name (model.layers.{block}....), what GGUF files map to.
 std::string block_tensor_name(std::int64_t block, BlockTensor which);
+// The name under the config's family (Falcon: transformer.h.{block}....; Q, K and V all name the
+// fused query_key_value). Throws std::invalid_argument for a tensor the family's block lacks.
+std::string block_tensor_name(const ModelConfig& c, std::int64_t block, BlockTensor which);
+bool block_has_tensor(const ModelConfig& c, BlockTensor which);
 // model.layers.{block}.block_sparse_moe.experts.{expert}.w1 / w3 / w2 (Gate / Up / Down).
 std::string expert_tensor_name(std::int64_t block, std::int64_t expert, BlockTensor which);
 
 inline constexpr const char* kEmbedName = "model.embed_tokens.weight";
 inline constexpr const char* kFinalNormName = "model.norm.weight";
 inline constexpr const char* kLmHeadName = "lm_head.weight";
+// The family's names for the ends (Falcon: transformer.word_embeddings / transformer.ln_f).
+std::string embed_tensor_name(const ModelConfig& c);
+std::string final_norm_name(const ModelConfig& c);
+std::string final_norm_bias_name(const ModelConfig& c);  // Falcon only
 
 // The dtype a weight gets at load time: norm vectors are always f32 (rms_norm wants f32);
 // 2-D weights keep their stored dtype under kNoQuant, else become q8_0/q4_0.
@@ -72,7 +98,7 @@ DType weight_target_dtype(DType stored, bool is_matrix, Quant quant);
 
 struct BlockWeights {
   std::int64_t index = 0;
-  HostTensor input_norm, q, k, v, o, post_norm, gate, up, down;  // HF shapes
+  HostTensor input_norm, q, k, v, o, post_norm, gate, up, down;  // HF shapes (Llama layout)
 };
 
 // Loads block `i`, checking every shape against the config (q [heads*hd, hidden],
@@ -84,6 +110,8 @@ BlockWeights load_block(const ModelSource& src, std::int64_t i, Quant quant);
 // The Router is never quantized (llama.cpp keeps ffn_gate_inp as stored too: it is small and
 // an error in it changes which experts run).
 HostTensor load_block_tensor(const ModelSource& src, std::int64_t i, BlockTensor t, Quant quant);
+// Q, K and V of block `i` (Falcon: the fused tensor read once and split by its layout).
+std::array<HostTensor, 3> load_block_qkv(const ModelSource& src, std::int64_t i, Quant quant);
 // Expert `e`'s Gate, Up or Down of MoE block `i`, with the dense MLP's shapes.
 HostTensor load_expert_tensor(const ModelSource& src, std::int64_t i, std::int64_t e, BlockTensor t,
                               Quant quant);
@@ -92,6 +120,7 @@ std::vector<BlockWeights> load_blocks(const ModelSource& src, std::int64_t start
                                       Quant quant);
 HostTensor load_embeddings(const ModelSource& src, Quant quant);  // [vocab, hidden]
 HostTensor load_final_norm(const ModelSource& src);               // f32 [hidden]
+HostTensor load_final_norm_bias(const ModelSource& src);          // f32 [hidden] (Falcon)
 // lm_head.weight, or the embeddings when tied (config.tied_embeddings or no lm_head present).
 HostTensor load_lm_head(const ModelSource& src, Quant quant);
 

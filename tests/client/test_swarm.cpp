@@ -216,14 +216,14 @@ void expect_two_server_ids_equal_single_process(const std::string& model, std::i
   c.timeouts.step = std::chrono::milliseconds(20000);
   PetalsClient client(ends, c);
   GenerateOptions g;
-  g.prompt = {1};
+  const auto bos = static_cast<std::int32_t>(src->config().bos_id);
+  g.prompt = {bos};
   g.max_new_tokens = 32;
   const GenerateResult res = client.generate(g);
 
   engine::llama::LlamaModel model_(*be, *src);
   engine::llama::GenerateOptions lo;
   lo.max_new_tokens = 32;
-  const std::int32_t bos = 1;
   EXPECT_EQ(res.ids, engine::llama::generate(model_, std::span(&bos, 1), lo).ids);
   EXPECT_TRUE(res.failures.empty());
 }
@@ -243,6 +243,12 @@ TEST(ClientSwarmFamilies, MixtralOverTwoServersEqualsTheSingleProcessGreedyIds) 
       engine::open_model(std::string(KWAAI_SHARED_DIR) + "/models/tiny-mixtral")->config().experts,
       4);
   expect_two_server_ids_equal_single_process("tiny-mixtral", 1);
+}
+
+// Falcon, both layouts: 7B's multi-query blocks split 2 + 2, the new layout's 1 + 2.
+TEST(ClientSwarmFamilies, FalconOverTwoServersEqualsTheSingleProcessGreedyIds) {
+  expect_two_server_ids_equal_single_process("tiny-falcon-7b", 2);
+  expect_two_server_ids_equal_single_process("tiny-falcon-new", 1);
 }
 
 }  // namespace

@@ -7,6 +7,10 @@
 //   tiny-mixtral: sparse MoE MLP (4 experts, top 2, renormalised router softmax); the prompt
 //   and decode tokens use every expert, and the README's minimum 2nd/3rd router-logit gap
 //   (0.049) is far above float32 error, so the same experts are chosen as in float64.
+//   tiny-falcon-7b: Falcon's old layout: multi-query (one KV head), one input_layernorm shared
+//   by the parallel attention and GELU MLP, fused QKV [q heads | k | v], tied head.
+//   tiny-falcon-new: the 40B/180B layout: grouped KV (6/2), ln_attn + ln_mlp, the fused rows
+//   grouped per KV head.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -138,7 +142,7 @@ TEST_P(FamilyReference, LogitsAndGreedyIdsMatch) {
   EXPECT_LT(rel_l2(logits, ref_->f32("logits_last")), test::tolerance(*be));
   GenerateOptions opt;
   opt.max_new_tokens = 32;  // no stop tokens: the reference does not stop at EOS either
-  const std::int32_t bos = 1;
+  const auto bos = static_cast<std::int32_t>(src_->config().bos_id);
   EXPECT_EQ(generate(model, std::span(&bos, 1), opt).ids, ref_->i32("greedy_from_bos"));
 }
 
@@ -172,17 +176,82 @@ TEST(FamilyConfig, MixtralBlockWithAMissingExpertFailsNamingIt) {
   EXPECT_EQ(load_expert_tensor(*src, 2, 3, BlockTensor::Down, kNoQuant).shape, (Shape{64, 96}));
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, FamilyReference,
-                         ::testing::Values(FamilyCase{"tiny-mistral", "cpu"},
-                                           FamilyCase{"tiny-mistral", "vulkan"},
-                                           FamilyCase{"tiny-mixtral", "cpu"},
-                                           FamilyCase{"tiny-mixtral", "vulkan"}),
-                         [](const auto& info) {
-                           std::string n = info.param.model + "_" + info.param.device;
-                           for (auto& c : n)
-                             if (c == '-') c = '_';
-                           return n;
-                         });
+TEST(FamilyConfig, FalconLayoutsAreReadFromTheConfig) {
+  const ModelConfig old = open_model(model_dir("tiny-falcon-7b"))->config();
+  EXPECT_TRUE(old.falcon);
+  EXPECT_FALSE(old.falcon_new_arch);
+  EXPECT_EQ(old.kv_heads, 1);  // multi_query: num_kv_heads in the file (4) is ignored, as HF does
+  EXPECT_EQ(old.falcon_norms, 1);
+  EXPECT_TRUE(old.parallel_attn);
+  EXPECT_EQ(old.intermediate, 256);  // ffn_hidden_size
+  EXPECT_TRUE(old.tied_embeddings);
+  EXPECT_EQ(old.bos_id, 11);
+  const ModelConfig nu = open_model(model_dir("tiny-falcon-new"))->config();
+  EXPECT_TRUE(nu.falcon_new_arch);
+  EXPECT_EQ(nu.kv_heads, 2);
+  EXPECT_EQ(nu.falcon_norms, 2);  // num_ln_in_parallel_attn null -> 2, as FalconModel sets it
+  EXPECT_FALSE(block_has_tensor(nu, BlockTensor::Gate));
+  EXPECT_EQ(block_tensor_name(nu, 1, BlockTensor::PostNormBias), "transformer.h.1.ln_mlp.bias");
+  EXPECT_EQ(block_tensor_name(old, 0, BlockTensor::K),
+            "transformer.h.0.self_attention.query_key_value.weight");
+  EXPECT_THROW((void)block_tensor_name(old, 0, BlockTensor::PostNorm), std::invalid_argument);
+}
+
+TEST(FamilyConfig, FalconFeaturesTheBlockDoesNotComputeAreRefusedByName) {
+  const std::string base = R"("model_type": "falcon", "hidden_size": 64, "num_attention_heads": 4,
+      "num_hidden_layers": 2, "vocab_size": 100)";
+  auto refused = [&](const std::string& extra, const std::string& what) {
+    try {
+      (void)parse_hf_config("{" + base + ", " + extra + "}");
+      ADD_FAILURE() << extra;
+    } catch (const std::invalid_argument& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  refused(R"("alibi": true)", "alibi");
+  refused(R"("bias": true)", "bias");
+  refused(R"("activation": "relu")", "relu");
+  refused(R"("multi_query": false)", "multi_query");
+  refused(R"("rope_scaling": {"type": "linear", "factor": 2.0})", "rope_scaling");
+  EXPECT_EQ(parse_hf_config("{" + base + "}").kv_heads, 1);
+}
+
+TEST(FamilyConfig, FalconFusedQkvIsSplitPerKvGroup) {
+  // Row h*d of the fused tensor, split by HF's _split_heads rule for the new layout
+  // ([kv_heads, heads/kv_heads + 2, head_dim]): query head h of group g = h / 3 is fused head
+  // g * 5 + h % 3, key g is g * 5 + 3, value g is g * 5 + 4.
+  auto src = open_model(model_dir("tiny-falcon-new"));
+  const ModelConfig& c = src->config();
+  const std::int64_t d = c.head_dim, hid = c.hidden;
+  const HostTensor fused = src->load(block_tensor_name(c, 0, BlockTensor::Q), DType::F32);
+  const auto qkv = load_block_qkv(*src, 0, kNoQuant);
+  auto row = [&](const HostTensor& t, std::int64_t r) {
+    const auto* f = reinterpret_cast<const float*>(t.data.data());
+    return std::vector<float>(f + r * hid, f + (r + 1) * hid);
+  };
+  ASSERT_EQ(qkv[0].shape, (Shape{6 * d, hid}));
+  ASSERT_EQ(qkv[1].shape, (Shape{2 * d, hid}));
+  for (std::int64_t h = 0; h < 6; ++h)
+    EXPECT_EQ(row(qkv[0], h * d + 1), row(fused, ((h / 3) * 5 + h % 3) * d + 1)) << "q " << h;
+  for (std::int64_t g = 0; g < 2; ++g) {
+    EXPECT_EQ(row(qkv[1], g * d), row(fused, (g * 5 + 3) * d)) << "k " << g;
+    EXPECT_EQ(row(qkv[2], g * d + d - 1), row(fused, (g * 5 + 4) * d + d - 1)) << "v " << g;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Models, FamilyReference,
+    ::testing::Values(FamilyCase{"tiny-mistral", "cpu"}, FamilyCase{"tiny-mistral", "vulkan"},
+                      FamilyCase{"tiny-mixtral", "cpu"}, FamilyCase{"tiny-mixtral", "vulkan"},
+                      FamilyCase{"tiny-falcon-7b", "cpu"}, FamilyCase{"tiny-falcon-7b", "vulkan"},
+                      FamilyCase{"tiny-falcon-new", "cpu"},
+                      FamilyCase{"tiny-falcon-new", "vulkan"}),
+    [](const auto& info) {
+      std::string n = info.param.model + "_" + info.param.device;
+      for (auto& c : n)
+        if (c == '-') c = '_';
+      return n;
+    });
 
 }  // namespace
 }  // namespace kwaai::engine::llama
