@@ -141,7 +141,7 @@ inline OpCase make_attention_decode_case(engine::Backend& be, std::int64_t Hq, s
   c.bytes = 4.0 * static_cast<double>(2 * L * Hkv * D + 2 * Hq * D);
   c.flops = 4.0 * static_cast<double>(Hq * L * D);
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
-  c.run = [&be, q, k, v, o, L, scale] { be.attention(q, k, v, o, L - 1, scale, 0); };
+  c.run = [&be, q, k, v, o, L, scale] { be.attention(q, k, v, o, L - 1, scale, 0, 0.0f); };
   return c;
 }
 

@@ -149,7 +149,8 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
     // repo id; Falcon: the basename; Llama, and Mistral, which Petals would serve as a Llama: the
     // basename + "-hf"); for a local checkpoint the folder (or file) name stands in for the repo
     // id.
-    const auto family = cfg.falcon        ? petals::ModelFamily::falcon
+    const auto family = cfg.bloom         ? petals::ModelFamily::bloom
+                        : cfg.falcon      ? petals::ModelFamily::falcon
                         : cfg.experts > 0 ? petals::ModelFamily::mixtral
                                           : petals::ModelFamily::llama;
     auto p = petals::derive_dht_prefix(family, model_label(o.model));

@@ -113,10 +113,15 @@ class CheckedBackend final : public Backend {
     dev_->layer_norm(x, w, b, y, eps);
     check("layer_norm " + x.describe(), {y}, false);
   }
-  void gelu(const Tensor& x, const Tensor& out) override {
-    ref_->gelu(ref(x), ref(out));
-    dev_->gelu(x, out);
+  void gelu(const Tensor& x, const Tensor& out, Gelu kind) override {
+    ref_->gelu(ref(x), ref(out), kind);
+    dev_->gelu(x, out, kind);
     check("gelu " + x.describe(), {out}, false);
+  }
+  void bias_add(const Tensor& y, const Tensor& bias) override {
+    ref_->bias_add(ref(y), ref(bias));
+    dev_->bias_add(y, bias);
+    check("bias_add " + y.describe(), {y}, false);
   }
   void rope(const Tensor& x, const Tensor& positions, const RopeConfig& cfg) override {
     ref_->rope(ref(x), ref(positions), cfg);
@@ -124,9 +129,9 @@ class CheckedBackend final : public Backend {
     check("rope " + x.describe(), {x}, false);
   }
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                 std::int64_t n_past, float scale, std::int64_t window) override {
-    ref_->attention(ref(q), ref(k), ref(v), ref(out), n_past, scale, window);
-    dev_->attention(q, k, v, out, n_past, scale, window);
+                 std::int64_t n_past, float scale, std::int64_t window, float alibi) override {
+    ref_->attention(ref(q), ref(k), ref(v), ref(out), n_past, scale, window, alibi);
+    dev_->attention(q, k, v, out, n_past, scale, window, alibi);
     check("attention " + q.describe() + " past " + std::to_string(n_past), {out}, false);
   }
   void kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) override {

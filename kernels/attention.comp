@@ -1,7 +1,7 @@
 #version 450
 // Causal grouped-query attention over a KV cache, one workgroup per (b, t, query head).
 //   q[B, T, Hq, D]; k, v[B, L, Hkv, D]; out[B, T, Hq, D]; query t sees rows 0 .. n_past + t
-//   (with a sliding window W > 0, the last W of them).
+//   (with a sliding window W > 0, the last W of them); ALiBi adds slope_h * (key - query).
 // The visible keys are walked in chunks of WG: each thread scores one key of the chunk, the
 // workgroup reduces the chunk's max and sum, and the running (max, sum, accumulator) are
 // rescaled online (flash-decoding style), so any KV length runs in fixed shared memory.
@@ -31,6 +31,9 @@ layout(push_constant) uniform Params {
   uint parts;      // SPLIT: partitions per (b, t, head)
   uint part_keys;  // SPLIT: keys per partition (a multiple of WG)
   uint window;     // > 0: sliding window, the last `window` keys only
+  float alibi_m0;  // > 0: ALiBi (Bloom), slopes m0^(h+1) for h < alibi_n, else
+  float alibi_m1;  //   m1^(2(h - alibi_n) + 1); bias slope * (key - query position)
+  uint alibi_n;
 } p;
 
 layout(std430, binding = 0) readonly buffer QBuf { float Q[]; };
@@ -78,6 +81,12 @@ void main() {
   uint key_end = n_keys;
 #endif
 
+  float slope = 0.0;
+  if (p.alibi_m0 > 0.0)
+    slope = h < p.alibi_n ? pow(p.alibi_m0, float(h + 1u))
+                          : pow(p.alibi_m1, float(2u * (h - p.alibi_n) + 1u));
+  float query_pos = float(n_keys - 1u);
+
   uint qo = p.q_base + g * p.D;  // q is [B, T, Hq, D] so (b, t, h) is row g
   for (uint d = tid; d < p.D; d += WG) qs[d] = Q[qo + d] * p.scale;
   barrier();
@@ -96,6 +105,7 @@ void main() {
       uint ko = p.k_base + kv_off + key * kv_row_stride;
       s = 0.0;
       for (uint d = 0u; d < p.D; ++d) s += qs[d] * Kc[ko + d];
+      s += slope * (float(key) - query_pos);
     }
     red[tid] = s;
     barrier();

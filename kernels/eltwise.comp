@@ -1,6 +1,7 @@
 #version 450
 // Element-wise ops over n floats: OP_ADD (out = a + b; out may alias a or b), OP_SILU_MUL
-// (out = silu(a) * b) and OP_GELU (out = gelu(a), the exact erf form; two bindings).
+// (out = silu(a) * b), OP_GELU / OP_GELU_TANH (out = gelu(a), the exact erf form / Bloom's tanh
+// form; two bindings) and OP_BIAS_ADD (a[m, :] += b over rows of o_base columns; two bindings).
 // Each invocation owns one element, so aliasing is safe.
 #extension GL_GOOGLE_include_directive : require
 
@@ -15,8 +16,10 @@ layout(push_constant) uniform Params {
 
 // Not readonly/writeonly: the host may bind the same buffer to several of these.
 layout(std430, binding = 0) buffer ABuf { float A[]; };
-#if defined(OP_GELU)
+#if defined(OP_GELU) || defined(OP_GELU_TANH)
 layout(std430, binding = 1) buffer OBuf { float O[]; };  // unary: no B (b_base unused)
+#elif defined(OP_BIAS_ADD)
+layout(std430, binding = 1) buffer BBuf { float B[]; };  // A[i] += B[i % cols], cols = o_base
 #else
 layout(std430, binding = 1) buffer BBuf { float B[]; };
 layout(std430, binding = 2) buffer OBuf { float O[]; };
@@ -41,7 +44,9 @@ void main() {
   uint i = flat_index();
   if (i >= p.n) return;
   float a = A[p.a_base + i];
-#if !defined(OP_GELU)
+#if defined(OP_BIAS_ADD)
+  A[p.a_base + i] = a + B[p.b_base + i % p.o_base];
+#elif !defined(OP_GELU) && !defined(OP_GELU_TANH)
   float b = B[p.b_base + i];
 #endif
 #if defined(OP_ADD)
@@ -50,7 +55,12 @@ void main() {
   O[p.o_base + i] = a / (1.0 + exp(-a)) * b;
 #elif defined(OP_GELU)
   O[p.o_base + i] = 0.5 * a * (1.0 + erf_as(a * 0.70710678118654752));
+#elif defined(OP_GELU_TANH)
+  // tanh(z) = 1 - 2 / (exp(2z) + 1), clamped so exp cannot overflow (tanh is +-1 there).
+  float z = clamp(0.79788456 * a * (1.0 + 0.044715 * a * a), -15.0, 15.0);
+  O[p.o_base + i] = a * 0.5 * (1.0 + (1.0 - 2.0 / (exp(2.0 * z) + 1.0)));
+#elif defined(OP_BIAS_ADD)
 #else
-#error "define OP_ADD, OP_SILU_MUL or OP_GELU"
+#error "define OP_ADD, OP_SILU_MUL, OP_GELU, OP_GELU_TANH or OP_BIAS_ADD"
 #endif
 }

@@ -1,6 +1,7 @@
 // The Backend's composed defaults for its fused ops: each is its definition written in the
 // unfused ops, so a backend without its own fused kernels is still correct.
 #include "engine/core/backend.hpp"
+#include <cmath>
 
 #include <stdexcept>
 #include <string>
@@ -8,6 +9,20 @@
 #include "engine/core/op_checks.hpp"
 
 namespace kwaai::engine {
+
+AlibiSlopes::AlibiSlopes(std::int64_t heads, float max_bias) {
+  if (heads <= 0 || !(max_bias > 0.0f)) return;
+  n = 1;
+  while (n * 2 <= heads) n *= 2;
+  m0 = std::exp2(-max_bias / static_cast<float>(n));
+  m1 = std::exp2(-max_bias / 2.0f / static_cast<float>(n));
+}
+
+float AlibiSlopes::operator()(std::int64_t h) const {
+  if (n == 0) return 0.0f;
+  return h < n ? std::pow(m0, static_cast<float>(h + 1))
+               : std::pow(m1, static_cast<float>(2 * (h - n) + 1));
+}
 
 void Backend::matmul_add(const Tensor& x, const Tensor& w, const Tensor& y) {
   checks::matmul(x, w, y);

@@ -28,6 +28,20 @@ namespace kwaai::engine {
 
 enum class BackendKind { Cpu, Vulkan };
 
+// ALiBi (Press et al.; Bloom): head h of `heads` adds slope_h * (j - p) to its score for
+// cache row j seen from position p. With n = the largest power of two <= heads,
+// slope_h = 2^(-max_bias/n)^(h+1) for h < n, else 2^(-max_bias/(2n))^(2(h-n)+1): HF's
+// build_alibi_tensor with max_bias 8. (HF adds slope * j; a per-query constant leaves the
+// softmax unchanged, and j - p keeps the bias small next to the scores at long positions.)
+enum class Gelu { erf, tanh };
+
+struct AlibiSlopes {
+  float m0 = 0, m1 = 0;
+  std::int64_t n = 0;  // largest power of two <= heads
+  AlibiSlopes(std::int64_t heads, float max_bias);
+  float operator()(std::int64_t h) const;
+};
+
 struct RopeConfig {
   float theta = 10000.0f;
   // Llama-3 frequency scaling (HF rope_scaling.rope_type == "llama3"); factor <= 1 disables it.
@@ -100,9 +114,11 @@ class Backend {
   //   The T new tokens sit at cache rows n_past .. n_past+T-1 (written by kv_write first);
   //   query t attends to rows 0 .. n_past+t, or with window > 0 (sliding-window attention, as
   //   HF's Mistral) to the last `window` of them: rows max(0, n_past+t-window+1) .. n_past+t.
-  //   Query head h uses kv head h / (Hq / Hkv).
+  //   Query head h uses kv head h / (Hq / Hkv). alibi_max_bias > 0 adds Bloom's ALiBi bias
+  //   (AlibiSlopes(Hq, alibi_max_bias)) to every score; 0: none.
   virtual void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                         std::int64_t n_past, float scale, std::int64_t window) = 0;
+                         std::int64_t n_past, float scale, std::int64_t window,
+                         float alibi_max_bias) = 0;
   // dst[b, pos + t, ...] = src[b, t, ...] for src[B,T,H,D], dst[B,L,H,D], pos + T <= L.
   virtual void kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) = 0;
   // The attention's input step for one segment: rope(q) and rope(k) in place (positions
@@ -114,9 +130,12 @@ class Backend {
                              const Tensor& v_cache, std::int64_t pos);
   // out = silu(gate) * up, all [M,N].
   virtual void silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out) = 0;
-  // out = gelu(x) = x * (1 + erf(x / sqrt(2))) / 2 (the exact GELU, torch.nn.GELU()); same
-  // shapes, out may alias x.
-  virtual void gelu(const Tensor& x, const Tensor& out) = 0;
+  // out = gelu(x), same shapes, out may alias x. Gelu::erf: x * (1 + erf(x / sqrt(2))) / 2 (the
+  // exact GELU, torch.nn.GELU(), Falcon); Gelu::tanh: x/2 * (1 + tanh(0.79788456 x (1 +
+  // 0.044715 x^2))) (Bloom's bloom_gelu_forward).
+  virtual void gelu(const Tensor& x, const Tensor& out, Gelu kind) = 0;
+  // y[m, :] += bias for y f32[M, N], bias f32[N] (a linear layer's bias, after its product).
+  virtual void bias_add(const Tensor& y, const Tensor& bias) = 0;
   // out = a + b, same shapes (out may alias a or b).
   virtual void add(const Tensor& a, const Tensor& b, const Tensor& out) = 0;
   // out[T,K] = table[ids[t], :] as f32. ids: i32[T]; table[V,K] in any weight dtype.

@@ -207,6 +207,17 @@ std::int64_t gelu(const Tensor& x, const Tensor& out) {
   return x.numel();
 }
 
+RowDims bias_add(const Tensor& y, const Tensor& bias) {
+  const char* op = "bias_add";
+  dtype_is(op, "y", y, DType::F32);
+  dtype_is(op, "bias", bias, DType::F32);
+  rank_at_least(op, "y", y, 1);
+  if (bias.rank() != 1 || bias.dim(0) != y.dim(-1))
+    fail(op, "bias is " + bias.describe() + ", expected f32[" + std::to_string(y.dim(-1)) +
+                 "] for y " + y.describe());
+  return rows_of(y);
+}
+
 std::int64_t add(const Tensor& a, const Tensor& b, const Tensor& out) {
   const char* op = "add";
   dtype_is(op, "a", a, DType::F32);

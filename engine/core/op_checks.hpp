@@ -56,6 +56,7 @@ RopeKvDims rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, cons
 // Same-shape f32 element-wise ops; returns the element count.
 std::int64_t silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out);
 std::int64_t gelu(const Tensor& x, const Tensor& out);
+RowDims bias_add(const Tensor& y, const Tensor& bias);
 std::int64_t add(const Tensor& a, const Tensor& b, const Tensor& out);
 
 struct EmbeddingDims {

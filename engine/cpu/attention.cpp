@@ -17,6 +17,9 @@
 // Prefill is causal, so later positions see more rows; items are visited in an order that
 // alternates early and late positions, so the pool's contiguous chunks carry equal work.
 //
+// ALiBi (Bloom) adds slope_h * (key - query position) to each visible score before the softmax,
+// on both paths.
+//
 // A sliding window W > 0 (Mistral) keeps, for the query at position p, the rows
 // max(0, p - W + 1) .. p: the row path scores only those, the blocked path starts at the key
 // block holding the block's earliest visible row and masks each row's leading keys.
@@ -53,7 +56,7 @@ std::int64_t first_visible(std::int64_t pos, std::int64_t window) {
 void attention_rows(const Ctx& c, const float* q, const float* k, const float* v, float* out,
                     std::int64_t B, std::int64_t T, std::int64_t Hq, std::int64_t Hkv,
                     std::int64_t D, std::int64_t L, std::int64_t n_past, float scale,
-                    std::int64_t window) {
+                    std::int64_t window, const AlibiSlopes& alibi) {
   const std::int64_t group = Hq / Hkv;
   const std::int64_t items = B * T * Hkv;
   // Items per chunk: at least kMinChunkWork multiply-adds (a tiny model's decode step runs on
@@ -77,6 +80,15 @@ void attention_rows(const Ctx& c, const float* q, const float* k, const float* v
             const float* kr = k + ((b * L + lo + j) * Hkv + g) * D;
             for (std::int64_t h = 0; h < group; ++h)
               scores[static_cast<std::size_t>(h * n + j)] = c.k.dot_f32(q0 + h * D, kr, D) * scale;
+          }
+          if (alibi.n > 0) {
+            for (std::int64_t h = 0; h < group; ++h) {
+              const float slope = alibi(g * group + h);
+              float* row = scores.data() + h * n;
+              // Row lo + j seen from position n_past + t: the bias slope * (key - query).
+              for (std::int64_t j = 0; j < n; ++j)
+                row[j] += slope * static_cast<float>(lo + j - (n_past + t));
+            }
           }
           for (std::int64_t h = 0; h < group; ++h) {
             float* row = scores.data() + h * n;
@@ -103,7 +115,7 @@ void attention_rows(const Ctx& c, const float* q, const float* k, const float* v
 void attention_blocked(const Ctx& c, const float* q, const float* k, const float* v, float* out,
                        std::int64_t B, std::int64_t T, std::int64_t Hq, std::int64_t Hkv,
                        std::int64_t D, std::int64_t L, std::int64_t n_past, float scale,
-                       std::int64_t window) {
+                       std::int64_t window, const AlibiSlopes& alibi) {
   const std::int64_t group = Hq / Hkv;
   const std::int64_t keys = n_past + T;  // visible to the last query
   const std::int64_t chunks = (keys + kChunk - 1) / kChunk;
@@ -179,6 +191,11 @@ void attention_blocked(const Ctx& c, const float* q, const float* k, const float
               std::fill(sr + vis, sr + nk, 0.0f);
               std::fill(sr, sr + from, 0.0f);
               if (vis == from) continue;
+              if (alibi.n > 0) {
+                const float slope = alibi(g * group + r % group);
+                for (std::int64_t jj = from; jj < vis; ++jj)
+                  sr[jj] += slope * static_cast<float>(j0 + jj - pos);
+              }
               const float bmax = *std::max_element(sr + from, sr + vis);
               float& m = mx[static_cast<std::size_t>(r)];
               if (bmax > m) {
@@ -209,11 +226,12 @@ void attention_blocked(const Ctx& c, const float* q, const float* k, const float
 
 void attention(const Ctx& c, const float* q, const float* k, const float* v, float* out,
                std::int64_t B, std::int64_t T, std::int64_t Hq, std::int64_t Hkv, std::int64_t D,
-               std::int64_t L, std::int64_t n_past, float scale, std::int64_t window) {
+               std::int64_t L, std::int64_t n_past, float scale, std::int64_t window,
+               const AlibiSlopes& alibi) {
   if (T >= kBlockedMinTokens || n_past + T >= kBlockedMinKeys)
-    attention_blocked(c, q, k, v, out, B, T, Hq, Hkv, D, L, n_past, scale, window);
+    attention_blocked(c, q, k, v, out, B, T, Hq, Hkv, D, L, n_past, scale, window, alibi);
   else
-    attention_rows(c, q, k, v, out, B, T, Hq, Hkv, D, L, n_past, scale, window);
+    attention_rows(c, q, k, v, out, B, T, Hq, Hkv, D, L, n_past, scale, window, alibi);
 }
 
 }  // namespace kwaai::engine::cpu

@@ -250,10 +250,15 @@ class CpuBackend final : public Backend {
     cpu::layer_norm(ctx_, f32(x, op), f32(weight, op), f32(bias, op), f32(y, op), d.rows, d.cols,
                     eps);
   }
-  void gelu(const Tensor& x, const Tensor& out) override {
+  void gelu(const Tensor& x, const Tensor& out, Gelu kind) override {
     const auto n = checks::gelu(x, out);
     Timer t(this, [&] { return "gelu " + x.describe(); });
-    cpu::gelu(ctx_, f32(x, "gelu"), f32(out, "gelu"), n);
+    cpu::gelu(ctx_, f32(x, "gelu"), f32(out, "gelu"), n, kind);
+  }
+  void bias_add(const Tensor& y, const Tensor& bias) override {
+    const auto d = checks::bias_add(y, bias);
+    Timer t(this, [&] { return "bias_add " + y.describe(); });
+    cpu::bias_add(ctx_, f32(y, "bias_add"), f32(bias, "bias_add"), d.rows, d.cols);
   }
   void rope(const Tensor& x, const Tensor& positions, const RopeConfig& cfg) override {
     const auto d = checks::rope(x, positions);
@@ -261,11 +266,13 @@ class CpuBackend final : public Backend {
     cpu::rope(ctx_, f32(x, "rope"), i32(positions, "rope"), d.T, d.H, d.D, cfg);
   }
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                 std::int64_t n_past, float scale, std::int64_t window) override {
+                 std::int64_t n_past, float scale, std::int64_t window,
+                 float alibi_max_bias) override {
     const auto d = checks::attention(q, k, v, out, n_past, window);
     Timer t(this, [&] { return "attention " + q.describe() + " past " + std::to_string(n_past); });
     cpu::attention(ctx_, f32(q, "attention"), f32(k, "attention"), f32(v, "attention"),
-                   f32(out, "attention"), d.B, d.T, d.Hq, d.Hkv, d.D, d.L, n_past, scale, window);
+                   f32(out, "attention"), d.B, d.T, d.Hq, d.Hkv, d.D, d.L, n_past, scale, window,
+                   AlibiSlopes(d.Hq, alibi_max_bias));
   }
   void kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) override {
     const auto d = checks::kv_write(src, dst, pos);

@@ -54,9 +54,11 @@ void rope(const Ctx& c, float* x, const std::int32_t* pos, std::int64_t T, std::
 void rope_inv_freq(const RopeConfig& cfg, std::int64_t D, double* out);
 void attention(const Ctx& c, const float* q, const float* k, const float* v, float* out,
                std::int64_t B, std::int64_t T, std::int64_t Hq, std::int64_t Hkv, std::int64_t D,
-               std::int64_t L, std::int64_t n_past, float scale, std::int64_t window);
+               std::int64_t L, std::int64_t n_past, float scale, std::int64_t window,
+               const AlibiSlopes& alibi);
 void silu_mul(const Ctx& c, const float* g, const float* u, float* out, std::int64_t n);
-void gelu(const Ctx& c, const float* x, float* out, std::int64_t n);
+void gelu(const Ctx& c, const float* x, float* out, std::int64_t n, Gelu kind);
+void bias_add(const Ctx& c, float* y, const float* bias, std::int64_t rows, std::int64_t cols);
 void add(const Ctx& c, const float* a, const float* b, float* out, std::int64_t n);
 void softmax(const Ctx& c, const float* x, float* out, std::int64_t rows, std::int64_t cols);
 void argmax(const Ctx& c, const float* x, std::int32_t* out, std::int64_t rows, std::int64_t cols);

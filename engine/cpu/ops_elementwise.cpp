@@ -112,14 +112,30 @@ void silu_mul(const Ctx& c, const float* g, const float* u, float* out, std::int
       kElemGrain);
 }
 
-void gelu(const Ctx& c, const float* x, float* out, std::int64_t n) {
+void gelu(const Ctx& c, const float* x, float* out, std::int64_t n, Gelu kind) {
   c.pool.parallel_for(
       n,
       [&](std::int64_t i0, std::int64_t i1) {
-        for (std::int64_t i = i0; i < i1; ++i)
-          out[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * std::numbers::sqrt2_v<float> * 0.5f));
+        if (kind == Gelu::erf) {
+          for (std::int64_t i = i0; i < i1; ++i)
+            out[i] = 0.5f * x[i] * (1.0f + std::erf(x[i] * std::numbers::sqrt2_v<float> * 0.5f));
+        } else {
+          for (std::int64_t i = i0; i < i1; ++i)
+            out[i] = x[i] * 0.5f *
+                     (1.0f + std::tanh(0.79788456f * x[i] * (1.0f + 0.044715f * x[i] * x[i])));
+        }
       },
       kElemGrain);
+}
+
+void bias_add(const Ctx& c, float* y, const float* bias, std::int64_t rows, std::int64_t cols) {
+  c.pool.parallel_for(
+      rows,
+      [&](std::int64_t r0, std::int64_t r1) {
+        for (std::int64_t r = r0; r < r1; ++r)
+          for (std::int64_t i = 0; i < cols; ++i) y[r * cols + i] += bias[i];
+      },
+      std::max<std::int64_t>(1, kElemGrain / std::max<std::int64_t>(1, cols)));
 }
 
 void add(const Ctx& c, const float* a, const float* b, float* out, std::int64_t n) {

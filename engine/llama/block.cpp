@@ -17,7 +17,7 @@ std::uint64_t expert_bytes(const DeviceExpert& e) {
 std::uint64_t DeviceBlock::bytes() const {
   std::uint64_t n = 0;
   for (const Tensor* t : {&input_norm, &post_norm, &input_norm_b, &post_norm_b, &wq, &wk, &wv, &wo,
-                          &w_gate, &w_up, &w_down, &router})
+                          &w_gate, &w_up, &w_down, &router, &bq, &bk, &bv, &bo, &b_up, &b_down})
     if (t->defined()) n += t->nbytes();
   for (const DeviceExpert& e : experts) n += expert_bytes(e);
   return n;
@@ -58,7 +58,16 @@ DeviceBlock upload_block(Backend& be, const ModelSource& src, std::int64_t layer
     w.wv = upload_matrix(be, qkv[2], quant);
   }
   w.wo = mat(BlockTensor::O);
-  if (cfg.falcon) {
+  if (cfg.bloom) {
+    auto b = load_block_qkv_bias(src, layer);
+    w.bq = upload_f32(be, b[0]);
+    w.bk = upload_f32(be, b[1]);
+    w.bv = upload_f32(be, b[2]);
+    w.bo = vec(BlockTensor::OBias);
+    w.b_up = vec(BlockTensor::UpBias);
+    w.b_down = vec(BlockTensor::DownBias);
+  }
+  if (cfg.falcon || cfg.bloom) {
     w.w_up = mat(BlockTensor::Up);
     w.w_down = mat(BlockTensor::Down);
     return w;
@@ -193,17 +202,28 @@ void record_attention(Backend& be, const ModelConfig& cfg, const DeviceBlock& w,
   const Tensor* qkv_w[] = {&w.wq, &w.wk, &w.wv};
   const Tensor* qkv_y[] = {&s.q, &s.k, &s.v};
   be.matmul_many(s.normed, qkv_w, qkv_y);
+  if (w.bq.defined()) {
+    be.bias_add(s.q, w.bq);
+    be.bias_add(s.k, w.bk);
+    be.bias_add(s.v, w.bv);
+  }
   std::int64_t row = 0;
   for (const BlockSegment& g : segments) {
     const std::int64_t rows = g.batch * g.tokens;
     auto part = [&](const Tensor& t, std::int64_t heads) {
       return t.slice_rows(row, row + rows).reshaped({g.batch, g.tokens, heads, d});
     };
-    be.rope_kv_write(part(s.q, hq), part(s.k, hkv), part(s.v, hkv),
-                     positions.slice_rows(row, row + rows), cfg.rope, g.k_cache, g.v_cache,
-                     g.n_past);
+    if (cfg.alibi_max_bias > 0.0f) {
+      // ALiBi (Bloom): no rotary; the positions enter as the attention's bias.
+      be.kv_write(part(s.k, hkv), g.k_cache, g.n_past);
+      be.kv_write(part(s.v, hkv), g.v_cache, g.n_past);
+    } else {
+      be.rope_kv_write(part(s.q, hq), part(s.k, hkv), part(s.v, hkv),
+                       positions.slice_rows(row, row + rows), cfg.rope, g.k_cache, g.v_cache,
+                       g.n_past);
+    }
     be.attention(part(s.q, hq), g.k_cache, g.v_cache, part(s.attn, hq), g.n_past, scale,
-                 cfg.sliding_window);
+                 cfg.sliding_window, cfg.alibi_max_bias);
     row += rows;
   }
 }
@@ -232,8 +252,27 @@ void record_falcon(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, co
     be.layer_norm(x, w.post_norm, w.post_norm_b, s.normed, eps);
     be.matmul(s.normed, w.w_up, s.act);
   }
-  be.gelu(s.act, s.act);
+  be.gelu(s.act, s.act, Gelu::erf);
   be.matmul_add(s.act, w.w_down, x);
+}
+
+// HF 4.43.2 BloomBlock (apply_residual_connection_post_layernorm=False): x += dense(attention(
+// LN(x))) + b; x += down(gelu_tanh(up(LN(x)) + b)) + b, the attention with ALiBi and biased
+// Q/K/V (record_attention).
+void record_bloom(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const Tensor& x,
+                  const Tensor& positions, std::span<const BlockSegment> segments,
+                  BlockScratch& s) {
+  const float eps = cfg.rms_eps;
+  be.layer_norm(x, w.input_norm, w.input_norm_b, s.normed, eps);
+  record_attention(be, cfg, w, positions, segments, s);
+  be.matmul_add(s.attn, w.wo, x);
+  be.bias_add(x, w.bo);
+  be.layer_norm(x, w.post_norm, w.post_norm_b, s.normed, eps);
+  be.matmul(s.normed, w.w_up, s.act);
+  be.bias_add(s.act, w.b_up);
+  be.gelu(s.act, s.act, Gelu::tanh);
+  be.matmul_add(s.act, w.w_down, x);
+  be.bias_add(x, w.b_down);
 }
 
 }  // namespace
@@ -250,6 +289,10 @@ void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, con
   s.ensure(be, cfg, m);
   if (cfg.falcon) {
     record_falcon(be, cfg, w, x, positions, segments, s);
+    return;
+  }
+  if (cfg.bloom) {
+    record_bloom(be, cfg, w, x, positions, segments, s);
     return;
   }
 

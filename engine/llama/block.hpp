@@ -20,9 +20,10 @@ struct DeviceExpert {
 
 // Device-resident weights of one block (uploaded once).
 struct DeviceBlock {
-  Tensor input_norm, post_norm;      // f32[hidden] (Falcon: post_norm where the block has one)
-  Tensor input_norm_b, post_norm_b;  // Falcon's LayerNorm biases, f32[hidden]
-  Tensor wq, wk, wv, wo;             // [q_dim, hidden], [kv_dim, hidden] x2, [hidden, q_dim]
+  Tensor input_norm, post_norm;         // f32[hidden] (Falcon: post_norm where the block has one)
+  Tensor input_norm_b, post_norm_b;     // Falcon's and Bloom's LayerNorm biases, f32[hidden]
+  Tensor bq, bk, bv, bo, b_up, b_down;  // Bloom's linear biases, f32[out_features]
+  Tensor wq, wk, wv, wo;                // [q_dim, hidden], [kv_dim, hidden] x2, [hidden, q_dim]
   Tensor w_gate, w_up, w_down;  // dense MLP: [inter, hidden] x2, [hidden, inter]; no gate: Falcon
   // MoE MLP instead (cfg.experts > 0): the router [experts, hidden] as stored, and the experts.
   Tensor router;

@@ -32,6 +32,7 @@ std::vector<float> LlamaModel::forward(std::span<const std::int32_t> ids, std::i
   if (!x_.defined() || x_.dim(0) != m) {
     ids_ = be.alloc(DType::I32, {m});
     x_ = be.alloc(DType::F32, {m, h});
+    if (ends_.embed_needs_scratch()) emb_ = be.alloc(DType::F32, {m, h});
   }
   if (!last_.defined() || last_.dim(0) != batch) {
     last_ = be.alloc(DType::F32, {batch, h});
@@ -39,7 +40,7 @@ std::vector<float> LlamaModel::forward(std::span<const std::int32_t> ids, std::i
     logits_ = be.alloc(DType::F32, {batch, cfg.vocab});
   }
   be.upload(ids_, std::as_bytes(ids));
-  be.embedding(ids_, ends_.embed_table(), x_);
+  ends_.record_embed(ids_, x_, emb_);
   exec_->record(x_, batch, tokens, cache, n_past);
   // Only each row's last token needs logits: gather those rows, then norm and project.
   for (std::int64_t b = 0; b < batch; ++b)

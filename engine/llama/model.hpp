@@ -39,8 +39,8 @@ class LlamaModel {
 
  private:
   std::unique_ptr<SpanExecutor> exec_;
-  ModelEnds ends_;                           // embedding, final norm, LM head
-  Tensor ids_, x_, last_, normed_, logits_;  // guarded by the device lock
+  ModelEnds ends_;                                 // embedding, final norm, LM head
+  Tensor ids_, x_, emb_, last_, normed_, logits_;  // guarded by the device lock (emb_: Bloom)
 };
 
 }  // namespace kwaai::engine::llama

@@ -26,7 +26,15 @@ ModelEnds::ModelEnds(Backend& be, const ModelSource& src, Quant quant)
   expect_shape(table, {cfg_.vocab, cfg_.hidden});
   embed_table_ = upload_matrix(be, table, tied ? quant : kNoQuant);
   final_norm_ = upload_f32(be, load_final_norm(src));
-  if (cfg_.falcon) final_norm_b_ = upload_f32(be, load_final_norm_bias(src));
+  if (cfg_.falcon || cfg_.bloom) final_norm_b_ = upload_f32(be, load_final_norm_bias(src));
+  if (cfg_.bloom) {
+    HostTensor w = src.load(kBloomEmbedNormName, DType::F32),
+               b = src.load(kBloomEmbedNormBiasName, DType::F32);
+    expect_shape(w, {cfg_.hidden});
+    expect_shape(b, {cfg_.hidden});
+    embed_norm_ = upload_f32(be, w);
+    embed_norm_b_ = upload_f32(be, b);
+  }
   if (tied) {
     lm_head_ = embed_table_;
   } else {
@@ -34,6 +42,15 @@ ModelEnds::ModelEnds(Backend& be, const ModelSource& src, Quant quant)
     expect_shape(head, {cfg_.vocab, cfg_.hidden});
     lm_head_ = upload_matrix(be, head, quant);
   }
+}
+
+void ModelEnds::record_embed(const Tensor& ids, const Tensor& out, const Tensor& scratch) const {
+  if (!embed_norm_.defined()) {
+    be_.embedding(ids, embed_table_, out);
+    return;
+  }
+  be_.embedding(ids, embed_table_, scratch);
+  be_.layer_norm(scratch, embed_norm_, embed_norm_b_, out, cfg_.rms_eps);
 }
 
 void ModelEnds::record_final_norm(const Tensor& x, const Tensor& y) const {
@@ -47,6 +64,7 @@ void ModelEnds::record_final_norm(const Tensor& x, const Tensor& y) const {
 std::uint64_t ModelEnds::weight_bytes() const {
   std::uint64_t n = embed_table_.nbytes() + final_norm_.nbytes();
   if (final_norm_b_.defined()) n += final_norm_b_.nbytes();
+  if (embed_norm_.defined()) n += embed_norm_.nbytes() + embed_norm_b_.nbytes();
   if (!tied()) n += lm_head_.nbytes();
   return n;
 }
@@ -59,7 +77,8 @@ std::vector<float> ModelEnds::embed(std::span<const std::int32_t> ids) {
   Tensor d_ids = be_.alloc(DType::I32, {t});
   Tensor out = be_.alloc(DType::F32, {t, cfg_.hidden});
   be_.upload(d_ids, std::as_bytes(ids));
-  be_.embedding(d_ids, embed_table_, out);
+  record_embed(d_ids, out,
+               embed_needs_scratch() ? be_.alloc(DType::F32, {t, cfg_.hidden}) : Tensor{});
   std::vector<float> host(static_cast<std::size_t>(t * cfg_.hidden));
   be_.download(out, std::as_writable_bytes(std::span(host)));
   return host;

@@ -46,12 +46,17 @@ class ModelEnds {
   const Tensor& final_norm() const { return final_norm_; }
   // y = the final norm of x (RMSNorm, or Falcon's LayerNorm ln_f), recorded on the backend.
   void record_final_norm(const Tensor& x, const Tensor& y) const;
+  // out f32[T, hidden] = the embedding rows of ids i32[T] and, for Bloom, its
+  // word_embeddings_layernorm (through scratch, same shape as out): what block 0 receives.
+  void record_embed(const Tensor& ids, const Tensor& out, const Tensor& scratch) const;
+  bool embed_needs_scratch() const { return embed_norm_.defined(); }
   const Tensor& lm_head() const { return lm_head_; }
 
  private:
   Backend& be_;
   ModelConfig cfg_;
-  Tensor embed_table_, final_norm_, final_norm_b_, lm_head_;  // final_norm_b_: Falcon only
+  Tensor embed_table_, final_norm_, final_norm_b_, lm_head_;  // final_norm_b_: Falcon, Bloom
+  Tensor embed_norm_, embed_norm_b_;                          // Bloom
   Tensor x_, normed_, out_;  // reused between calls of the same row count; guarded by the lock
 };
 

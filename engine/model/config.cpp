@@ -53,7 +53,8 @@ void ModelConfig::validate() const {
   if (experts > 0 && (experts_per_token < 1 || experts_per_token > experts))
     bad("experts per token must be in [1, experts]");
   if (experts == 0 && experts_per_token != 0) bad("experts per token set without experts");
-  if (falcon && experts > 0) bad("a falcon config has no experts");
+  if ((falcon || bloom) && experts > 0) bad("falcon and bloom configs have no experts");
+  if (alibi_max_bias < 0.0f) bad("alibi max bias must be >= 0");
   if (head_dim <= 0 || head_dim > 4096 || head_dim % 2 != 0)
     bad("head_dim must be even and in (0, 4096]");
   if (vocab <= 0 || vocab > kMaxVocab) bad("vocab size must be in (0, 2^24]");
@@ -80,6 +81,7 @@ std::string ModelConfig::describe() const {
     << " ctx=" << max_position << " eps=" << rms_eps << " theta=" << rope.theta;
   if (sliding_window > 0) o << " window=" << sliding_window;
   if (experts > 0) o << " experts=" << experts_per_token << "/" << experts;
+  if (bloom) o << " bloom(alibi " << alibi_max_bias << ")";
   if (falcon)
     o << " falcon(" << (falcon_new_arch ? "new" : "7b") << ", " << falcon_norms << " norm"
       << (falcon_norms > 1 ? "s" : "") << (parallel_attn ? ", parallel" : "") << ")";
@@ -172,6 +174,39 @@ ModelConfig parse_falcon(const json& j, const std::string& origin) {
   return finish(j, c, origin);
 }
 
+// HF 4.43.2 BloomConfig / BloomBlock. The old names (n_embed, n_head, n_layer) are what the
+// real bigscience configs use; HF maps num_attention_heads / num_hidden_layers onto them.
+ModelConfig parse_bloom(const json& j, const std::string& origin) {
+  ModelConfig c;
+  c.architecture = "bloom";
+  c.bloom = true;
+  if (j.value("apply_residual_connection_post_layernorm", false))
+    fail(origin, "bloom with apply_residual_connection_post_layernorm=true is not supported");
+  auto either = [&](const char* a, const char* b, std::int64_t dflt) {
+    return j.contains(a) && !j.at(a).is_null() ? get_int(j, a, origin, dflt, false)
+                                               : get_int(j, b, origin, dflt, false);
+  };
+  c.hidden = either("hidden_size", "n_embed", 64);
+  c.heads = either("n_head", "num_attention_heads", 8);
+  c.layers = either("n_layer", "num_hidden_layers", 2);
+  if (c.heads <= 0) fail(origin, "n_head must be positive");
+  if (c.hidden % c.heads != 0)
+    fail(origin, "hidden_size " + std::to_string(c.hidden) + " is not divisible by " +
+                     std::to_string(c.heads) + " heads");
+  c.kv_heads = c.heads;
+  c.head_dim = c.hidden / c.heads;
+  c.intermediate = 4 * c.hidden;  // BloomMLP: dense_h_to_4h
+  c.vocab = get_int(j, "vocab_size", origin, 250880, false);
+  // ALiBi has no position table; seq_length (the training context) bounds the cache instead.
+  c.max_position = get_int(j, "seq_length", origin, 2048, false);
+  c.rms_eps = static_cast<float>(get_num(j, "layer_norm_epsilon", origin, 1e-5));
+  c.tied_embeddings = j.value("tie_word_embeddings", true);
+  c.alibi_max_bias = 8.0f;
+  c.bos_id = 1;
+  c.eos_ids = {2};
+  return finish(j, c, origin);
+}
+
 ModelConfig parse_impl(const std::string& json_text, const std::string& origin) {
   json j;
   try {
@@ -185,12 +220,13 @@ ModelConfig parse_impl(const std::string& json_text, const std::string& origin) 
   if (auto it = j.find("model_type"); it != j.end() && it->is_string())
     c.architecture = it->get<std::string>();
   if (c.architecture == "falcon") return parse_falcon(j, origin);
+  if (c.architecture == "bloom") return parse_bloom(j, origin);
   // Llama-family decoders share one attention block (Mixtral swaps the MLP for a sparse MoE);
   // anything else (biases, other norms) would silently compute the wrong thing, so it is
   // refused up front.
   if (c.architecture != "llama" && c.architecture != "mistral" && c.architecture != "mixtral") {
-    fail(origin,
-         "model_type '" + c.architecture + "' is not supported (llama, mistral, mixtral, falcon)");
+    fail(origin, "model_type '" + c.architecture +
+                     "' is not supported (llama, mistral, mixtral, falcon, bloom)");
   }
   if (auto it = j.find("hidden_act");
       it != j.end() && it->is_string() && it->get<std::string>() != "silu") {

@@ -42,7 +42,12 @@ struct ModelConfig {
   bool falcon_new_arch = false;
   bool parallel_attn = false;     // attention and MLP both read the block's input
   std::int64_t falcon_norms = 1;  // LayerNorms per parallel block: 1 shared, 2 (ln_attn, ln_mlp)
-  std::string torch_dtype;        // informational ("bfloat16", ...); empty if absent
+  // Bloom (model_type "bloom"; HF's BloomBlock): LayerNorms with bias (word_embeddings_layernorm
+  // after the embedding too), biases on every linear layer, the fused query_key_value laid out
+  // per head [heads, 3, head_dim], no rotary but ALiBi (alibi_max_bias 8), tanh-GELU MLP.
+  bool bloom = false;
+  float alibi_max_bias = 0.0f;  // > 0: ALiBi in attention (Bloom: 8)
+  std::string torch_dtype;      // informational ("bfloat16", ...); empty if absent
 
   // Throws std::invalid_argument with the offending field(s) if the numbers are inconsistent
   // (non-positive sizes, heads % kv_heads != 0, odd head_dim, absurd sizes ...).
@@ -51,7 +56,7 @@ struct ModelConfig {
 };
 
 // Parses a HF config.json text of a supported family (Llama 2/3/3.1/3.2, Mistral, Mixtral,
-// TinyLlama; Falcon 7B and 40B/180B layouts).
+// TinyLlama; Falcon 7B and 40B/180B layouts; Bloom).
 // `origin` (a path) is used in error messages. Validates before returning.
 ModelConfig parse_hf_config(const std::string& json_text,
                             const std::string& origin = "config.json");

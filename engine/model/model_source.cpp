@@ -56,7 +56,13 @@ std::string block_tensor_name(std::int64_t block, BlockTensor which) {
       return p + "block_sparse_moe.gate.weight";
     case BlockTensor::InputNormBias:
     case BlockTensor::PostNormBias:
-      break;  // RMSNorm has no bias
+    case BlockTensor::QBias:
+    case BlockTensor::KBias:
+    case BlockTensor::VBias:
+    case BlockTensor::OBias:
+    case BlockTensor::UpBias:
+    case BlockTensor::DownBias:
+      break;  // RMSNorm and Llama's projections have no bias
   }
   throw std::invalid_argument("block_tensor_name: a Llama-layout block has no such tensor");
 }
@@ -67,6 +73,7 @@ bool falcon_two_norms(const ModelConfig& c) {
   return c.falcon_new_arch && c.falcon_norms == 2;
 }
 
+// Falcon and Bloom share the transformer.h.{i} names (Bloom: never two norms).
 std::string falcon_block_name(const ModelConfig& c, std::int64_t block, BlockTensor which) {
   const std::string p = "transformer.h." + std::to_string(block) + ".";
   const std::string in_norm = falcon_two_norms(c) ? "ln_attn" : "input_layernorm";
@@ -90,11 +97,21 @@ std::string falcon_block_name(const ModelConfig& c, std::int64_t block, BlockTen
       return p + "mlp.dense_h_to_4h.weight";
     case BlockTensor::Down:
       return p + "mlp.dense_4h_to_h.weight";
+    case BlockTensor::QBias:
+    case BlockTensor::KBias:
+    case BlockTensor::VBias:
+      return p + "self_attention.query_key_value.bias";
+    case BlockTensor::OBias:
+      return p + "self_attention.dense.bias";
+    case BlockTensor::UpBias:
+      return p + "mlp.dense_h_to_4h.bias";
+    case BlockTensor::DownBias:
+      return p + "mlp.dense_4h_to_h.bias";
     case BlockTensor::Gate:
     case BlockTensor::Router:
       break;
   }
-  throw std::invalid_argument("block_tensor_name: a falcon block has no such tensor");
+  throw std::invalid_argument("block_tensor_name: a falcon/bloom block has no such tensor");
 }
 
 }  // namespace
@@ -108,13 +125,20 @@ bool block_has_tensor(const ModelConfig& c, BlockTensor which) {
     case BlockTensor::O:
       return true;
     case BlockTensor::InputNormBias:
-      return c.falcon;
+      return c.falcon || c.bloom;
     case BlockTensor::PostNorm:
       return !c.falcon || falcon_two_norms(c) || !c.parallel_attn;
     case BlockTensor::PostNormBias:
-      return c.falcon && (falcon_two_norms(c) || !c.parallel_attn);
+      return c.bloom || (c.falcon && (falcon_two_norms(c) || !c.parallel_attn));
+    case BlockTensor::QBias:
+    case BlockTensor::KBias:
+    case BlockTensor::VBias:
+    case BlockTensor::OBias:
+    case BlockTensor::UpBias:
+    case BlockTensor::DownBias:
+      return c.bloom;
     case BlockTensor::Gate:
-      return !c.falcon && c.experts == 0;
+      return !c.falcon && !c.bloom && c.experts == 0;
     case BlockTensor::Up:
     case BlockTensor::Down:
       return c.experts == 0;
@@ -128,17 +152,18 @@ std::string block_tensor_name(const ModelConfig& c, std::int64_t block, BlockTen
   if (!block_has_tensor(c, which))
     throw std::invalid_argument("block_tensor_name: a block of " + c.describe() +
                                 " has no such tensor");
-  return c.falcon ? falcon_block_name(c, block, which) : block_tensor_name(block, which);
+  return c.falcon || c.bloom ? falcon_block_name(c, block, which) : block_tensor_name(block, which);
 }
 
 std::string embed_tensor_name(const ModelConfig& c) {
-  return c.falcon ? "transformer.word_embeddings.weight" : kEmbedName;
+  return c.falcon || c.bloom ? "transformer.word_embeddings.weight" : kEmbedName;
 }
 std::string final_norm_name(const ModelConfig& c) {
-  return c.falcon ? "transformer.ln_f.weight" : kFinalNormName;
+  return c.falcon || c.bloom ? "transformer.ln_f.weight" : kFinalNormName;
 }
 std::string final_norm_bias_name(const ModelConfig& c) {
-  if (!c.falcon) throw std::invalid_argument("final_norm_bias_name: RMSNorm has no bias");
+  if (!c.falcon && !c.bloom)
+    throw std::invalid_argument("final_norm_bias_name: RMSNorm has no bias");
   return "transformer.ln_f.bias";
 }
 
@@ -213,7 +238,16 @@ Shape block_tensor_shape(const ModelConfig& c, BlockTensor t) {
     case BlockTensor::PostNorm:
     case BlockTensor::InputNormBias:
     case BlockTensor::PostNormBias:
+    case BlockTensor::OBias:
+    case BlockTensor::DownBias:
       return {c.hidden};
+    case BlockTensor::QBias:
+      return {c.heads * c.head_dim};
+    case BlockTensor::KBias:
+    case BlockTensor::VBias:
+      return {c.kv_heads * c.head_dim};
+    case BlockTensor::UpBias:
+      return {c.intermediate};
     case BlockTensor::Q:
       return {q_out, c.hidden};
     case BlockTensor::K:
@@ -242,48 +276,88 @@ HostTensor load_block_tensor(const ModelSource& src, std::int64_t i, BlockTensor
     throw std::invalid_argument("load_block: a dense model (" + c.describe() + ") has no router");
   if (moe && (t == BlockTensor::Gate || t == BlockTensor::Up || t == BlockTensor::Down))
     throw std::invalid_argument("load_block: a MoE block's MLP is per expert (load_expert_tensor)");
-  if (c.falcon && (t == BlockTensor::Q || t == BlockTensor::K || t == BlockTensor::V))
+  if ((c.falcon || c.bloom) && (t == BlockTensor::Q || t == BlockTensor::K || t == BlockTensor::V))
     return std::move(load_block_qkv(src, i, quant)[t == BlockTensor::Q   ? 0
                                                    : t == BlockTensor::K ? 1
                                                                          : 2]);
+  if (c.bloom && (t == BlockTensor::QBias || t == BlockTensor::KBias || t == BlockTensor::VBias))
+    return std::move(load_block_qkv_bias(src, i)[t == BlockTensor::QBias   ? 0
+                                                 : t == BlockTensor::KBias ? 1
+                                                                           : 2]);
   const Shape s = block_tensor_shape(c, t);
   return load_checked(src, block_tensor_name(c, i, t), s, s.size() == 2,
                       t == BlockTensor::Router ? kNoQuant : quant);
 }
 
+namespace {
+
+// Which head of the fused query_key_value holds query head h (part 0), or key / value head h
+// (parts 1, 2). Falcon (HF FalconAttention._split_heads): kv_heads groups of (heads / kv_heads
+// query heads, one key head, one value head); the 7B multi-query layout is the one-group case
+// (all query heads, then k, then v). Query head g * r + j is group g's j-th, so each query head
+// keeps the key/value head g = h / r, the GQA pairing the attention op uses. Bloom
+// (BloomAttention._reshape): per head [q, k, v].
+std::int64_t fused_head(const ModelConfig& c, int part, std::int64_t h) {
+  if (c.bloom) return 3 * h + part;
+  const std::int64_t r = c.heads / c.kv_heads;
+  if (part == 0) return (h / r) * (r + 2) + h % r;
+  return h * (r + 2) + r + (part - 1);
+}
+
+// Splits a fused [(heads + 2 kv_heads) * head_dim, row] f32 tensor (row = 1 for the bias) into
+// Q, K and V, converting the matrices to their load target.
+std::array<HostTensor, 3> split_fused(const ModelConfig& c, const HostTensor& fused,
+                                      std::int64_t row, DType stored, Quant quant, bool matrix) {
+  const std::int64_t d = c.head_dim;
+  const std::size_t row_bytes = static_cast<std::size_t>(row) * sizeof(float);
+  std::array<HostTensor, 3> out;
+  for (int part = 0; part < 3; ++part) {
+    const std::int64_t heads = part == 0 ? c.heads : c.kv_heads;
+    HostTensor& t = out[static_cast<std::size_t>(part)];
+    t.name = fused.name + "[" + "qkv"[part] + "]";
+    t.dtype = DType::F32;
+    t.shape = matrix ? Shape{heads * d, row} : Shape{heads * d};
+    t.data.resize(static_cast<std::size_t>(heads * d) * row_bytes);
+    for (std::int64_t h = 0; h < heads; ++h)
+      std::memcpy(
+          t.data.data() + static_cast<std::size_t>(h * d) * row_bytes,
+          fused.data.data() + static_cast<std::size_t>(fused_head(c, part, h) * d) * row_bytes,
+          static_cast<std::size_t>(d) * row_bytes);
+    if (!matrix) continue;
+    const DType target = load_target(stored, t.shape, true, quant);
+    if (target != DType::F32)
+      t = convert_tensor(TensorView{t.name, t.dtype, t.shape, t.bytes()}, target);
+  }
+  return out;
+}
+
+}  // namespace
+
 std::array<HostTensor, 3> load_block_qkv(const ModelSource& src, std::int64_t i, Quant quant) {
   const ModelConfig& c = src.config();
   check_block(c, i);
-  if (!c.falcon)
+  if (!c.falcon && !c.bloom)
     return {load_block_tensor(src, i, BlockTensor::Q, quant),
             load_block_tensor(src, i, BlockTensor::K, quant),
             load_block_tensor(src, i, BlockTensor::V, quant)};
-  // Falcon's fused rows come in kv_heads groups of (heads / kv_heads query heads, one key head,
-  // one value head) (HF FalconAttention._split_heads; the 7B multi-query layout is the one-group
-  // case: all query heads, then k, then v). Query head g * r + j is group g's j-th, so each
-  // query head keeps the key/value head g = h / r, the GQA pairing the attention op uses.
-  const std::int64_t hq = c.heads, hkv = c.kv_heads, d = c.head_dim, r = hq / hkv;
+  // The fused tensor is read once (as f32) and split by its family's layout.
   const std::string name = block_tensor_name(c, i, BlockTensor::Q);
-  const TensorInfo info = info_checked(src, name, {(hq + 2 * hkv) * d, c.hidden});
-  const HostTensor fused = src.load(name, DType::F32);
-  const std::size_t row_bytes = static_cast<std::size_t>(c.hidden) * sizeof(float);
-  auto piece = [&](const char* tag, std::int64_t heads, auto fused_head_of) {
-    HostTensor t;
-    t.name = name + "[" + tag + "]";
-    t.dtype = DType::F32;
-    t.shape = {heads * d, c.hidden};
-    t.data.resize(static_cast<std::size_t>(heads * d) * row_bytes);
-    for (std::int64_t h = 0; h < heads; ++h)
-      std::memcpy(t.data.data() + static_cast<std::size_t>(h * d) * row_bytes,
-                  fused.data.data() + static_cast<std::size_t>(fused_head_of(h) * d) * row_bytes,
-                  static_cast<std::size_t>(d) * row_bytes);
-    const DType target = load_target(info.dtype, t.shape, true, quant);
-    if (target == DType::F32) return t;
-    return convert_tensor(TensorView{t.name, t.dtype, t.shape, t.bytes()}, target);
-  };
-  return {piece("q", hq, [&](std::int64_t h) { return (h / r) * (r + 2) + h % r; }),
-          piece("k", hkv, [&](std::int64_t g) { return g * (r + 2) + r; }),
-          piece("v", hkv, [&](std::int64_t g) { return g * (r + 2) + r + 1; })};
+  const TensorInfo info =
+      info_checked(src, name, {(c.heads + 2 * c.kv_heads) * c.head_dim, c.hidden});
+  HostTensor fused = src.load(name, DType::F32);
+  fused.name = name;
+  return split_fused(c, fused, c.hidden, info.dtype, quant, true);
+}
+
+std::array<HostTensor, 3> load_block_qkv_bias(const ModelSource& src, std::int64_t i) {
+  const ModelConfig& c = src.config();
+  check_block(c, i);
+  if (!c.bloom) throw std::invalid_argument("load_block_qkv_bias: only Bloom has QKV biases");
+  const std::string name = block_tensor_name(c, i, BlockTensor::QBias);
+  (void)info_checked(src, name, {(c.heads + 2 * c.kv_heads) * c.head_dim});
+  HostTensor fused = src.load(name, DType::F32);
+  fused.name = name;
+  return split_fused(c, fused, 1, DType::F32, kNoQuant, false);
 }
 
 HostTensor load_expert_tensor(const ModelSource& src, std::int64_t i, std::int64_t e, BlockTensor t,

@@ -73,7 +73,13 @@ enum class BlockTensor {
   Down,
   Router,
   InputNormBias,
-  PostNormBias
+  PostNormBias,
+  QBias,  // Bloom's linear biases (q/k/v: parts of the fused query_key_value.bias)
+  KBias,
+  VBias,
+  OBias,
+  UpBias,
+  DownBias
 };
 // The Llama-layout name (model.layers.{block}....), what GGUF files map to.
 std::string block_tensor_name(std::int64_t block, BlockTensor which);
@@ -90,7 +96,10 @@ inline constexpr const char* kLmHeadName = "lm_head.weight";
 // The family's names for the ends (Falcon: transformer.word_embeddings / transformer.ln_f).
 std::string embed_tensor_name(const ModelConfig& c);
 std::string final_norm_name(const ModelConfig& c);
-std::string final_norm_bias_name(const ModelConfig& c);  // Falcon only
+std::string final_norm_bias_name(const ModelConfig& c);  // Falcon and Bloom
+// Bloom's word_embeddings_layernorm, applied to the embedding before block 0.
+inline constexpr const char* kBloomEmbedNormName = "transformer.word_embeddings_layernorm.weight";
+inline constexpr const char* kBloomEmbedNormBiasName = "transformer.word_embeddings_layernorm.bias";
 
 // The dtype a weight gets at load time: norm vectors are always f32 (rms_norm wants f32);
 // 2-D weights keep their stored dtype under kNoQuant, else become q8_0/q4_0.
@@ -112,6 +121,8 @@ BlockWeights load_block(const ModelSource& src, std::int64_t i, Quant quant);
 HostTensor load_block_tensor(const ModelSource& src, std::int64_t i, BlockTensor t, Quant quant);
 // Q, K and V of block `i` (Falcon: the fused tensor read once and split by its layout).
 std::array<HostTensor, 3> load_block_qkv(const ModelSource& src, std::int64_t i, Quant quant);
+// Bloom: the fused query_key_value.bias split the same way, f32.
+std::array<HostTensor, 3> load_block_qkv_bias(const ModelSource& src, std::int64_t i);
 // Expert `e`'s Gate, Up or Down of MoE block `i`, with the dense MLP's shapes.
 HostTensor load_expert_tensor(const ModelSource& src, std::int64_t i, std::int64_t e, BlockTensor t,
                               Quant quant);
@@ -120,7 +131,7 @@ std::vector<BlockWeights> load_blocks(const ModelSource& src, std::int64_t start
                                       Quant quant);
 HostTensor load_embeddings(const ModelSource& src, Quant quant);  // [vocab, hidden]
 HostTensor load_final_norm(const ModelSource& src);               // f32 [hidden]
-HostTensor load_final_norm_bias(const ModelSource& src);          // f32 [hidden] (Falcon)
+HostTensor load_final_norm_bias(const ModelSource& src);          // f32 [hidden] (Falcon, Bloom)
 // lm_head.weight, or the embeddings when tied (config.tied_embeddings or no lm_head present).
 HostTensor load_lm_head(const ModelSource& src, Quant quant);
 

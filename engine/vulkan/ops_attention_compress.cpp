@@ -22,7 +22,8 @@ std::uint32_t u32(std::int64_t v) {
 }  // namespace
 
 void VulkanBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                              std::int64_t n_past, float scale, std::int64_t window) {
+                              std::int64_t n_past, float scale, std::int64_t window,
+                              float alibi_max_bias) {
   const auto d = checks::attention(q, k, v, out, n_past, window);
   if (d.B == 0 || d.T == 0 || d.Hq == 0 || d.D == 0) return;
   if (d.D > kAttnMaxD)
@@ -42,10 +43,13 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
     part_keys = ((n_keys + kAttnMaxParts - 1) / kAttnMaxParts + wg - 1) / wg * wg;
   const std::int64_t parts = (n_keys + part_keys - 1) / part_keys;
   const bool split = d.T == 1 && parts >= 2;
+  const AlibiSlopes alibi(d.Hq, alibi_max_bias);
   struct {
     std::uint32_t B, T, Hq, Hkv, D, L, n_past;
     float scale;
     std::uint32_t q_base, k_base, v_base, o_base, parts, part_keys, window;
+    float alibi_m0, alibi_m1;
+    std::uint32_t alibi_n;
   } pc{u32(d.B),
        u32(d.T),
        u32(d.Hq),
@@ -60,7 +64,10 @@ void VulkanBackend::attention(const Tensor& q, const Tensor& k, const Tensor& v,
        ov.base,
        u32(split ? parts : 1),
        u32(part_keys),
-       u32(window)};
+       u32(window),
+       alibi.m0,
+       alibi.m1,
+       u32(alibi.n)};
   const std::int64_t rows = d.B * d.T * d.Hq;
   if (!split) {
     dispatch(pipeline("attention_f32", wg),

@@ -143,14 +143,26 @@ void VulkanBackend::silu_mul(const Tensor& gate, const Tensor& up, const Tensor&
            runtime::push_bytes(pc), grid("silu_mul", groups_for(n)), "silu_mul " + gate.describe());
 }
 
-void VulkanBackend::gelu(const Tensor& x, const Tensor& out) {
+void VulkanBackend::gelu(const Tensor& x, const Tensor& out, Gelu kind) {
   const std::int64_t n = checks::gelu(x, out);
   if (n == 0) return;
   const View a = whole("gelu", x, 4), o = whole("gelu", out, 4);
   EltPush pc{u32(n), a.base, a.base, o.base};
-  dispatch(pipeline("gelu_f32", kThreads),
+  dispatch(pipeline(kind == Gelu::erf ? "gelu_f32" : "gelu_tanh_f32", kThreads),
            {{a.ref, runtime::Access::Read}, {o.ref, runtime::Access::Write}},
            runtime::push_bytes(pc), grid("gelu", groups_for(n)), "gelu " + x.describe());
+}
+
+void VulkanBackend::bias_add(const Tensor& y, const Tensor& bias) {
+  const auto d = checks::bias_add(y, bias);
+  if (d.rows == 0 || d.cols == 0) return;
+  const View yv = whole("bias_add", y, 4), bv = whole("bias_add", bias, 4);
+  // n = all elements, b_base's row length rides in the otherwise unused o_base slot.
+  EltPush pc{u32(d.rows * d.cols), yv.base, bv.base, u32(d.cols)};
+  dispatch(pipeline("bias_add_f32", kThreads),
+           {{yv.ref, runtime::Access::ReadWrite}, {bv.ref, runtime::Access::Read}},
+           runtime::push_bytes(pc), grid("bias_add", groups_for(d.rows * d.cols)),
+           "bias_add " + y.describe());
 }
 
 void VulkanBackend::add(const Tensor& a, const Tensor& b, const Tensor& out) {

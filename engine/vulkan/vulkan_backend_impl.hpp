@@ -140,13 +140,15 @@ class VulkanBackend final : public Backend {
                   float eps) override;
   void rope(const Tensor& x, const Tensor& positions, const RopeConfig& cfg) override;
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out,
-                 std::int64_t n_past, float scale, std::int64_t window) override;
+                 std::int64_t n_past, float scale, std::int64_t window,
+                 float alibi_max_bias) override;
   void kv_write(const Tensor& src, const Tensor& dst, std::int64_t pos) override;
   void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
                      const RopeConfig& cfg, const Tensor& k_cache, const Tensor& v_cache,
                      std::int64_t pos) override;
   void silu_mul(const Tensor& gate, const Tensor& up, const Tensor& out) override;
-  void gelu(const Tensor& x, const Tensor& out) override;
+  void gelu(const Tensor& x, const Tensor& out, Gelu kind) override;
+  void bias_add(const Tensor& y, const Tensor& bias) override;
   void add(const Tensor& a, const Tensor& b, const Tensor& out) override;
   void embedding(const Tensor& ids, const Tensor& table, const Tensor& out) override;
   void softmax(const Tensor& x, const Tensor& out) override;

@@ -251,5 +251,10 @@ TEST(ClientSwarmFamilies, FalconOverTwoServersEqualsTheSingleProcessGreedyIds) {
   expect_two_server_ids_equal_single_process("tiny-falcon-new", 1);
 }
 
+// Bloom: ALiBi biases follow the absolute cache position on each server across steps.
+TEST(ClientSwarmFamilies, BloomOverTwoServersEqualsTheSingleProcessGreedyIds) {
+  expect_two_server_ids_equal_single_process("tiny-bloom", 1);
+}
+
 }  // namespace
 }  // namespace kwaai::client

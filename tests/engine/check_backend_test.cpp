@@ -41,13 +41,14 @@ class OneWrongOp final : public Backend {
                   float e) override {
     inner_->layer_norm(x, w, b, y, e);
   }
-  void gelu(const Tensor& x, const Tensor& o) override { inner_->gelu(x, o); }
+  void gelu(const Tensor& x, const Tensor& o, Gelu g) override { inner_->gelu(x, o, g); }
+  void bias_add(const Tensor& y, const Tensor& b) override { inner_->bias_add(y, b); }
   void rope(const Tensor& x, const Tensor& p, const RopeConfig& c) override {
     inner_->rope(x, p, c);
   }
   void attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o,
-                 std::int64_t n_past, float s, std::int64_t w) override {
-    inner_->attention(q, k, v, o, n_past, s, w);
+                 std::int64_t n_past, float s, std::int64_t w, float a) override {
+    inner_->attention(q, k, v, o, n_past, s, w, a);
   }
   void kv_write(const Tensor& s, const Tensor& d, std::int64_t p) override {
     inner_->kv_write(s, d, p);

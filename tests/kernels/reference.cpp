@@ -46,6 +46,15 @@ std::vector<double> layer_norm(const std::vector<float>& x, const std::vector<fl
   return y;
 }
 
+std::vector<double> gelu_tanh(const std::vector<float>& x) {
+  std::vector<double> y(x.size());
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    const double v = x[i];
+    y[i] = v * 0.5 * (1.0 + std::tanh(0.79788456 * v * (1.0 + 0.044715 * v * v)));
+  }
+  return y;
+}
+
 std::vector<double> gelu(const std::vector<float>& x) {
   std::vector<double> y(x.size());
   for (std::size_t i = 0; i < x.size(); ++i)
@@ -115,7 +124,22 @@ std::vector<double> rope(const std::vector<float>& x, const std::vector<std::int
 std::vector<double> attention(const std::vector<float>& q, const std::vector<float>& k,
                               const std::vector<float>& v, std::int64_t B, std::int64_t T,
                               std::int64_t Hq, std::int64_t Hkv, std::int64_t D, std::int64_t L,
-                              std::int64_t n_past, double scale, std::int64_t window) {
+                              std::int64_t n_past, double scale, std::int64_t window,
+                              double alibi_max_bias) {
+  // ALiBi slopes as HF's build_alibi_tensor writes them (for max bias 8): powers of
+  // base = 2^(-8 / p) for the largest power of two p <= Hq, then odd powers of
+  // extra = 2^(-4 / p) for the remaining heads; other max biases scale the exponents.
+  std::vector<double> slope(static_cast<std::size_t>(Hq), 0.0);
+  if (alibi_max_bias > 0) {
+    std::int64_t p2 = 1;
+    while (p2 * 2 <= Hq) p2 *= 2;
+    const double base = std::pow(2.0, -alibi_max_bias / static_cast<double>(p2));
+    const double extra = std::pow(2.0, -alibi_max_bias / static_cast<double>(2 * p2));
+    for (std::int64_t h = 0; h < Hq; ++h)
+      slope[static_cast<std::size_t>(h)] =
+          h < p2 ? std::pow(base, static_cast<double>(h + 1))
+                 : std::pow(extra, static_cast<double>(2 * (h - p2) + 1));
+  }
   std::vector<double> out(q.size());
   for (std::int64_t b = 0; b < B; ++b)
     for (std::int64_t t = 0; t < T; ++t)
@@ -130,7 +154,9 @@ std::vector<double> attention(const std::vector<float>& q, const std::vector<flo
           for (std::int64_t i = 0; i < D; ++i)
             d += static_cast<double>(q[static_cast<std::size_t>(((b * T + t) * Hq + h) * D + i)]) *
                  k[static_cast<std::size_t>(((b * L + j) * Hkv + g) * D + i)];
-          s[static_cast<std::size_t>(j)] = j < lo ? -INFINITY : d * scale;
+          // HF adds slope * j (absolute key position); the softmax is the same as for j - p.
+          s[static_cast<std::size_t>(j)] =
+              j < lo ? -INFINITY : d * scale + slope[static_cast<std::size_t>(h)] * j;
         }
         const double mx = *std::max_element(s.begin(), s.end());
         double sum = 0;

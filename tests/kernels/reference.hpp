@@ -19,6 +19,7 @@ std::vector<double> layer_norm(const std::vector<float>& x, const std::vector<fl
                                const std::vector<float>& b, std::int64_t rows, std::int64_t cols,
                                float eps);
 std::vector<double> gelu(const std::vector<float>& x);
+std::vector<double> gelu_tanh(const std::vector<float>& x);  // Bloom's bloom_gelu_forward
 std::vector<double> rms_norm(const std::vector<float>& x, const std::vector<float>& w,
                              std::int64_t rows, std::int64_t cols, float eps);
 std::vector<double> inv_freq(const engine::RopeConfig& cfg, std::int64_t D);
@@ -29,7 +30,8 @@ std::vector<double> rope(const std::vector<float>& x, const std::vector<std::int
 std::vector<double> attention(const std::vector<float>& q, const std::vector<float>& k,
                               const std::vector<float>& v, std::int64_t B, std::int64_t T,
                               std::int64_t Hq, std::int64_t Hkv, std::int64_t D, std::int64_t L,
-                              std::int64_t n_past, double scale, std::int64_t window = 0);
+                              std::int64_t n_past, double scale, std::int64_t window = 0,
+                              double alibi_max_bias = 0.0);
 std::vector<double> silu_mul(const std::vector<float>& g, const std::vector<float>& u);
 std::vector<double> softmax(const std::vector<float>& x, std::int64_t rows, std::int64_t cols);
 std::vector<std::int32_t> argmax(const std::vector<float>& x, std::int64_t rows, std::int64_t cols);

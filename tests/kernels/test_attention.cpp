@@ -13,13 +13,15 @@ using engine::DType;
 struct AttnCase {
   std::int64_t B, T, Hq, Hkv, D, L, n_past;
   std::int64_t window = 0;  // sliding window (0: full causal)
+  float alibi = 0.0f;       // ALiBi max bias (0: none; Bloom: 8)
 };
 
 void run_attention(engine::Backend& be, Rng& rng, const AttnCase& c, float logit_range = 1.0f) {
   SCOPED_TRACE("B " + std::to_string(c.B) + " T " + std::to_string(c.T) + " Hq " +
                std::to_string(c.Hq) + " Hkv " + std::to_string(c.Hkv) + " D " +
                std::to_string(c.D) + " L " + std::to_string(c.L) + " n_past " +
-               std::to_string(c.n_past) + " window " + std::to_string(c.window));
+               std::to_string(c.n_past) + " window " + std::to_string(c.window) + " alibi " +
+               std::to_string(c.alibi));
   const auto q = rng.vec(c.B * c.T * c.Hq * c.D, -logit_range, logit_range);
   auto k = rng.vec(c.B * c.L * c.Hkv * c.D);
   const auto v = rng.vec(c.B * c.L * c.Hkv * c.D);
@@ -39,11 +41,12 @@ void run_attention(engine::Backend& be, Rng& rng, const AttnCase& c, float logit
   const auto out = poisoned(be, DType::F32, {c.B, c.T, c.Hq, c.D});
   be.attention(upload(be, DType::F32, {c.B, c.T, c.Hq, c.D}, q),
                upload(be, DType::F32, {c.B, c.L, c.Hkv, c.D}, k),
-               upload(be, DType::F32, {c.B, c.L, c.Hkv, c.D}, v), out, c.n_past, scale, c.window);
+               upload(be, DType::F32, {c.B, c.L, c.Hkv, c.D}, v), out, c.n_past, scale, c.window,
+               c.alibi);
   EXPECT_TRUE(all_close(
       download<float>(be, out),
-      ref::attention(q, k, v, c.B, c.T, c.Hq, c.Hkv, c.D, c.L, c.n_past, scale, c.window), 2e-5,
-      1e-4));
+      ref::attention(q, k, v, c.B, c.T, c.Hq, c.Hkv, c.D, c.L, c.n_past, scale, c.window, c.alibi),
+      2e-5, 1e-4));
 }
 
 class AttentionTest : public OpTest {};
@@ -118,26 +121,40 @@ TEST_P(AttentionTest, sliding_window_keeps_the_last_w_rows) {
   run_attention(be(), rng, {1, 1, 8, 2, 64, 20, 17, 8});      // decode, row path
   run_attention(be(), rng, {1, 1, 8, 2, 64, 703, 700, 300});  // decode, blocked / split
   run_attention(be(), rng, {1, 1, 4, 4, 33, 600, 599, 257});
-  run_attention(be(), rng, {1, 9, 4, 2, 16, 12, 2, 1});       // window 1: itself only
-  run_attention(be(), rng, {1, 9, 4, 2, 16, 12, 2, 1000});    // wider than the context
+  run_attention(be(), rng, {1, 9, 4, 2, 16, 12, 2, 1});     // window 1: itself only
+  run_attention(be(), rng, {1, 9, 4, 2, 16, 12, 2, 1000});  // wider than the context
+}
+
+// ALiBi (Bloom): the per-head linear bias on key distance, with head counts that are and are
+// not powers of two (6 and 12 take HF's extra-slope rule), on the CPU's row and blocked paths,
+// prefill after a past, and decode after long pasts (Vulkan's split path), where a bias of -0.5
+// per key decides which keys matter at all.
+TEST_P(AttentionTest, alibi_biases_each_head_by_key_distance) {
+  KWAAI_SEEDED_RNG();
+  run_attention(be(), rng, {1, 5, 6, 6, 16, 8, 0, 0, 8.0f});        // row path, prefill
+  run_attention(be(), rng, {1, 17, 6, 6, 16, 18, 0, 0, 8.0f});      // tiny-bloom's shape
+  run_attention(be(), rng, {2, 70, 12, 12, 32, 100, 20, 0, 8.0f});  // blocked, a past, batched
+  run_attention(be(), rng, {1, 1, 8, 8, 64, 20, 17, 0, 8.0f});      // decode, row path
+  run_attention(be(), rng, {1, 1, 6, 6, 64, 703, 700, 0, 8.0f});    // decode, blocked / split
+  run_attention(be(), rng, {1, 1, 16, 16, 64, 300, 290, 0, 8.0f}, 20.0f);
 }
 
 TEST_P(AttentionTest, rejects_bad_shapes_and_cache_overflow) {
   auto& b = be();
   const auto q = b.alloc(DType::F32, {1, 2, 4, 8});
   const auto k = b.alloc(DType::F32, {1, 10, 2, 8});
-  EXPECT_TRUE(throws_invalid("attention", [&] { b.attention(q, k, k, q, 9, 1.0f, 0); }));
+  EXPECT_TRUE(throws_invalid("attention", [&] { b.attention(q, k, k, q, 9, 1.0f, 0, 0.0f); }));
   EXPECT_TRUE(throws_invalid("attention", [&] {
     b.attention(q, b.alloc(DType::F32, {1, 10, 3, 8}), b.alloc(DType::F32, {1, 10, 3, 8}), q, 0,
-                1.0f, 0);
+                1.0f, 0, 0.0f);
   }));
   EXPECT_TRUE(throws_invalid("attention", [&] {
-    b.attention(q, k, b.alloc(DType::F32, {1, 10, 2, 4}), q, 0, 1.0f, 0);
+    b.attention(q, k, b.alloc(DType::F32, {1, 10, 2, 4}), q, 0, 1.0f, 0, 0.0f);
   }));
   EXPECT_TRUE(throws_invalid("attention", [&] {
-    b.attention(q, k, k, b.alloc(DType::F32, {1, 2, 4, 4}), 0, 1.0f, 0);
+    b.attention(q, k, k, b.alloc(DType::F32, {1, 2, 4, 4}), 0, 1.0f, 0, 0.0f);
   }));
-  EXPECT_TRUE(throws_invalid("attention", [&] { b.attention(q, k, k, q, 0, 1.0f, -1); }));
+  EXPECT_TRUE(throws_invalid("attention", [&] { b.attention(q, k, k, q, 0, 1.0f, -1, 0.0f); }));
 }
 
 KWAAI_INSTANTIATE_OPS(AttentionTest);

@@ -57,11 +57,32 @@ TEST_P(ElementwiseTest, gelu_odd_sizes_and_in_place) {
     const auto x = rng.vec(n, -8, 8);
     const auto xt = upload(be(), DType::F32, {n}, x);
     auto out = poisoned(be(), DType::F32, {n});
-    be().gelu(xt, out);
+    be().gelu(xt, out, engine::Gelu::erf);
     EXPECT_TRUE(all_close(download<float>(be(), out), ref::gelu(x), 1e-6, 1e-5));
-    be().gelu(xt, xt);
+    out = poisoned(be(), DType::F32, {n});
+    be().gelu(xt, out, engine::Gelu::tanh);
+    EXPECT_TRUE(all_close(download<float>(be(), out), ref::gelu_tanh(x), 1e-6, 1e-5));
+    be().gelu(xt, xt, engine::Gelu::erf);
     EXPECT_TRUE(all_close(download<float>(be(), xt), ref::gelu(x), 1e-6, 1e-5));
   }
+}
+
+TEST_P(ElementwiseTest, bias_add_broadcasts_over_rows_of_a_view) {
+  KWAAI_SEEDED_RNG();
+  for (std::int64_t cols : {1, 7, 33, 4097})
+    for (std::int64_t rows : {1, 5}) {
+      SCOPED_TRACE("rows " + std::to_string(rows) + " cols " + std::to_string(cols));
+      const auto y = rng.vec((rows + 2) * cols), b = rng.vec(cols);
+      const auto yt = upload(be(), DType::F32, {rows + 2, cols}, y);
+      // Rows 1 .. rows of a larger tensor: the view's offset must be honoured, rows 0 and
+      // rows + 1 left alone.
+      be().bias_add(yt.slice_rows(1, rows + 1), upload(be(), DType::F32, {cols}, b));
+      std::vector<double> want(y.begin(), y.end());
+      for (std::int64_t r = 1; r <= rows; ++r)
+        for (std::int64_t i = 0; i < cols; ++i)
+          want[static_cast<std::size_t>(r * cols + i)] += b[static_cast<std::size_t>(i)];
+      EXPECT_TRUE(all_close(download<float>(be(), yt), want, 0, 1e-6));
+    }
 }
 
 TEST_P(ElementwiseTest, silu_mul_and_add_odd_sizes) {
@@ -240,7 +261,10 @@ TEST_P(ElementwiseTest, rejects_mismatched_shapes_and_dtypes) {
   EXPECT_TRUE(throws_invalid("layer_norm", [&] {
     b.layer_norm(a, b.alloc(DType::F32, {8}), b.alloc(DType::F32, {7}), a, 1e-5f);
   }));
-  EXPECT_TRUE(throws_invalid("gelu", [&] { b.gelu(a, b.alloc(DType::F32, {8, 4})); }));
+  EXPECT_TRUE(throws_invalid("gelu", [&] {
+    b.gelu(a, b.alloc(DType::F32, {8, 4}), engine::Gelu::erf);
+  }));
+  EXPECT_TRUE(throws_invalid("bias_add", [&] { b.bias_add(a, b.alloc(DType::F32, {4})); }));
   EXPECT_TRUE(throws_invalid("add", [&] { b.add(a, b.alloc(DType::F16, {4, 8}), a); }));
   EXPECT_TRUE(throws_invalid("softmax", [&] { b.softmax(a, b.alloc(DType::F32, {4, 9})); }));
   EXPECT_TRUE(throws_invalid("argmax", [&] { b.argmax(a, b.alloc(DType::F32, {4})); }));

@@ -486,7 +486,7 @@ TEST_F(VulkanBackendTest, HeadDimOverKernelLimitIsALengthError) {
   Tensor q = be_->alloc(DType::F32, {1, 1, 1, 1024});
   Tensor k = be_->alloc(DType::F32, {1, 4, 1, 1024});
   Tensor o = be_->alloc(DType::F32, {1, 1, 1, 1024});
-  EXPECT_THROW(be_->attention(q, k, k, o, 0, 1.0f, 0), std::length_error);
+  EXPECT_THROW(be_->attention(q, k, k, o, 0, 1.0f, 0, 0.0f), std::length_error);
 }
 
 TEST_F(VulkanBackendTest, ActivationOverOneBindingIsALengthError) {

@@ -11,6 +11,9 @@
 //   by the parallel attention and GELU MLP, fused QKV [q heads | k | v], tied head.
 //   tiny-falcon-new: the 40B/180B layout: grouped KV (6/2), ln_attn + ln_mlp, the fused rows
 //   grouped per KV head.
+//   tiny-bloom: ALiBi with 6 heads (not a power of two: HF's extra-slope rule), LayerNorms and
+//   linear layers with biases, fused QKV per head, tanh GELU, word_embeddings_layernorm in the
+//   model's input end (hidden_in is after it).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -239,13 +242,38 @@ TEST(FamilyConfig, FalconFusedQkvIsSplitPerKvGroup) {
   }
 }
 
+TEST(FamilyConfig, BloomIsReadFromTheConfig) {
+  const ModelConfig c = open_model(model_dir("tiny-bloom"))->config();
+  EXPECT_TRUE(c.bloom);
+  EXPECT_EQ(c.heads, 6);   // n_head
+  EXPECT_EQ(c.layers, 3);  // n_layer
+  EXPECT_EQ(c.kv_heads, 6);
+  EXPECT_EQ(c.intermediate, 4 * 96);
+  EXPECT_EQ(c.alibi_max_bias, 8.0f);
+  EXPECT_TRUE(c.tied_embeddings);
+  // HF's slopes for 6 heads (the README's list): 4 from base 1/4, then 2 odd powers of 1/2.
+  const AlibiSlopes slopes(6, 8.0f);
+  const float want[] = {0.25f, 0.0625f, 0.015625f, 0.00390625f, 0.5f, 0.125f};
+  for (int h = 0; h < 6; ++h) EXPECT_FLOAT_EQ(slopes(h), want[h]) << h;
+  EXPECT_EQ(block_tensor_name(c, 2, BlockTensor::VBias),
+            "transformer.h.2.self_attention.query_key_value.bias");
+  try {
+    (void)parse_hf_config(
+        R"({"model_type": "bloom", "apply_residual_connection_post_layernorm": true})");
+    ADD_FAILURE();
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("apply_residual_connection_post_layernorm"),
+              std::string::npos);
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(
     Models, FamilyReference,
     ::testing::Values(FamilyCase{"tiny-mistral", "cpu"}, FamilyCase{"tiny-mistral", "vulkan"},
                       FamilyCase{"tiny-mixtral", "cpu"}, FamilyCase{"tiny-mixtral", "vulkan"},
                       FamilyCase{"tiny-falcon-7b", "cpu"}, FamilyCase{"tiny-falcon-7b", "vulkan"},
-                      FamilyCase{"tiny-falcon-new", "cpu"},
-                      FamilyCase{"tiny-falcon-new", "vulkan"}),
+                      FamilyCase{"tiny-falcon-new", "cpu"}, FamilyCase{"tiny-falcon-new", "vulkan"},
+                      FamilyCase{"tiny-bloom", "cpu"}, FamilyCase{"tiny-bloom", "vulkan"}),
     [](const auto& info) {
       std::string n = info.param.model + "_" + info.param.device;
       for (auto& c : n)
