@@ -149,11 +149,7 @@ int run_serve(const ServeOptions& o, const GlobalOptions& global) {
     // repo id; Falcon: the basename; Llama, and Mistral, which Petals would serve as a Llama: the
     // basename + "-hf"); for a local checkpoint the folder (or file) name stands in for the repo
     // id.
-    const auto family = cfg.bloom         ? petals::ModelFamily::bloom
-                        : cfg.falcon      ? petals::ModelFamily::falcon
-                        : cfg.experts > 0 ? petals::ModelFamily::mixtral
-                                          : petals::ModelFamily::llama;
-    auto p = petals::derive_dht_prefix(family, model_label(o.model));
+    auto p = petals::derive_dht_prefix(serve::petals_family(cfg), model_label(o.model));
     if (!p)
       throw std::invalid_argument("cannot derive a dht prefix: " + p.error().message +
                                   " (use --dht-prefix)");

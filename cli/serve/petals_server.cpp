@@ -228,4 +228,11 @@ asio::awaitable<void> PetalsServer::shutdown() {
   im.stopped = true;
 }
 
+petals::ModelFamily petals_family(const engine::ModelConfig& cfg) {
+  if (cfg.bloom) return petals::ModelFamily::bloom;
+  if (cfg.falcon) return petals::ModelFamily::falcon;
+  if (cfg.experts > 0) return petals::ModelFamily::mixtral;
+  return petals::ModelFamily::llama;
+}
+
 }  // namespace kwaai::serve

@@ -24,6 +24,7 @@
 #include "p2p/petals/limits.hpp"
 #include "p2p/petals/rpc_messages.hpp"
 #include "p2p/petals/server_info.hpp"
+#include "p2p/petals/uids.hpp"
 
 namespace kwaai::serve {
 
@@ -131,5 +132,9 @@ asio::awaitable<std::size_t> announce_span(hm::net::DHTNode& dht, const lp::Peer
 // "float16") overrides. Throws std::invalid_argument for other names.
 hm::DType resolve_server_dtype(const std::string& checkpoint_torch_dtype,
                                const std::string& requested = "auto");
+
+// The Petals family whose DHT-prefix rule a checkpoint announces under: Bloom, Falcon, Mixtral
+// (a MoE config), else Llama (Llama, and Mistral, which Petals would serve as a Llama).
+petals::ModelFamily petals_family(const engine::ModelConfig& cfg);
 
 }  // namespace kwaai::serve

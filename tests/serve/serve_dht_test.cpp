@@ -129,5 +129,20 @@ TEST(ServeAnnounce, RecordsGoJoiningOnlineOfflineWithTheSpanAndRegistry) {
   });
 }
 
+// Each family's checkpoint announces under its Petals rule (engine config -> family -> prefix).
+TEST(ServeDhtPrefix, EachFamilyTakesItsPetalsRule) {
+  const std::string models = std::string(KWAAI_SHARED_DIR) + "/models/";
+  auto prefix = [&](const std::string& model, const std::string& repo) {
+    const auto cfg = engine::open_model(models + model)->config();
+    return p2p::petals::derive_dht_prefix(petals_family(cfg), repo).value();
+  };
+  EXPECT_EQ(prefix("tiny-mistral", "mistralai/Mistral-7B-v0.1"), "Mistral-7B-v0-1-hf");
+  EXPECT_EQ(prefix("tiny-mixtral", "mistralai/Mixtral-8x7B-Instruct-v0.1"),
+            "mistralai/Mixtral-8x7B-Instruct-v0-1");
+  EXPECT_EQ(prefix("tiny-falcon-new", "tiiuae/falcon-180B"), "falcon-180B");
+  EXPECT_EQ(prefix("tiny-falcon-7b", "tiiuae/falcon-7b"), "falcon-7b");
+  EXPECT_EQ(prefix("tiny-bloom", "bigscience/bloom-560m"), "bigscience/bloom-560m-petals");
+}
+
 }  // namespace
 }  // namespace kwaai::serve::test
