@@ -16,6 +16,7 @@
 #include "engine/llama/llama_config.hpp"
 #include "engine/llama/synthetic_source.hpp"
 #include "engine/model/gguf_writer.hpp"
+#include "engine/model/model_source_impl.hpp"
 #include "engine/model/model_source.hpp"
 
 namespace {
@@ -77,26 +78,9 @@ std::uint32_t file_type(const std::string& type) {
 }
 
 std::string gguf_name(const std::string& hf) {
-  if (hf == kEmbedName) return "token_embd.weight";
-  if (hf == kFinalNormName) return "output_norm.weight";
-  if (hf == kLmHeadName) return "output.weight";
-  static const std::pair<const char*, const char*> suffixes[] = {
-      {"input_layernorm.weight", "attn_norm.weight"},
-      {"self_attn.q_proj.weight", "attn_q.weight"},
-      {"self_attn.k_proj.weight", "attn_k.weight"},
-      {"self_attn.v_proj.weight", "attn_v.weight"},
-      {"self_attn.o_proj.weight", "attn_output.weight"},
-      {"post_attention_layernorm.weight", "ffn_norm.weight"},
-      {"mlp.gate_proj.weight", "ffn_gate.weight"},
-      {"mlp.up_proj.weight", "ffn_up.weight"},
-      {"mlp.down_proj.weight", "ffn_down.weight"}};
-  const std::string pre = "model.layers.";
-  const auto dot = hf.find('.', pre.size());
-  const std::string layer = hf.substr(pre.size(), dot - pre.size());
-  const std::string rest = hf.substr(dot + 1);
-  for (const auto& [h, g] : suffixes)
-    if (rest == h) return "blk." + layer + "." + g;
-  throw std::runtime_error("no GGUF name for " + hf);
+  std::string g = detail::gguf_tensor_name(hf);
+  if (g.empty()) throw std::runtime_error("no GGUF name for " + hf);
+  return g;
 }
 
 }  // namespace

@@ -1,7 +1,7 @@
-// `kwaainet quantize IN.gguf OUT.gguf --type q8_0|q4_0|q4_k_s|q4_k_m|q5_k_s|q5_k_m|q6_k`: a GGUF
-// file re-quantized with llama-quantize's per-tensor rule (engine/model/quantize.hpp), the
-// tokenizer and every other metadata key kept. Like llama-quantize it reads GGUF; an HF folder
-// is refused with what to do instead.
+// `kwaainet quantize IN OUT.gguf --type q8_0|q4_0|q4_k_s|q4_k_m|q5_k_s|q5_k_m|q6_k`: IN a GGUF
+// file (re-quantized with llama-quantize's per-tensor rule, engine/model/quantize.hpp, the
+// tokenizer and every other metadata key kept) or an HF Llama-family folder (converted as
+// llama.cpp's convert + llama-quantize would, with its tokenizer.json as GGUF metadata).
 #include <fmt/format.h>
 
 #include <filesystem>
@@ -24,16 +24,13 @@ struct QuantizeArgs {
 };
 
 int run_quantize(const QuantizeArgs& a) {
-  if (std::filesystem::is_directory(a.in))
-    throw std::runtime_error(
-        "quantize: " + a.in +
-        " is a folder; quantize reads GGUF files (an HF checkpoint is quantized at load time "
-        "with --quant on generate / serve / bench)");
   const engine::QuantMix mix = engine::quant_mix_from_name(a.type);
   const int threads = a.threads > 0
                           ? a.threads
                           : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  const engine::QuantizeReport r = engine::quantize_gguf(a.in, a.out, mix, threads);
+  const engine::QuantizeReport r = std::filesystem::is_directory(a.in)
+                                       ? engine::quantize_hf(a.in, a.out, mix, threads)
+                                       : engine::quantize_gguf(a.in, a.out, mix, threads);
   std::string counts;
   for (const auto& [t, n] : r.count)
     counts += fmt::format("{}{} {}", counts.empty() ? "" : ", ", n, engine::dtype_name(t));
@@ -46,9 +43,12 @@ int run_quantize(const QuantizeArgs& a) {
 }  // namespace
 
 void register_quantize(CLI::App& app, GlobalOptions&) {
-  auto* cmd = app.add_subcommand("quantize", "Re-quantize a GGUF file (as llama-quantize)");
+  auto* cmd = app.add_subcommand(
+      "quantize", "HF folder or GGUF file -> a GGUF file of a quantization mix (as llama-quantize)");
   auto a = std::make_shared<QuantizeArgs>();
-  cmd->add_option("in", a->in, "input .gguf file")->required()->check(CLI::ExistingFile);
+  cmd->add_option("in", a->in, "input: a .gguf file or an HF Llama-family folder")
+      ->required()
+      ->check(CLI::ExistingPath);
   cmd->add_option("out", a->out, "output .gguf file")->required();
   cmd->add_option("--type", a->type, "target: " + engine::quant_mix_choices())
       ->required()

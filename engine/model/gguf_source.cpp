@@ -49,6 +49,43 @@ std::string hf_name(const std::string& g) {
   return "model.layers." + idx + "." + it->second;
 }
 
+}  // namespace
+
+std::string gguf_tensor_name(const std::string& hf) {
+  if (hf == kEmbedName) return "token_embd.weight";
+  if (hf == kFinalNormName) return "output_norm.weight";
+  if (hf == kLmHeadName) return "output.weight";
+  const std::string pre = "model.layers.";
+  if (!hf.starts_with(pre)) return {};
+  const auto dot = hf.find('.', pre.size());
+  if (dot == std::string::npos) return {};
+  const std::string rest = hf.substr(dot + 1);
+  for (const auto& [g, h] : block_names())
+    if (h == rest) return "blk." + hf.substr(pre.size(), dot - pre.size()) + "." + g;
+  return {};
+}
+
+void permute_qk_rows(std::vector<std::byte>& rows, std::int64_t heads, std::int64_t d,
+                     bool to_gguf) {
+  const auto n = static_cast<std::size_t>(heads * d);
+  if (n == 0 || rows.size() % n != 0)
+    throw std::invalid_argument("permute_qk_rows: " + std::to_string(rows.size()) +
+                                " bytes are not " + std::to_string(n) + " rows");
+  const std::size_t row_bytes = rows.size() / n;
+  std::vector<std::byte> out(rows.size());
+  for (std::int64_t h = 0; h < heads; ++h)
+    for (std::int64_t i = 0; i < d / 2; ++i)
+      for (std::int64_t j = 0; j < 2; ++j) {
+        const std::int64_t g = h * d + 2 * i + j, f = h * d + j * (d / 2) + i;
+        const std::int64_t from = to_gguf ? f : g, to = to_gguf ? g : f;
+        std::memcpy(out.data() + static_cast<std::size_t>(to) * row_bytes,
+                    rows.data() + static_cast<std::size_t>(from) * row_bytes, row_bytes);
+      }
+  rows.swap(out);
+}
+
+namespace {
+
 class GgufSource final : public ModelSource {
  public:
   explicit GgufSource(const std::string& path) : path_(path), file_(path) {
@@ -98,18 +135,8 @@ class GgufSource final : public ModelSource {
                                shape_str(v.shape) + ", expected " +
                                std::to_string(heads * config_.head_dim) + " rows to un-permute");
     }
-    const std::size_t row_bytes = v.data.size() / static_cast<std::size_t>(rows);
-    const std::int64_t d = config_.head_dim;
-    t.data.resize(v.data.size());
-    for (std::int64_t h = 0; h < heads; ++h) {
-      for (std::int64_t i = 0; i < d / 2; ++i) {
-        for (std::int64_t j = 0; j < 2; ++j) {
-          const std::int64_t src = h * d + 2 * i + j;
-          const std::int64_t dst = h * d + j * (d / 2) + i;
-          std::memcpy(t.data.data() + dst * row_bytes, v.data.data() + src * row_bytes, row_bytes);
-        }
-      }
-    }
+    t.data.assign(v.data.begin(), v.data.end());
+    permute_qk_rows(t.data, heads, config_.head_dim, false);
     return t;
   }
 

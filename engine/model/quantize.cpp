@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <stdexcept>
 #include <vector>
 
@@ -9,6 +10,9 @@
 #include "engine/model/gguf.hpp"
 #include "engine/model/gguf_writer.hpp"
 #include "engine/model/host_tensor.hpp"
+#include "engine/model/model_source.hpp"
+#include "engine/model/model_source_impl.hpp"
+#include "engine/model/tokenizer.hpp"
 
 namespace kwaai::engine {
 
@@ -146,6 +150,93 @@ QuantizeReport quantize_gguf(const std::string& in, const std::string& out, Quan
       continue;
     }
     const HostTensor conv = convert_tensor(v, to, threads);  // rows through f32, threaded
+    w.write_tensor(conv.bytes());
+    rep.bytes_out += conv.data.size();
+  }
+  w.finish();
+  rep.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return rep;
+}
+
+QuantizeReport quantize_hf(const std::string& dir, const std::string& out, QuantMix mix,
+                           int threads) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const auto src = open_model(dir);
+  const ModelConfig& c = src->config();
+  auto refuse = [&](const std::string& why) {
+    throw std::runtime_error("quantize: " + dir + ": " + why);
+  };
+  if (src->format() != "safetensors") refuse("not an HF checkpoint folder");
+  if (c.falcon || c.bloom || c.experts > 0)
+    refuse("GGUF export covers the Llama family only (" + c.describe() + ")");
+  if (c.sliding_window > 0) refuse("a llama GGUF has no sliding window (" + c.describe() + ")");
+  if (c.rope.llama3_factor > 1.0f)
+    refuse("Llama-3 rope scaling goes into GGUF as a rope_freqs tensor, which is not written");
+  const auto tok = Tokenizer::from_model_dir(dir);
+  if (!tok) refuse("no tokenizer.json (the GGUF file carries the tokenizer)");
+
+  GgufWriter w;
+  w.add_string("general.architecture", "llama");
+  w.add_string("general.name", std::filesystem::path(dir).filename().string());
+  w.add_u32("general.file_type", quant_mix_file_type(mix));
+  w.add_u32("general.quantization_version", 2);
+  auto u32 = [](std::int64_t v) { return static_cast<std::uint32_t>(v); };
+  w.add_u32("llama.context_length", u32(c.max_position));
+  w.add_u32("llama.embedding_length", u32(c.hidden));
+  w.add_u32("llama.block_count", u32(c.layers));
+  w.add_u32("llama.feed_forward_length", u32(c.intermediate));
+  w.add_u32("llama.attention.head_count", u32(c.heads));
+  w.add_u32("llama.attention.head_count_kv", u32(c.kv_heads));
+  if (c.head_dim * c.heads != c.hidden) {
+    w.add_u32("llama.attention.key_length", u32(c.head_dim));
+    w.add_u32("llama.attention.value_length", u32(c.head_dim));
+  }
+  w.add_u32("llama.rope.dimension_count", u32(c.head_dim));
+  w.add_f32("llama.attention.layer_norm_rms_epsilon", c.rms_eps);
+  w.add_f32("llama.rope.freq_base", c.rope.theta);
+  w.add_u32("llama.vocab_size", u32(c.vocab));
+  tok->write_gguf_metadata(w);
+
+  // llama.cpp's order: embeddings, the blocks, the final norm, the head (when not tied).
+  std::vector<std::string> names = {kEmbedName};
+  for (std::int64_t i = 0; i < c.layers; ++i)
+    for (BlockTensor t : {BlockTensor::InputNorm, BlockTensor::Q, BlockTensor::K, BlockTensor::V,
+                          BlockTensor::O, BlockTensor::PostNorm, BlockTensor::Gate,
+                          BlockTensor::Up, BlockTensor::Down})
+      names.push_back(block_tensor_name(i, t));
+  names.push_back(kFinalNormName);
+  const bool has_output = !c.tied_embeddings && src->has(kLmHeadName);
+  if (has_output) names.push_back(kLmHeadName);
+
+  std::vector<DType> target;
+  std::vector<std::string> gguf_names;
+  for (const auto& n : names) {
+    const TensorInfo info = src->info(n);
+    gguf_names.push_back(detail::gguf_tensor_name(n));
+    // Norms go to f32 (what llama.cpp's converter writes); matrices by the mix.
+    target.push_back(info.shape.size() == 2 ? quant_mix_type(mix, gguf_names.back(), info.shape,
+                                                             info.dtype, c.layers, has_output)
+                                            : DType::F32);
+    w.add_tensor(gguf_names.back(), target.back(), info.shape);
+  }
+  QuantizeReport rep;
+  w.begin(out);
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    HostTensor t = src->load(names[i]);  // as stored; one tensor on the host at a time
+    rep.bytes_in += t.data.size();
+    std::int64_t heads = 0;
+    if (names[i].ends_with("self_attn.q_proj.weight")) heads = c.heads;
+    if (names[i].ends_with("self_attn.k_proj.weight")) heads = c.kv_heads;
+    if (heads > 0) detail::permute_qk_rows(t.data, heads, c.head_dim, true);
+    ++rep.count[target[i]];
+    ++rep.tensors;
+    if (t.dtype == target[i]) {
+      w.write_tensor(t.bytes());
+      rep.bytes_out += t.data.size();
+      continue;
+    }
+    const HostTensor conv =
+        convert_tensor(TensorView{t.name, t.dtype, t.shape, t.bytes()}, target[i], threads);
     w.write_tensor(conv.bytes());
     rep.bytes_out += conv.data.size();
   }

@@ -47,4 +47,14 @@ struct QuantizeReport {
 QuantizeReport quantize_gguf(const std::string& in, const std::string& out, QuantMix mix,
                              int threads);
 
+// An HF Llama-family checkpoint folder (config.json, safetensors, tokenizer.json) written as a
+// llama-architecture GGUF file of `mix`, as llama.cpp's convert + llama-quantize would: GGUF
+// tensor names, q/k rows in GGUF's interleaved rotary order, the llama.* metadata from the
+// config, the tokenizer as tokenizer.ggml.* (Tokenizer::write_gguf_metadata); norms in f32.
+// Refused by name (std::runtime_error): other families, a sliding window or Llama-3 rope
+// scaling (which a llama GGUF carries as a rope_freqs tensor this reader refuses), and a folder
+// without tokenizer.json.
+QuantizeReport quantize_hf(const std::string& dir, const std::string& out, QuantMix mix,
+                           int threads);
+
 }  // namespace kwaai::engine

@@ -20,6 +20,7 @@
 namespace kwaai::engine {
 
 struct GgufHeader;
+class GgufWriter;
 
 class Tokenizer {
  public:
@@ -60,6 +61,13 @@ class Tokenizer {
   std::optional<std::int32_t> token_to_id(std::string_view token) const;
   std::string id_to_token(std::int32_t id) const;  // raw vocab string; throws on bad id
   bool is_special(std::int32_t id) const;
+
+  // Writes this tokenizer as llama.cpp's tokenizer.ggml.* metadata, the inverse of
+  // from_gguf_metadata: SentencePiece-style BPE as model "llama" with each merged token scored
+  // by minus its merge rank (so score-ordered merging is rank-ordered merging), byte-level BPE
+  // as "gpt2" + pre "llama-bpe" with the merges. Token types: added special tokens control (3),
+  // other added ones user-defined (4), <unk> unknown (2), <0xNN> byte (6), else normal (1).
+  void write_gguf_metadata(GgufWriter& w) const;
 
   struct Impl;  // opaque; defined in engine/model/tokenizer_impl.hpp
 

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "engine/model/gguf.hpp"
+#include "engine/model/gguf_writer.hpp"
 #include "engine/model/tokenizer_impl.hpp"
 #include "engine/model/tokenizer_text.hpp"
 
@@ -161,6 +162,65 @@ std::optional<Tokenizer> Tokenizer::from_gguf_metadata(const GgufHeader& h,
 std::optional<Tokenizer> Tokenizer::from_gguf(const std::string& path) {
   GgufFile f(path);
   return from_gguf_metadata(f.header(), path);
+}
+
+void Tokenizer::write_gguf_metadata(GgufWriter& w) const {
+  const Impl& m = *impl_;
+  const std::size_t n = m.id_to_tok.size();
+  std::vector<std::string> tokens(n);
+  std::vector<std::int32_t> types(n, kNormal);
+  for (std::size_t id = 0; id < n; ++id) {
+    tokens[id] = m.id_to_tok[id];
+    if (tokens[id].empty()) {
+      // A hole in the ids: GGUF needs a token for every id (llama.cpp fills them the same way).
+      tokens[id] = "[PAD" + std::to_string(id) + "]";
+      types[id] = 5;  // unused
+    }
+  }
+  for (const Impl::Added& a : m.added) types[static_cast<std::size_t>(a.id)] = a.special ? kControl : kUser;
+  if (m.unk >= 0) types[static_cast<std::size_t>(m.unk)] = kUnknown;
+  // Merges ordered by rank, as "left right" strings (byte-level) or as scores (SentencePiece).
+  std::vector<std::pair<std::int32_t, std::uint64_t>> by_rank;
+  by_rank.reserve(m.merges.size());
+  for (const auto& [key, rank_id] : m.merges) by_rank.emplace_back(rank_id.first, key);
+  std::sort(by_rank.begin(), by_rank.end());
+  if (m.kind == Kind::SentencePieceBpe) {
+    for (int b = 0; b < 256; ++b)
+      if (m.byte_tokens[static_cast<std::size_t>(b)] >= 0)
+        types[static_cast<std::size_t>(m.byte_tokens[static_cast<std::size_t>(b)])] = kByte;
+    // A token no merge makes (characters, bytes, specials) scores below every merged one; a
+    // token several merges make keeps its best (lowest) rank. Values stay exact in float
+    // (below 2^24 for any vocabulary this reader takes).
+    const auto n_merges = static_cast<float>(by_rank.size());
+    std::vector<float> scores(n);
+    for (std::size_t id = 0; id < n; ++id)
+      scores[id] = -(n_merges + 1.0f + static_cast<float>(id));
+    for (const auto& [rank, key] : by_rank) {
+      const std::int32_t merged = m.merges.at(key).second;
+      float& s = scores[static_cast<std::size_t>(merged)];
+      s = std::max(s, -static_cast<float>(rank));
+    }
+    w.add_string("tokenizer.ggml.model", "llama");
+    w.add_strings("tokenizer.ggml.tokens", tokens);
+    w.add_f32s("tokenizer.ggml.scores", scores);
+    w.add_i32s("tokenizer.ggml.token_type", types);
+    w.add_bool("tokenizer.ggml.add_space_prefix", m.prepend != Impl::Prepend::Never);
+  } else {
+    std::vector<std::string> merges;
+    merges.reserve(by_rank.size());
+    for (const auto& [rank, key] : by_rank)
+      merges.push_back(m.id_to_tok[static_cast<std::size_t>(key >> 32)] + " " +
+                       m.id_to_tok[static_cast<std::size_t>(key & 0xFFFFFFFFu)]);
+    w.add_string("tokenizer.ggml.model", "gpt2");
+    w.add_string("tokenizer.ggml.pre", "llama-bpe");
+    w.add_strings("tokenizer.ggml.tokens", tokens);
+    w.add_i32s("tokenizer.ggml.token_type", types);
+    w.add_strings("tokenizer.ggml.merges", merges);
+  }
+  if (m.unk >= 0) w.add_u32("tokenizer.ggml.unknown_token_id", static_cast<std::uint32_t>(m.unk));
+  if (m.bos >= 0) w.add_u32("tokenizer.ggml.bos_token_id", static_cast<std::uint32_t>(m.bos));
+  if (m.eos >= 0) w.add_u32("tokenizer.ggml.eos_token_id", static_cast<std::uint32_t>(m.eos));
+  w.add_bool("tokenizer.ggml.add_bos_token", m.bos >= 0);
 }
 
 }  // namespace kwaai::engine

@@ -4,12 +4,16 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <filesystem>
 #include <random>
 #include <vector>
 
 #include "engine/core/formats.hpp"
 #include "engine/model/gguf.hpp"
+#include "engine/model/model_source.hpp"
+#include "engine/model/model_source_impl.hpp"
 #include "engine/model/quantize.hpp"
+#include "engine/model/tokenizer.hpp"
 #include "tests/engine/model/gguf_writer.hpp"
 #include "tests/engine/model/test_util.hpp"
 
@@ -152,6 +156,115 @@ TEST(Quantize, RefusesAMissingOrBrokenInputNamingIt) {
   test::write_file(dir.file("cut.gguf"), "GGUF\x03");
   EXPECT_THROW(quantize_gguf(dir.file("cut.gguf"), dir.file("o.gguf"), QuantMix::Q8_0, 1),
                std::runtime_error);
+}
+
+// An HF folder of stories260K's config and weights with one of the test tokenizers.
+std::string hf_folder(const test::TempDir& dir, const std::string& tokenizer) {
+  namespace fs = std::filesystem;
+  const fs::path d = dir.path() / "hf";
+  fs::create_directories(d);
+  for (const char* f : {"config.json", "model.safetensors"})
+    fs::copy_file(fs::path(test::shared_model_dir()) / f, d / f);
+  fs::copy_file(fs::path(test::data_dir()) / tokenizer, d / "tokenizer.json");
+  return d.string();
+}
+
+// HF -> GGUF (kwaainet quantize on a folder): read back through the GGUF source (names mapped,
+// q/k rows un-permuted), every tensor equals the HF tensor converted to the type the mix gives
+// it, byte for byte, and the config survives. Q8_0 and Q4_K_M (K-quant rows where they fit,
+// Q8_0/F16 fallbacks, Q6_K for the head).
+TEST(QuantizeHf, EveryTensorReadsBackAsTheHfTensorInTheMixType) {
+  test::TempDir dir;
+  const std::string hf = hf_folder(dir, "sp_tokenizer.json");
+  for (QuantMix mix : {QuantMix::Q8_0, QuantMix::Q4_K_M}) {
+    SCOPED_TRACE(quant_mix_name(mix));
+    const std::string out = dir.file(quant_mix_name(mix) + ".gguf");
+    const QuantizeReport rep = quantize_hf(hf, out, mix, 2);
+    const auto a = open_model(hf), b = open_model(out);
+    const ModelConfig &ca = a->config(), &cb = b->config();
+    EXPECT_EQ(cb.layers, ca.layers);
+    EXPECT_EQ(cb.hidden, ca.hidden);
+    EXPECT_EQ(cb.intermediate, ca.intermediate);
+    EXPECT_EQ(cb.heads, ca.heads);
+    EXPECT_EQ(cb.kv_heads, ca.kv_heads);
+    EXPECT_EQ(cb.head_dim, ca.head_dim);
+    EXPECT_EQ(cb.vocab, ca.vocab);
+    EXPECT_FLOAT_EQ(cb.rms_eps, ca.rms_eps);
+    EXPECT_FLOAT_EQ(cb.rope.theta, ca.rope.theta);
+    EXPECT_TRUE(cb.tied_embeddings);
+    std::int64_t checked = 0;
+    for (const std::string& n : a->names()) {
+      if (n == kLmHeadName) continue;
+      SCOPED_TRACE(n);
+      const HostTensor want_raw = a->load(n);
+      const HostTensor got = b->load(n);
+      ASSERT_EQ(got.shape, want_raw.shape);
+      if (want_raw.shape.size() == 1) {
+        EXPECT_EQ(got.dtype, DType::F32);
+        EXPECT_EQ(got.data, want_raw.data);  // stories260K stores f32 norms
+      } else {
+        const DType t = quant_mix_type(mix, detail::gguf_tensor_name(n), want_raw.shape,
+                                       want_raw.dtype, ca.layers, false);
+        EXPECT_EQ(got.dtype, t);
+        const HostTensor want = convert_tensor(
+            TensorView{n, want_raw.dtype, want_raw.shape, want_raw.bytes()}, t);
+        EXPECT_TRUE(got.data == want.data);
+      }
+      ++checked;
+    }
+    EXPECT_EQ(checked, rep.tensors);
+    EXPECT_EQ(checked, 2 + 9 * ca.layers);
+  }
+}
+
+// The tokenizer travels as tokenizer.ggml.*: both test vocabularies (SentencePiece-style BPE
+// as "llama" with rank scores, byte-level BPE as "gpt2" + merges) encode a corpus to the same
+// ids from the GGUF file as from tokenizer.json.
+TEST(QuantizeHf, TheTokenizerEncodesTheSameFromTheGgufFile) {
+  // The SentencePiece test vocabulary lacks byte tokens for most characters; text with such a
+  // character would compare tokenizer.json's fuse_unk (runs of <unk> become one), which a GGUF
+  // vocabulary has no flag for, so its corpus keeps to characters it covers (real Llama 2
+  // vocabularies hold all 256 byte tokens and never produce <unk>).
+  const std::vector<std::string> sp_corpus = {
+      "hello world", "hello", "hell", " hello", "hello<s>hello</s>", "ll",
+      "h\nh", "h\xF0\x9F\x98\x80", "  hello   world  ", "<s>hello</s>", ""};
+  std::vector<std::string> bl_corpus = sp_corpus;
+  for (const char* t : {"he's 12345 I'LL", "hi ?!", "caf\xC3\xA9 \xE4\xB8\xAD\xE6\x96\x87 \t\n x"})
+    bl_corpus.emplace_back(t);
+  for (const char* file : {"sp_tokenizer.json", "bl_tokenizer.json"}) {
+    SCOPED_TRACE(file);
+    const auto& corpus = std::string(file) == "sp_tokenizer.json" ? sp_corpus : bl_corpus;
+    test::TempDir dir;
+    const std::string hf = hf_folder(dir, file);
+    quantize_hf(hf, dir.file("m.gguf"), QuantMix::Q8_0, 1);
+    const Tokenizer j = Tokenizer::from_file(hf + "/tokenizer.json");
+    const auto g = Tokenizer::from_gguf(dir.file("m.gguf"));
+    ASSERT_TRUE(g.has_value());
+    EXPECT_EQ(g->kind(), j.kind());
+    EXPECT_EQ(g->vocab_size(), j.vocab_size());
+    EXPECT_EQ(g->bos_id(), j.bos_id());
+    EXPECT_EQ(g->eos_id(), j.eos_id());
+    for (const auto& text : corpus) {
+      SCOPED_TRACE(text);
+      EXPECT_EQ(g->encode(text), j.encode(text));
+      EXPECT_EQ(g->encode(text, true), j.encode(text, true));
+    }
+  }
+}
+
+TEST(QuantizeHf, OtherFamiliesAndAFolderWithoutATokenizerAreRefusedByName) {
+  test::TempDir dir;
+  auto refused = [&](const std::string& in, const std::string& what) {
+    try {
+      quantize_hf(in, dir.file("x.gguf"), QuantMix::Q8_0, 1);
+      ADD_FAILURE() << in;
+    } catch (const std::runtime_error& e) {
+      EXPECT_NE(std::string(e.what()).find(what), std::string::npos) << e.what();
+    }
+  };
+  refused(std::string(KWAAI_SHARED_DIR) + "/models/tiny-bloom", "Llama family only");
+  refused(std::string(KWAAI_SHARED_DIR) + "/models/tiny-mistral", "sliding window");
+  refused(test::shared_model_dir(), "tokenizer.json");
 }
 
 }  // namespace
