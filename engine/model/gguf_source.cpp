@@ -30,6 +30,7 @@ const std::map<std::string, std::string>& block_names() {
       {"ffn_gate.weight", "mlp.gate_proj.weight"},
       {"ffn_up.weight", "mlp.up_proj.weight"},
       {"ffn_down.weight", "mlp.down_proj.weight"},
+      {"ffn_gate_inp.weight", "block_sparse_moe.gate.weight"},  // Mixtral's router
   };
   return m;
 }
@@ -92,7 +93,8 @@ class GgufSource final : public ModelSource {
     const GgufHeader& h = file_.header();
     for (const auto& t : h.tensors) {
       std::string n = hf_name(t.name);
-      if (!n.empty()) names_[n] = t.name;
+      if (!n.empty()) names_[n] = {t.name, -1};
+      add_expert_slices(t);
     }
     read_config();
   }
@@ -102,18 +104,28 @@ class GgufSource final : public ModelSource {
   const std::string& path() const override { return path_; }
   std::vector<std::string> names() const override {
     std::vector<std::string> out;
-    for (const auto& [n, g] : names_) out.push_back(n);
+    for (const auto& [n, r] : names_) out.push_back(n);
     return out;
   }
   bool has(const std::string& name) const override { return names_.count(name) != 0; }
 
   TensorInfo info(const std::string& name) const override {
-    const GgufTensorInfo* t = file_.find(gguf_name(name));
-    return {t->dtype, t->shape};
+    const Ref& r = ref(name);
+    const GgufTensorInfo* t = file_.find(r.gguf);
+    if (r.expert < 0) return {t->dtype, t->shape};
+    return {t->dtype, Shape(t->shape.begin() + 1, t->shape.end())};
   }
 
   HostTensor load(const std::string& name) const override {
-    TensorView v = file_.view(gguf_name(name));
+    const Ref& r = ref(name);
+    TensorView v = file_.view(r.gguf);
+    if (r.expert >= 0) {
+      // One expert of a stacked [experts, rows, cols] tensor: a contiguous slice (quantized
+      // blocks never straddle rows, so never experts).
+      const std::size_t per = v.data.size() / static_cast<std::size_t>(v.shape.front());
+      v.data = v.data.subspan(static_cast<std::size_t>(r.expert) * per, per);
+      v.shape.erase(v.shape.begin());
+    }
     {
       std::lock_guard lock(mu_);
       bytes_read_ += v.data.size();
@@ -146,11 +158,35 @@ class GgufSource final : public ModelSource {
   }
 
  private:
-  const std::string& gguf_name(const std::string& name) const {
+  // An HF name's GGUF tensor, and which expert of a stacked ffn_*_exps tensor (-1: all of it).
+  struct Ref {
+    std::string gguf;
+    std::int64_t expert = -1;
+  };
+  const Ref& ref(const std::string& name) const {
     auto it = names_.find(name);
     if (it == names_.end())
       throw std::out_of_range("gguf '" + path_ + "': no tensor '" + name + "'");
     return it->second;
+  }
+
+  // Mixtral files (llama.cpp since 2024) stack a block's experts: blk.N.ffn_{gate,up,down}_exps
+  // [experts, rows, cols] hold HF's experts.{e}.w1 / w3 / w2.
+  void add_expert_slices(const GgufTensorInfo& t) {
+    if (!t.name.starts_with("blk.") || t.shape.size() != 3) return;
+    const auto dot = t.name.find('.', 4);
+    if (dot == std::string::npos) return;
+    const std::string idx = t.name.substr(4, dot - 4), rest = t.name.substr(dot + 1);
+    if (idx.empty() || idx.size() > 6 || idx.find_first_not_of("0123456789") != std::string::npos)
+      return;
+    const char* w = rest == "ffn_gate_exps.weight" ? "w1"
+                    : rest == "ffn_up_exps.weight" ? "w3"
+                    : rest == "ffn_down_exps.weight" ? "w2"
+                                                     : nullptr;
+    if (w == nullptr || t.shape.front() <= 0 || t.shape.front() > 256) return;
+    for (std::int64_t e = 0; e < t.shape.front(); ++e)
+      names_["model.layers." + idx + ".block_sparse_moe.experts." + std::to_string(e) + "." + w +
+             ".weight"] = {t.name, e};
   }
 
   const GgufValue& need(const std::string& key) const {
@@ -185,16 +221,14 @@ class GgufSource final : public ModelSource {
       throw std::runtime_error("gguf '" + path_ + "': architecture '" + arch +
                                "' is not supported (llama)");
     }
-    if (has_key("llama.expert_count") && get_int("llama.expert_count") > 0) {
-      // Mixtral GGUFs stack each block's experts into one ffn_*_exps tensor; until that layout
-      // is read, refuse by name instead of failing on a missing ffn_gate.weight.
-      throw std::runtime_error("gguf '" + path_ + "': llama.expert_count " +
-                               std::to_string(get_int("llama.expert_count")) +
-                               " (a Mixtral-style MoE file) is not supported from GGUF; load "
-                               "the HF checkpoint instead");
-    }
     ModelConfig& c = config_;
     c.architecture = arch;
+    if (has_key("llama.expert_count") && get_int("llama.expert_count") > 0) {
+      // Mixtral: the stacked experts are sliced per expert (add_expert_slices).
+      c.architecture = "mixtral";
+      c.experts = get_int("llama.expert_count");
+      c.experts_per_token = get_int("llama.expert_used_count");
+    }
     c.layers = get_int("llama.block_count");
     c.hidden = get_int("llama.embedding_length");
     c.intermediate = get_int("llama.feed_forward_length");
@@ -245,7 +279,7 @@ class GgufSource final : public ModelSource {
   std::string path_;
   GgufFile file_;
   ModelConfig config_;
-  std::map<std::string, std::string> names_;  // HF -> GGUF
+  std::map<std::string, Ref> names_;  // HF -> GGUF
   mutable std::mutex mu_;
   mutable std::uint64_t bytes_read_ = 0;
 };

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 #include <vector>
 
@@ -87,11 +88,13 @@ std::uint32_t quant_mix_file_type(QuantMix m) {
 
 DType quant_mix_type(QuantMix m, const std::string& name, const Shape& shape, DType stored,
                      std::int64_t n_layers, bool has_output) {
-  if (shape.size() != 2) return stored;
+  if (shape.size() < 2) return stored;  // 3-D: a MoE file's stacked experts, rows of the last
   const MixRow& r = row_of(m);
   DType t = r.base;
   std::string rest;
   const std::int64_t layer = block_of(name, rest);
+  // The MoE router stays as stored, as llama-quantize leaves ffn_gate_inp.
+  if (layer >= 0 && rest == "ffn_gate_inp.weight") return stored;
   const bool head = name == "output.weight" || (!has_output && name == "token_embd.weight");
   if (head) {
     // llama.cpp: the output tensor is Q6_K unless the whole file is Q8_0.
@@ -167,8 +170,9 @@ QuantizeReport quantize_hf(const std::string& dir, const std::string& out, Quant
     throw std::runtime_error("quantize: " + dir + ": " + why);
   };
   if (src->format() != "safetensors") refuse("not an HF checkpoint folder");
-  if (c.falcon || c.bloom || c.experts > 0)
-    refuse("GGUF export covers the Llama family only (" + c.describe() + ")");
+  if (c.falcon || c.bloom)
+    refuse("GGUF export covers the Llama family only (Llama, Mistral, Mixtral; " + c.describe() +
+           ")");
   if (c.sliding_window > 0) refuse("a llama GGUF has no sliding window (" + c.describe() + ")");
   if (c.rope.llama3_factor > 1.0f)
     refuse("Llama-3 rope scaling goes into GGUF as a rope_freqs tensor, which is not written");
@@ -195,39 +199,82 @@ QuantizeReport quantize_hf(const std::string& dir, const std::string& out, Quant
   w.add_f32("llama.attention.layer_norm_rms_epsilon", c.rms_eps);
   w.add_f32("llama.rope.freq_base", c.rope.theta);
   w.add_u32("llama.vocab_size", u32(c.vocab));
+  if (c.experts > 0) {
+    w.add_u32("llama.expert_count", u32(c.experts));
+    w.add_u32("llama.expert_used_count", u32(c.experts_per_token));
+  }
   tok->write_gguf_metadata(w);
 
-  // llama.cpp's order: embeddings, the blocks, the final norm, the head (when not tied).
-  std::vector<std::string> names = {kEmbedName};
-  for (std::int64_t i = 0; i < c.layers; ++i)
+  // llama.cpp's order: embeddings, the blocks, the final norm, the head (when not tied). Each
+  // entry loads its tensor as stored; a MoE block's experts are stacked into one
+  // [experts, rows, cols] ffn_*_exps tensor per projection, as llama.cpp writes Mixtral.
+  struct Entry {
+    std::string gguf;
+    Shape shape;
+    DType stored;
+    std::function<HostTensor()> load;
+  };
+  std::vector<Entry> entries;
+  auto plain = [&](const std::string& hf) {
+    const TensorInfo info = src->info(hf);
+    entries.push_back({detail::gguf_tensor_name(hf), info.shape, info.dtype, [&src, hf, &c] {
+                         HostTensor t = src->load(hf);
+                         std::int64_t heads = 0;
+                         if (hf.ends_with("self_attn.q_proj.weight")) heads = c.heads;
+                         if (hf.ends_with("self_attn.k_proj.weight")) heads = c.kv_heads;
+                         if (heads > 0) detail::permute_qk_rows(t.data, heads, c.head_dim, true);
+                         return t;
+                       }});
+  };
+  plain(kEmbedName);
+  for (std::int64_t i = 0; i < c.layers; ++i) {
     for (BlockTensor t : {BlockTensor::InputNorm, BlockTensor::Q, BlockTensor::K, BlockTensor::V,
-                          BlockTensor::O, BlockTensor::PostNorm, BlockTensor::Gate,
-                          BlockTensor::Up, BlockTensor::Down})
-      names.push_back(block_tensor_name(i, t));
-  names.push_back(kFinalNormName);
+                          BlockTensor::O, BlockTensor::PostNorm})
+      plain(block_tensor_name(i, t));
+    if (c.experts == 0) {
+      for (BlockTensor t : {BlockTensor::Gate, BlockTensor::Up, BlockTensor::Down})
+        plain(block_tensor_name(i, t));
+      continue;
+    }
+    plain(block_tensor_name(i, BlockTensor::Router));
+    for (auto [t, stem] : {std::pair{BlockTensor::Gate, "ffn_gate_exps"},
+                           std::pair{BlockTensor::Up, "ffn_up_exps"},
+                           std::pair{BlockTensor::Down, "ffn_down_exps"}}) {
+      const TensorInfo e0 = src->info(expert_tensor_name(i, 0, t));
+      Shape stacked = e0.shape;
+      stacked.insert(stacked.begin(), c.experts);
+      entries.push_back({"blk." + std::to_string(i) + "." + stem + ".weight", stacked, e0.dtype,
+                         [&src, &c, i, t, stacked] {
+                           HostTensor all;
+                           all.name = expert_tensor_name(i, 0, t) + " (stacked)";
+                           all.shape = stacked;
+                           for (std::int64_t e = 0; e < c.experts; ++e) {
+                             HostTensor one = src->load(expert_tensor_name(i, e, t));
+                             all.dtype = one.dtype;
+                             all.data.insert(all.data.end(), one.data.begin(), one.data.end());
+                           }
+                           return all;
+                         }});
+    }
+  }
+  plain(kFinalNormName);
   const bool has_output = !c.tied_embeddings && src->has(kLmHeadName);
-  if (has_output) names.push_back(kLmHeadName);
+  if (has_output) plain(kLmHeadName);
 
   std::vector<DType> target;
-  std::vector<std::string> gguf_names;
-  for (const auto& n : names) {
-    const TensorInfo info = src->info(n);
-    gguf_names.push_back(detail::gguf_tensor_name(n));
-    // Norms go to f32 (what llama.cpp's converter writes); matrices by the mix.
-    target.push_back(info.shape.size() == 2 ? quant_mix_type(mix, gguf_names.back(), info.shape,
-                                                             info.dtype, c.layers, has_output)
-                                            : DType::F32);
-    w.add_tensor(gguf_names.back(), target.back(), info.shape);
+  for (const Entry& e : entries) {
+    // Norms go to f32 and the router too (what llama.cpp's converter writes); matrices by the mix.
+    DType t = DType::F32;
+    if (e.shape.size() >= 2 && !e.gguf.ends_with("ffn_gate_inp.weight"))
+      t = quant_mix_type(mix, e.gguf, e.shape, e.stored, c.layers, has_output);
+    target.push_back(t);
+    w.add_tensor(e.gguf, t, e.shape);
   }
   QuantizeReport rep;
   w.begin(out);
-  for (std::size_t i = 0; i < names.size(); ++i) {
-    HostTensor t = src->load(names[i]);  // as stored; one tensor on the host at a time
+  for (std::size_t i = 0; i < entries.size(); ++i) {
+    const HostTensor t = entries[i].load();  // one tensor (or expert stack) on the host at a time
     rep.bytes_in += t.data.size();
-    std::int64_t heads = 0;
-    if (names[i].ends_with("self_attn.q_proj.weight")) heads = c.heads;
-    if (names[i].ends_with("self_attn.k_proj.weight")) heads = c.kv_heads;
-    if (heads > 0) detail::permute_qk_rows(t.data, heads, c.head_dim, true);
     ++rep.count[target[i]];
     ++rep.tensors;
     if (t.dtype == target[i]) {

