@@ -16,8 +16,8 @@
 #include "engine/llama/llama_config.hpp"
 #include "engine/llama/synthetic_source.hpp"
 #include "engine/model/gguf_writer.hpp"
-#include "engine/model/model_source_impl.hpp"
 #include "engine/model/model_source.hpp"
+#include "engine/model/model_source_impl.hpp"
 
 namespace {
 

@@ -44,7 +44,8 @@ int run_quantize(const QuantizeArgs& a) {
 
 void register_quantize(CLI::App& app, GlobalOptions&) {
   auto* cmd = app.add_subcommand(
-      "quantize", "HF folder or GGUF file -> a GGUF file of a quantization mix (as llama-quantize)");
+      "quantize",
+      "HF folder or GGUF file -> a GGUF file of a quantization mix (as llama-quantize)");
   auto a = std::make_shared<QuantizeArgs>();
   cmd->add_option("in", a->in, "input: a .gguf file or an HF Llama-family folder")
       ->required()

@@ -179,8 +179,8 @@ class GgufSource final : public ModelSource {
     const std::string idx = t.name.substr(4, dot - 4), rest = t.name.substr(dot + 1);
     if (idx.empty() || idx.size() > 6 || idx.find_first_not_of("0123456789") != std::string::npos)
       return;
-    const char* w = rest == "ffn_gate_exps.weight" ? "w1"
-                    : rest == "ffn_up_exps.weight" ? "w3"
+    const char* w = rest == "ffn_gate_exps.weight"   ? "w1"
+                    : rest == "ffn_up_exps.weight"   ? "w3"
                     : rest == "ffn_down_exps.weight" ? "w2"
                                                      : nullptr;
     if (w == nullptr || t.shape.front() <= 0 || t.shape.front() > 256) return;

@@ -237,9 +237,9 @@ QuantizeReport quantize_hf(const std::string& dir, const std::string& out, Quant
       continue;
     }
     plain(block_tensor_name(i, BlockTensor::Router));
-    for (auto [t, stem] : {std::pair{BlockTensor::Gate, "ffn_gate_exps"},
-                           std::pair{BlockTensor::Up, "ffn_up_exps"},
-                           std::pair{BlockTensor::Down, "ffn_down_exps"}}) {
+    for (auto [t, stem] :
+         {std::pair{BlockTensor::Gate, "ffn_gate_exps"}, std::pair{BlockTensor::Up, "ffn_up_exps"},
+          std::pair{BlockTensor::Down, "ffn_down_exps"}}) {
       const TensorInfo e0 = src->info(expert_tensor_name(i, 0, t));
       Shape stacked = e0.shape;
       stacked.insert(stacked.begin(), c.experts);

@@ -177,7 +177,8 @@ void Tokenizer::write_gguf_metadata(GgufWriter& w) const {
       types[id] = 5;  // unused
     }
   }
-  for (const Impl::Added& a : m.added) types[static_cast<std::size_t>(a.id)] = a.special ? kControl : kUser;
+  for (const Impl::Added& a : m.added)
+    types[static_cast<std::size_t>(a.id)] = a.special ? kControl : kUser;
   if (m.unk >= 0) types[static_cast<std::size_t>(m.unk)] = kUnknown;
   // Merges ordered by rank, as "left right" strings (byte-level) or as scores (SentencePiece).
   std::vector<std::pair<std::int32_t, std::uint64_t>> by_rank;
@@ -193,8 +194,7 @@ void Tokenizer::write_gguf_metadata(GgufWriter& w) const {
     // (below 2^24 for any vocabulary this reader takes).
     const auto n_merges = static_cast<float>(by_rank.size());
     std::vector<float> scores(n);
-    for (std::size_t id = 0; id < n; ++id)
-      scores[id] = -(n_merges + 1.0f + static_cast<float>(id));
+    for (std::size_t id = 0; id < n; ++id) scores[id] = -(n_merges + 1.0f + static_cast<float>(id));
     for (const auto& [rank, key] : by_rank) {
       const std::int32_t merged = m.merges.at(key).second;
       float& s = scores[static_cast<std::size_t>(merged)];

@@ -381,8 +381,7 @@ TEST(ModelSource, GgufWithOtherArchitectureOrRopeFreqsRefused) {
     open_model(dir.file("x.gguf"));
     ADD_FAILURE();
   } catch (const std::runtime_error& e) {
-    EXPECT_NE(std::string(e.what()).find("llama.expert_used_count"), std::string::npos)
-        << e.what();
+    EXPECT_NE(std::string(e.what()).find("llama.expert_used_count"), std::string::npos) << e.what();
   }
 }
 

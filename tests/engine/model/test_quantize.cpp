@@ -164,7 +164,8 @@ std::string hf_folder(const test::TempDir& dir, const std::string& tokenizer,
   namespace fs = std::filesystem;
   const fs::path d = dir.path() / "hf";
   fs::create_directories(d);
-  for (const char* f : {"config.json", "model.safetensors"}) fs::copy_file(fs::path(model) / f, d / f);
+  for (const char* f : {"config.json", "model.safetensors"})
+    fs::copy_file(fs::path(model) / f, d / f);
   fs::copy_file(fs::path(test::data_dir()) / tokenizer, d / "tokenizer.json");
   return d.string();
 }
@@ -206,8 +207,8 @@ TEST(QuantizeHf, EveryTensorReadsBackAsTheHfTensorInTheMixType) {
         const DType t = quant_mix_type(mix, detail::gguf_tensor_name(n), want_raw.shape,
                                        want_raw.dtype, ca.layers, false);
         EXPECT_EQ(got.dtype, t);
-        const HostTensor want = convert_tensor(
-            TensorView{n, want_raw.dtype, want_raw.shape, want_raw.bytes()}, t);
+        const HostTensor want =
+            convert_tensor(TensorView{n, want_raw.dtype, want_raw.shape, want_raw.bytes()}, t);
         EXPECT_TRUE(got.data == want.data);
       }
       ++checked;
@@ -226,8 +227,9 @@ TEST(QuantizeHf, TheTokenizerEncodesTheSameFromTheGgufFile) {
   // vocabulary has no flag for, so its corpus keeps to characters it covers (real Llama 2
   // vocabularies hold all 256 byte tokens and never produce <unk>).
   const std::vector<std::string> sp_corpus = {
-      "hello world", "hello", "hell", " hello", "hello<s>hello</s>", "ll",
-      "h\nh", "h\xF0\x9F\x98\x80", "  hello   world  ", "<s>hello</s>", ""};
+      "hello world",       "hello",        "hell", " hello",
+      "hello<s>hello</s>", "ll",           "h\nh", "h\xF0\x9F\x98\x80",
+      "  hello   world  ", "<s>hello</s>", ""};
   std::vector<std::string> bl_corpus = sp_corpus;
   for (const char* t : {"he's 12345 I'LL", "hi ?!", "caf\xC3\xA9 \xE4\xB8\xAD\xE6\x96\x87 \t\n x"})
     bl_corpus.emplace_back(t);
