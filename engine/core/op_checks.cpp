@@ -306,38 +306,34 @@ std::int64_t blockwise8_dequantize(const Tensor& codes, const Tensor& absmax,
   return codes.numel();
 }
 
-RowDims topk(const Tensor& x, std::int64_t k, const Tensor& indices, const Tensor& values) {
-  const char* op = "topk";
-  dtype_is(op, "x", x, DType::F32);
-  dtype_is(op, "indices", indices, DType::I32);
-  dtype_is(op, "values", values, DType::F32);
-  rank_at_least(op, "x", x, 1);
+namespace {
+// Per row of x[M,N]: k in [1, N] picks, written to an i32 [M,k] and an f32 [M,k] tensor (topk's
+// indices and values, moe_route's expert ids and weights).
+RowDims k_per_row(const char* op, const char* x_name, const Tensor& x, std::int64_t k,
+                  const char* i_name, const Tensor& i_out, const char* v_name,
+                  const Tensor& v_out) {
+  dtype_is(op, x_name, x, DType::F32);
+  dtype_is(op, i_name, i_out, DType::I32);
+  dtype_is(op, v_name, v_out, DType::F32);
+  rank_at_least(op, x_name, x, 1);
   const RowDims d = rows_of(x);
   if (k < 1 || k > d.cols)
-    fail(op, "k = " + std::to_string(k) + " must be in [1, " + std::to_string(d.cols) + "] for x " +
-                 x.describe());
+    fail(op, "k = " + std::to_string(k) + " must be in [1, " + std::to_string(d.cols) + "] for " +
+                 x_name + " " + x.describe());
   const Shape want{d.rows, k};
-  if (indices.shape() != want || values.shape() != want)
-    fail(op, "indices " + indices.describe() + " and values " + values.describe() +
-                 " must both be " + shape_str(want));
+  if (i_out.shape() != want || v_out.shape() != want)
+    fail(op, std::string(i_name) + " " + i_out.describe() + " and " + v_name + " " +
+                 v_out.describe() + " must both be " + shape_str(want));
   return d;
+}
+}  // namespace
+
+RowDims topk(const Tensor& x, std::int64_t k, const Tensor& indices, const Tensor& values) {
+  return k_per_row("topk", "x", x, k, "indices", indices, "values", values);
 }
 
 RowDims moe_route(const Tensor& logits, std::int64_t k, const Tensor& ids, const Tensor& weights) {
-  const char* op = "moe_route";
-  dtype_is(op, "logits", logits, DType::F32);
-  dtype_is(op, "ids", ids, DType::I32);
-  dtype_is(op, "weights", weights, DType::F32);
-  rank_at_least(op, "logits", logits, 1);
-  const RowDims d = rows_of(logits);
-  if (k < 1 || k > d.cols)
-    fail(op, "k = " + std::to_string(k) + " must be in [1, " + std::to_string(d.cols) +
-                 "] for logits " + logits.describe());
-  const Shape want{d.rows, k};
-  if (ids.shape() != want || weights.shape() != want)
-    fail(op, "ids " + ids.describe() + " and weights " + weights.describe() + " must both be " +
-                 shape_str(want));
-  return d;
+  return k_per_row("moe_route", "logits", logits, k, "ids", ids, "weights", weights);
 }
 
 namespace {

@@ -75,43 +75,57 @@ bool falcon_two_norms(const ModelConfig& c) {
 
 // Falcon and Bloom share the transformer.h.{i} names (Bloom: never two norms).
 std::string falcon_block_name(const ModelConfig& c, std::int64_t block, BlockTensor which) {
-  const std::string p = "transformer.h." + std::to_string(block) + ".";
   const std::string in_norm = falcon_two_norms(c) ? "ln_attn" : "input_layernorm";
   const std::string post_norm = falcon_two_norms(c) ? "ln_mlp" : "post_attention_layernorm";
+  // The module, and whether it is its bias or its weight.
+  std::string module;
+  bool bias = false;
   switch (which) {
-    case BlockTensor::InputNorm:
-      return p + in_norm + ".weight";
     case BlockTensor::InputNormBias:
-      return p + in_norm + ".bias";
-    case BlockTensor::PostNorm:
-      return p + post_norm + ".weight";
+      bias = true;
+      [[fallthrough]];
+    case BlockTensor::InputNorm:
+      module = in_norm;
+      break;
     case BlockTensor::PostNormBias:
-      return p + post_norm + ".bias";
-    case BlockTensor::Q:
-    case BlockTensor::K:
-    case BlockTensor::V:
-      return p + "self_attention.query_key_value.weight";
-    case BlockTensor::O:
-      return p + "self_attention.dense.weight";
-    case BlockTensor::Up:
-      return p + "mlp.dense_h_to_4h.weight";
-    case BlockTensor::Down:
-      return p + "mlp.dense_4h_to_h.weight";
+      bias = true;
+      [[fallthrough]];
+    case BlockTensor::PostNorm:
+      module = post_norm;
+      break;
     case BlockTensor::QBias:
     case BlockTensor::KBias:
     case BlockTensor::VBias:
-      return p + "self_attention.query_key_value.bias";
+      bias = true;
+      [[fallthrough]];
+    case BlockTensor::Q:
+    case BlockTensor::K:
+    case BlockTensor::V:
+      module = "self_attention.query_key_value";
+      break;
     case BlockTensor::OBias:
-      return p + "self_attention.dense.bias";
+      bias = true;
+      [[fallthrough]];
+    case BlockTensor::O:
+      module = "self_attention.dense";
+      break;
     case BlockTensor::UpBias:
-      return p + "mlp.dense_h_to_4h.bias";
+      bias = true;
+      [[fallthrough]];
+    case BlockTensor::Up:
+      module = "mlp.dense_h_to_4h";
+      break;
     case BlockTensor::DownBias:
-      return p + "mlp.dense_4h_to_h.bias";
+      bias = true;
+      [[fallthrough]];
+    case BlockTensor::Down:
+      module = "mlp.dense_4h_to_h";
+      break;
     case BlockTensor::Gate:
     case BlockTensor::Router:
-      break;
+      throw std::invalid_argument("block_tensor_name: a falcon/bloom block has no such tensor");
   }
-  throw std::invalid_argument("block_tensor_name: a falcon/bloom block has no such tensor");
+  return "transformer.h." + std::to_string(block) + "." + module + (bias ? ".bias" : ".weight");
 }
 
 }  // namespace
