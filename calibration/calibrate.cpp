@@ -22,7 +22,10 @@ BlockShape shape_of(const ModelConfig& c, std::int64_t layers) {
   BlockShape s;
   s.hidden = c.hidden;
   s.heads = c.heads;
-  s.kv_heads = c.kv_heads;
+  // Petals' block configs declare num_key_value_groups = 1 for Mixtral (sic: its GQA cache
+  // then counts as heads / kv_heads times larger, and takes the non-GQA 4096-token default)
+  // and for Bloom; Falcon's is heads / kv_heads (multi-query: heads), as here.
+  s.kv_heads = c.experts > 0 ? c.heads : c.kv_heads;
   s.layers = layers;
   s.block_params = llama::block_params(c);
   return s;

@@ -11,6 +11,7 @@
 #include "calibration/topology.hpp"
 #include "engine/llama/llama_config.hpp"
 #include "engine/llama/synthetic_source.hpp"
+#include "engine/model/model_source.hpp"
 #include "runtime/context.hpp"
 
 namespace kwaai::calibration {
@@ -63,6 +64,25 @@ TEST(CalibrationMeasure, OneStories260kBlockGivesPositiveRates) {
   EXPECT_EQ(r.inference_steps, 8);
   EXPECT_GT(r.loaded_block_bytes, 0u);
   EXPECT_THROW(measure_compute_rps(*be, src, kNoQuant, {0, 1, 1}), std::invalid_argument);
+}
+
+// Petals' rule per family: Mixtral's config declares one KV group (sic), so its cache per block
+// is counted for all heads and takes the non-GQA 4096 tokens; Falcon 7B's multi-query counts
+// heads groups (16384 tokens, the cache of one KV head).
+TEST(CalibrationMeasure, CacheBudgetFollowsEachFamilysKvGroups) {
+  auto be = engine::make_backend("cpu");
+  CalibrateOptions o;
+  o.quick = true;
+  o.memory_bytes = 64ull << 20;
+  const std::string models = std::string(KWAAI_SHARED_DIR) + "/models/";
+  const auto mixtral = engine::open_model(models + "tiny-mixtral");
+  const Profile m = calibrate(o, *be, *mixtral);
+  EXPECT_EQ(m.attn_cache_tokens, 4096);
+  EXPECT_EQ(m.cache_bytes_per_block, 2u * 64 * 4096 * 2);  // 2 x hidden x tokens / 1 x bf16
+  const auto falcon = engine::open_model(models + "tiny-falcon-7b");
+  const Profile f = calibrate(o, *be, *falcon);
+  EXPECT_EQ(f.attn_cache_tokens, 16384);
+  EXPECT_EQ(f.cache_bytes_per_block, 2u * 64 * 16384 / 4 * 2);
 }
 
 TEST(CalibrationMeasure, CalibrateAppliesPetalsRuleToGivenMemory) {
