@@ -237,9 +237,10 @@ QuantizeReport quantize_hf(const std::string& dir, const std::string& out, Quant
       continue;
     }
     plain(block_tensor_name(i, BlockTensor::Router));
-    for (auto [t, stem] :
+    for (const auto& [kind, stem] :
          {std::pair{BlockTensor::Gate, "ffn_gate_exps"}, std::pair{BlockTensor::Up, "ffn_up_exps"},
           std::pair{BlockTensor::Down, "ffn_down_exps"}}) {
+      const BlockTensor t = kind;  // a structured binding cannot be captured before C++20 (clang)
       const TensorInfo e0 = src->info(expert_tensor_name(i, 0, t));
       Shape stacked = e0.shape;
       stacked.insert(stacked.begin(), c.experts);
