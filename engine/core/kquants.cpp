@@ -52,10 +52,14 @@ Q6Pos q6_pos(int i) {
 // The code of v for x ~ s * q + b: round((v - b) / s) clamped to 0..nmax, through the
 // reciprocal (a division per value made the K-quant encoders 7x slower than Q4_0's) and rounding
 // half up (codes are non-negative; NaN gives 0).
+// Clamped first, so t + 0.5 >= 0.5 and truncation is floor: no floor() call, which the baseline
+// x86-64 build makes a libm call per value (a q4_k_s conversion of a 2-block Llama-3-8B-shaped
+// f16 file took 27.4 s with it, 24.9 s without, byte-identical output).
 inline float code_of(float v, float inv_s, float b, float nmax) {
-  const float t = (v - b) * inv_s;
-  if (!(t > 0.0f)) return 0.0f;
-  return t >= nmax ? nmax : std::floor(t + 0.5f);
+  float t = (v - b) * inv_s;
+  t = t > 0.0f ? t : 0.0f;  // NaN -> 0
+  t = t < nmax ? t : nmax;
+  return static_cast<float>(static_cast<int>(t + 0.5f));
 }
 
 // x ~ s * q - m with q in 0..nmax, s >= 0, m >= 0 (the minimum is never above 0, as in the
