@@ -229,8 +229,8 @@ asio::awaitable<void> PetalsServer::shutdown() {
 }
 
 petals::ModelFamily petals_family(const engine::ModelConfig& cfg) {
-  if (cfg.bloom) return petals::ModelFamily::bloom;
-  if (cfg.falcon) return petals::ModelFamily::falcon;
+  if (cfg.is_bloom()) return petals::ModelFamily::bloom;
+  if (cfg.is_falcon()) return petals::ModelFamily::falcon;
   if (cfg.experts > 0) return petals::ModelFamily::mixtral;
   return petals::ModelFamily::llama;
 }

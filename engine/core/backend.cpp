@@ -16,12 +16,10 @@ AlibiSlopes::AlibiSlopes(std::int64_t heads, float max_bias) {
   while (n * 2 <= heads) n *= 2;
   m0 = std::exp2(-max_bias / static_cast<float>(n));
   m1 = std::exp2(-max_bias / 2.0f / static_cast<float>(n));
-}
-
-float AlibiSlopes::operator()(std::int64_t h) const {
-  if (n == 0) return 0.0f;
-  return h < n ? std::pow(m0, static_cast<float>(h + 1))
-               : std::pow(m1, static_cast<float>(2 * (h - n) + 1));
+  slope_.resize(static_cast<std::size_t>(heads));
+  for (std::int64_t h = 0; h < heads; ++h)
+    slope_[static_cast<std::size_t>(h)] = h < n ? std::pow(m0, static_cast<float>(h + 1))
+                                                : std::pow(m1, static_cast<float>(2 * (h - n) + 1));
 }
 
 void Backend::matmul_add(const Tensor& x, const Tensor& w, const Tensor& y) {

@@ -39,7 +39,11 @@ struct AlibiSlopes {
   float m0 = 0, m1 = 0;
   std::int64_t n = 0;  // largest power of two <= heads
   AlibiSlopes(std::int64_t heads, float max_bias);
-  float operator()(std::int64_t h) const;
+  // Head h's slope (computed once per head: the CPU's attention reads it per row and key block).
+  float operator()(std::int64_t h) const { return slope_[static_cast<std::size_t>(h)]; }
+
+ private:
+  std::vector<float> slope_;
 };
 
 struct RopeConfig {

@@ -58,7 +58,7 @@ DeviceBlock upload_block(Backend& be, const ModelSource& src, std::int64_t layer
     w.wv = upload_matrix(be, qkv[2], quant);
   }
   w.wo = mat(BlockTensor::O);
-  if (cfg.bloom) {
+  if (cfg.is_bloom()) {
     auto b = load_block_qkv_bias(src, layer);
     w.bq = upload_f32(be, b[0]);
     w.bk = upload_f32(be, b[1]);
@@ -67,7 +67,7 @@ DeviceBlock upload_block(Backend& be, const ModelSource& src, std::int64_t layer
     w.b_up = vec(BlockTensor::UpBias);
     w.b_down = vec(BlockTensor::DownBias);
   }
-  if (cfg.falcon || cfg.bloom) {
+  if (cfg.is_falcon() || cfg.is_bloom()) {
     w.w_up = mat(BlockTensor::Up);
     w.w_down = mat(BlockTensor::Down);
     return w;
@@ -106,7 +106,7 @@ void BlockScratch::ensure(Backend& be, const ModelConfig& cfg, std::int64_t m) {
     all_v = be.alloc(DType::F32, {m, kv_dim(cfg)});
     all_attn = be.alloc(DType::F32, {m, q_dim(cfg)});
     all_act = be.alloc(DType::F32, {m, i});
-    if (cfg.falcon) all_normed_mlp = be.alloc(DType::F32, {m, h});
+    if (cfg.is_falcon()) all_normed_mlp = be.alloc(DType::F32, {m, h});
     if (cfg.experts > 0) {
       const std::int64_t e = cfg.experts, k = cfg.experts_per_token;
       all_logits = be.alloc(DType::F32, {m, e});
@@ -126,7 +126,7 @@ void BlockScratch::ensure(Backend& be, const ModelConfig& cfg, std::int64_t m) {
   v = all_v.slice_rows(0, m);
   attn = all_attn.slice_rows(0, m);
   act = all_act.slice_rows(0, m);
-  if (cfg.falcon) normed_mlp = all_normed_mlp.slice_rows(0, m);
+  if (cfg.is_falcon()) normed_mlp = all_normed_mlp.slice_rows(0, m);
   if (cfg.experts > 0) {
     const std::int64_t k = cfg.experts_per_token;
     logits = all_logits.slice_rows(0, m);
@@ -158,7 +158,8 @@ void record_moe(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const
   be.download(s.route_ids, std::as_writable_bytes(std::span(s.host_ids)));
   be.download(s.route_w, std::as_writable_bytes(std::span(s.host_w)));
   // Counting sort of the (row, slot) pairs by expert; rows stay ascending within an expert.
-  std::vector<std::int64_t> start(static_cast<std::size_t>(n_exp) + 1, 0);
+  std::vector<std::int64_t>& start = s.host_start;  // kept in the scratch: no allocation per step
+  start.assign(static_cast<std::size_t>(n_exp) + 1, 0);
   for (std::int32_t e : s.host_ids) {
     if (e < 0 || e >= n_exp)
       throw std::runtime_error("moe: router picked expert " + std::to_string(e) + " of " +
@@ -168,7 +169,8 @@ void record_moe(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, const
   for (std::size_t e = 0; e < static_cast<std::size_t>(n_exp); ++e) start[e + 1] += start[e];
   s.host_pair_row.resize(pairs);
   s.host_pair_w.resize(pairs);
-  std::vector<std::int64_t> fill(start.begin(), start.end() - 1);
+  std::vector<std::int64_t>& fill = s.host_fill;
+  fill.assign(start.begin(), start.end() - 1);
   for (std::size_t p = 0; p < pairs; ++p) {
     const auto at = static_cast<std::size_t>(fill[static_cast<std::size_t>(s.host_ids[p])]++);
     s.host_pair_row[at] = static_cast<std::int32_t>(p / static_cast<std::size_t>(k));
@@ -287,11 +289,11 @@ void record_block(Backend& be, const ModelConfig& cfg, const DeviceBlock& w, con
                                 " segments with " + std::to_string(m) + " rows for x " +
                                 x.describe());
   s.ensure(be, cfg, m);
-  if (cfg.falcon) {
+  if (cfg.is_falcon()) {
     record_falcon(be, cfg, w, x, positions, segments, s);
     return;
   }
-  if (cfg.bloom) {
+  if (cfg.is_bloom()) {
     record_bloom(be, cfg, w, x, positions, segments, s);
     return;
   }

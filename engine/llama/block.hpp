@@ -50,6 +50,7 @@ struct BlockScratch {
   Tensor logits, route_ids, route_w, pair_row, pair_w, pair_x, pair_act, pair_y;
   std::vector<std::int32_t> host_ids, host_pair_row;  // the route read back, regrouped
   std::vector<float> host_w, host_pair_w;
+  std::vector<std::int64_t> host_start, host_fill;  // per expert: its first pair, next slot
   void ensure(Backend& be, const ModelConfig& cfg, std::int64_t m);
 
  private:

@@ -6,10 +6,10 @@ namespace kwaai::engine::llama {
 
 std::int64_t block_params(const ModelConfig& c) {
   const std::int64_t attn = c.hidden * q_dim(c) * 2 + c.hidden * kv_dim(c) * 2;
-  if (c.bloom)  // biased Q/K/V/O, up and down; two LayerNorms with bias
+  if (c.is_bloom())  // biased Q/K/V/O, up and down; two LayerNorms with bias
     return attn + 2 * c.hidden * c.intermediate + (q_dim(c) + 2 * kv_dim(c) + c.hidden) +
            (c.intermediate + c.hidden) + 4 * c.hidden;
-  if (c.falcon)  // LayerNorms carry weight and bias; the MLP is up and down only
+  if (c.is_falcon())  // LayerNorms carry weight and bias; the MLP is up and down only
     return attn + 2 * c.hidden * c.intermediate + 2 * c.falcon_norms * c.hidden;
   const std::int64_t mlp = 3 * c.hidden * c.intermediate;
   if (c.experts > 0) return attn + c.experts * mlp + c.experts * c.hidden + 2 * c.hidden;

@@ -26,8 +26,9 @@ ModelEnds::ModelEnds(Backend& be, const ModelSource& src, Quant quant)
   expect_shape(table, {cfg_.vocab, cfg_.hidden});
   embed_table_ = upload_matrix(be, table, tied ? quant : kNoQuant);
   final_norm_ = upload_f32(be, load_final_norm(src));
-  if (cfg_.falcon || cfg_.bloom) final_norm_b_ = upload_f32(be, load_final_norm_bias(src));
-  if (cfg_.bloom) {
+  if (cfg_.is_falcon() || cfg_.is_bloom())
+    final_norm_b_ = upload_f32(be, load_final_norm_bias(src));
+  if (cfg_.is_bloom()) {
     HostTensor w = src.load(kBloomEmbedNormName, DType::F32),
                b = src.load(kBloomEmbedNormBiasName, DType::F32);
     expect_shape(w, {cfg_.hidden});

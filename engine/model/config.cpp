@@ -53,7 +53,7 @@ void ModelConfig::validate() const {
   if (experts > 0 && (experts_per_token < 1 || experts_per_token > experts))
     bad("experts per token must be in [1, experts]");
   if (experts == 0 && experts_per_token != 0) bad("experts per token set without experts");
-  if ((falcon || bloom) && experts > 0) bad("falcon and bloom configs have no experts");
+  if ((is_falcon() || is_bloom()) && experts > 0) bad("falcon and bloom configs have no experts");
   if (alibi_max_bias < 0.0f) bad("alibi max bias must be >= 0");
   if (head_dim <= 0 || head_dim > 4096 || head_dim % 2 != 0)
     bad("head_dim must be even and in (0, 4096]");
@@ -81,8 +81,8 @@ std::string ModelConfig::describe() const {
     << " ctx=" << max_position << " eps=" << rms_eps << " theta=" << rope.theta;
   if (sliding_window > 0) o << " window=" << sliding_window;
   if (experts > 0) o << " experts=" << experts_per_token << "/" << experts;
-  if (bloom) o << " bloom(alibi " << alibi_max_bias << ")";
-  if (falcon)
+  if (is_bloom()) o << " bloom(alibi " << alibi_max_bias << ")";
+  if (is_falcon())
     o << " falcon(" << (falcon_new_arch ? "new" : "7b") << ", " << falcon_norms << " norm"
       << (falcon_norms > 1 ? "s" : "") << (parallel_attn ? ", parallel" : "") << ")";
   if (rope.llama3_factor > 1.0f) {
@@ -121,13 +121,22 @@ ModelConfig finish(const json& j, ModelConfig c, const std::string& origin) {
   return c;
 }
 
+// head_dim = hidden / heads for the families whose config has no head_dim (Falcon, Bloom);
+// `heads_key` names the field in errors.
+void head_dim_from_hidden(ModelConfig& c, const char* heads_key, const std::string& origin) {
+  if (c.heads <= 0) fail(origin, std::string(heads_key) + " must be positive");
+  if (c.hidden % c.heads != 0)
+    fail(origin, "hidden_size " + std::to_string(c.hidden) + " is not divisible by " +
+                     std::to_string(c.heads) + " heads");
+  c.head_dim = c.hidden / c.heads;
+}
+
 // HF 4.43.2 FalconConfig / FalconDecoderLayer. What the block code does not compute (ALiBi,
 // linear biases, other activations, rope scaling, the interleaved per-head fused QKV of
 // non-multi-query old-layout checkpoints) is refused by name.
 ModelConfig parse_falcon(const json& j, const std::string& origin) {
   ModelConfig c;
   c.architecture = "falcon";
-  c.falcon = true;
   if (j.value("alibi", false))
     fail(origin, "falcon with alibi=true is not supported (rotary only)");
   if (j.value("bias", false))
@@ -140,11 +149,7 @@ ModelConfig parse_falcon(const json& j, const std::string& origin) {
   c.hidden = get_int(j, "hidden_size", origin, 4544, false);
   c.heads = get_int(j, "num_attention_heads", origin, 71, false);
   c.layers = get_int(j, "num_hidden_layers", origin, 32, false);
-  if (c.heads <= 0) fail(origin, "num_attention_heads must be positive");
-  if (c.hidden % c.heads != 0)
-    fail(origin, "hidden_size " + std::to_string(c.hidden) + " is not divisible by " +
-                     std::to_string(c.heads) + " heads");
-  c.head_dim = c.hidden / c.heads;
+  head_dim_from_hidden(c, "num_attention_heads", origin);
   c.intermediate = get_int(j, "ffn_hidden_size", origin, 4 * c.hidden, false);
   c.vocab = get_int(j, "vocab_size", origin, 65024, false);
   c.max_position = get_int(j, "max_position_embeddings", origin, 2048, false);
@@ -179,7 +184,6 @@ ModelConfig parse_falcon(const json& j, const std::string& origin) {
 ModelConfig parse_bloom(const json& j, const std::string& origin) {
   ModelConfig c;
   c.architecture = "bloom";
-  c.bloom = true;
   if (j.value("apply_residual_connection_post_layernorm", false))
     fail(origin, "bloom with apply_residual_connection_post_layernorm=true is not supported");
   auto either = [&](const char* a, const char* b, std::int64_t dflt) {
@@ -189,12 +193,8 @@ ModelConfig parse_bloom(const json& j, const std::string& origin) {
   c.hidden = either("hidden_size", "n_embed", 64);
   c.heads = either("n_head", "num_attention_heads", 8);
   c.layers = either("n_layer", "num_hidden_layers", 2);
-  if (c.heads <= 0) fail(origin, "n_head must be positive");
-  if (c.hidden % c.heads != 0)
-    fail(origin, "hidden_size " + std::to_string(c.hidden) + " is not divisible by " +
-                     std::to_string(c.heads) + " heads");
+  head_dim_from_hidden(c, "n_head", origin);
   c.kv_heads = c.heads;
-  c.head_dim = c.hidden / c.heads;
   c.intermediate = 4 * c.hidden;  // BloomMLP: dense_h_to_4h
   c.vocab = get_int(j, "vocab_size", origin, 250880, false);
   // ALiBi has no position table; seq_length (the training context) bounds the cache instead.

@@ -38,16 +38,17 @@ struct ModelConfig {
   // from the same residual. falcon_new_arch: 40B/180B's new_decoder_architecture (grouped KV,
   // the fused rows grouped per KV head, ln_attn + ln_mlp when falcon_norms == 2); otherwise the
   // 7B layout (multi-query: one KV head, rows [q heads | k | v], one input_layernorm).
-  bool falcon = false;
   bool falcon_new_arch = false;
   bool parallel_attn = false;     // attention and MLP both read the block's input
   std::int64_t falcon_norms = 1;  // LayerNorms per parallel block: 1 shared, 2 (ln_attn, ln_mlp)
   // Bloom (model_type "bloom"; HF's BloomBlock): LayerNorms with bias (word_embeddings_layernorm
   // after the embedding too), biases on every linear layer, the fused query_key_value laid out
   // per head [heads, 3, head_dim], no rotary but ALiBi (alibi_max_bias 8), tanh-GELU MLP.
-  bool bloom = false;
   float alibi_max_bias = 0.0f;  // > 0: ALiBi in attention (Bloom: 8)
   std::string torch_dtype;      // informational ("bfloat16", ...); empty if absent
+
+  bool is_falcon() const { return architecture == "falcon"; }
+  bool is_bloom() const { return architecture == "bloom"; }
 
   // Throws std::invalid_argument with the offending field(s) if the numbers are inconsistent
   // (non-positive sizes, heads % kv_heads != 0, odd head_dim, absurd sizes ...).

@@ -139,20 +139,20 @@ bool block_has_tensor(const ModelConfig& c, BlockTensor which) {
     case BlockTensor::O:
       return true;
     case BlockTensor::InputNormBias:
-      return c.falcon || c.bloom;
+      return c.is_falcon() || c.is_bloom();
     case BlockTensor::PostNorm:
-      return !c.falcon || falcon_two_norms(c) || !c.parallel_attn;
+      return !c.is_falcon() || falcon_two_norms(c) || !c.parallel_attn;
     case BlockTensor::PostNormBias:
-      return c.bloom || (c.falcon && (falcon_two_norms(c) || !c.parallel_attn));
+      return c.is_bloom() || (c.is_falcon() && (falcon_two_norms(c) || !c.parallel_attn));
     case BlockTensor::QBias:
     case BlockTensor::KBias:
     case BlockTensor::VBias:
     case BlockTensor::OBias:
     case BlockTensor::UpBias:
     case BlockTensor::DownBias:
-      return c.bloom;
+      return c.is_bloom();
     case BlockTensor::Gate:
-      return !c.falcon && !c.bloom && c.experts == 0;
+      return !c.is_falcon() && !c.is_bloom() && c.experts == 0;
     case BlockTensor::Up:
     case BlockTensor::Down:
       return c.experts == 0;
@@ -166,17 +166,18 @@ std::string block_tensor_name(const ModelConfig& c, std::int64_t block, BlockTen
   if (!block_has_tensor(c, which))
     throw std::invalid_argument("block_tensor_name: a block of " + c.describe() +
                                 " has no such tensor");
-  return c.falcon || c.bloom ? falcon_block_name(c, block, which) : block_tensor_name(block, which);
+  return c.is_falcon() || c.is_bloom() ? falcon_block_name(c, block, which)
+                                       : block_tensor_name(block, which);
 }
 
 std::string embed_tensor_name(const ModelConfig& c) {
-  return c.falcon || c.bloom ? "transformer.word_embeddings.weight" : kEmbedName;
+  return c.is_falcon() || c.is_bloom() ? "transformer.word_embeddings.weight" : kEmbedName;
 }
 std::string final_norm_name(const ModelConfig& c) {
-  return c.falcon || c.bloom ? "transformer.ln_f.weight" : kFinalNormName;
+  return c.is_falcon() || c.is_bloom() ? "transformer.ln_f.weight" : kFinalNormName;
 }
 std::string final_norm_bias_name(const ModelConfig& c) {
-  if (!c.falcon && !c.bloom)
+  if (!c.is_falcon() && !c.is_bloom())
     throw std::invalid_argument("final_norm_bias_name: RMSNorm has no bias");
   return "transformer.ln_f.bias";
 }
@@ -290,11 +291,13 @@ HostTensor load_block_tensor(const ModelSource& src, std::int64_t i, BlockTensor
     throw std::invalid_argument("load_block: a dense model (" + c.describe() + ") has no router");
   if (moe && (t == BlockTensor::Gate || t == BlockTensor::Up || t == BlockTensor::Down))
     throw std::invalid_argument("load_block: a MoE block's MLP is per expert (load_expert_tensor)");
-  if ((c.falcon || c.bloom) && (t == BlockTensor::Q || t == BlockTensor::K || t == BlockTensor::V))
+  if ((c.is_falcon() || c.is_bloom()) &&
+      (t == BlockTensor::Q || t == BlockTensor::K || t == BlockTensor::V))
     return std::move(load_block_qkv(src, i, quant)[t == BlockTensor::Q   ? 0
                                                    : t == BlockTensor::K ? 1
                                                                          : 2]);
-  if (c.bloom && (t == BlockTensor::QBias || t == BlockTensor::KBias || t == BlockTensor::VBias))
+  if (c.is_bloom() &&
+      (t == BlockTensor::QBias || t == BlockTensor::KBias || t == BlockTensor::VBias))
     return std::move(load_block_qkv_bias(src, i)[t == BlockTensor::QBias   ? 0
                                                  : t == BlockTensor::KBias ? 1
                                                                            : 2]);
@@ -312,7 +315,7 @@ namespace {
 // keeps the key/value head g = h / r, the GQA pairing the attention op uses. Bloom
 // (BloomAttention._reshape): per head [q, k, v].
 std::int64_t fused_head(const ModelConfig& c, int part, std::int64_t h) {
-  if (c.bloom) return 3 * h + part;
+  if (c.is_bloom()) return 3 * h + part;
   const std::int64_t r = c.heads / c.kv_heads;
   if (part == 0) return (h / r) * (r + 2) + h % r;
   return h * (r + 2) + r + (part - 1);
@@ -347,31 +350,36 @@ std::array<HostTensor, 3> split_fused(const ModelConfig& c, const HostTensor& fu
 
 }  // namespace
 
+namespace {
+// Falcon's / Bloom's fused query_key_value weight (row = hidden) or bias (row = 1) of block i,
+// read once as f32, shape-checked and split.
+std::array<HostTensor, 3> load_fused(const ModelSource& src, std::int64_t i, bool bias,
+                                     Quant quant) {
+  const ModelConfig& c = src.config();
+  const std::string name = block_tensor_name(c, i, bias ? BlockTensor::QBias : BlockTensor::Q);
+  const std::int64_t rows = (c.heads + 2 * c.kv_heads) * c.head_dim;
+  const TensorInfo info = info_checked(src, name, bias ? Shape{rows} : Shape{rows, c.hidden});
+  HostTensor fused = src.load(name, DType::F32);
+  fused.name = name;
+  return split_fused(c, fused, bias ? 1 : c.hidden, info.dtype, bias ? kNoQuant : quant, !bias);
+}
+}  // namespace
+
 std::array<HostTensor, 3> load_block_qkv(const ModelSource& src, std::int64_t i, Quant quant) {
   const ModelConfig& c = src.config();
   check_block(c, i);
-  if (!c.falcon && !c.bloom)
+  if (!c.is_falcon() && !c.is_bloom())
     return {load_block_tensor(src, i, BlockTensor::Q, quant),
             load_block_tensor(src, i, BlockTensor::K, quant),
             load_block_tensor(src, i, BlockTensor::V, quant)};
-  // The fused tensor is read once (as f32) and split by its family's layout.
-  const std::string name = block_tensor_name(c, i, BlockTensor::Q);
-  const TensorInfo info =
-      info_checked(src, name, {(c.heads + 2 * c.kv_heads) * c.head_dim, c.hidden});
-  HostTensor fused = src.load(name, DType::F32);
-  fused.name = name;
-  return split_fused(c, fused, c.hidden, info.dtype, quant, true);
+  return load_fused(src, i, false, quant);
 }
 
 std::array<HostTensor, 3> load_block_qkv_bias(const ModelSource& src, std::int64_t i) {
   const ModelConfig& c = src.config();
   check_block(c, i);
-  if (!c.bloom) throw std::invalid_argument("load_block_qkv_bias: only Bloom has QKV biases");
-  const std::string name = block_tensor_name(c, i, BlockTensor::QBias);
-  (void)info_checked(src, name, {(c.heads + 2 * c.kv_heads) * c.head_dim});
-  HostTensor fused = src.load(name, DType::F32);
-  fused.name = name;
-  return split_fused(c, fused, 1, DType::F32, kNoQuant, false);
+  if (!c.is_bloom()) throw std::invalid_argument("load_block_qkv_bias: only Bloom has QKV biases");
+  return load_fused(src, i, true, kNoQuant);
 }
 
 HostTensor load_expert_tensor(const ModelSource& src, std::int64_t i, std::int64_t e, BlockTensor t,
@@ -391,9 +399,10 @@ BlockWeights load_block(const ModelSource& src, std::int64_t i, Quant quant) {
     return block_has_tensor(src.config(), t) ? load_block_tensor(src, i, t, quant) : HostTensor{};
   };
   b.input_norm = get(BlockTensor::InputNorm);
-  b.q = get(BlockTensor::Q);
-  b.k = get(BlockTensor::K);
-  b.v = get(BlockTensor::V);
+  auto qkv = load_block_qkv(src, i, quant);  // a fused tensor is read once
+  b.q = std::move(qkv[0]);
+  b.k = std::move(qkv[1]);
+  b.v = std::move(qkv[2]);
   b.o = get(BlockTensor::O);
   b.post_norm = get(BlockTensor::PostNorm);
   b.gate = get(BlockTensor::Gate);

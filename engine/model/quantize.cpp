@@ -170,7 +170,7 @@ QuantizeReport quantize_hf(const std::string& dir, const std::string& out, Quant
     throw std::runtime_error("quantize: " + dir + ": " + why);
   };
   if (src->format() != "safetensors") refuse("not an HF checkpoint folder");
-  if (c.falcon || c.bloom)
+  if (c.is_falcon() || c.is_bloom())
     refuse("GGUF export covers the Llama family only (Llama, Mistral, Mixtral; " + c.describe() +
            ")");
   if (c.sliding_window > 0) refuse("a llama GGUF has no sliding window (" + c.describe() + ")");

@@ -181,9 +181,16 @@ void Tokenizer::write_gguf_metadata(GgufWriter& w) const {
     types[static_cast<std::size_t>(a.id)] = a.special ? kControl : kUser;
   if (m.unk >= 0) types[static_cast<std::size_t>(m.unk)] = kUnknown;
   // Merges ordered by rank, as "left right" strings (byte-level) or as scores (SentencePiece).
-  std::vector<std::pair<std::int32_t, std::uint64_t>> by_rank;
+  struct Merge {
+    std::int32_t rank;
+    std::uint64_t key;  // (left id << 32) | right id
+    std::int32_t merged;
+    bool operator<(const Merge& o) const { return rank < o.rank; }
+  };
+  std::vector<Merge> by_rank;
   by_rank.reserve(m.merges.size());
-  for (const auto& [key, rank_id] : m.merges) by_rank.emplace_back(rank_id.first, key);
+  for (const auto& [key, rank_id] : m.merges)
+    by_rank.push_back({rank_id.first, key, rank_id.second});
   std::sort(by_rank.begin(), by_rank.end());
   if (m.kind == Kind::SentencePieceBpe) {
     for (int b = 0; b < 256; ++b)
@@ -195,10 +202,9 @@ void Tokenizer::write_gguf_metadata(GgufWriter& w) const {
     const auto n_merges = static_cast<float>(by_rank.size());
     std::vector<float> scores(n);
     for (std::size_t id = 0; id < n; ++id) scores[id] = -(n_merges + 1.0f + static_cast<float>(id));
-    for (const auto& [rank, key] : by_rank) {
-      const std::int32_t merged = m.merges.at(key).second;
-      float& s = scores[static_cast<std::size_t>(merged)];
-      s = std::max(s, -static_cast<float>(rank));
+    for (const Merge& g : by_rank) {
+      float& s = scores[static_cast<std::size_t>(g.merged)];
+      s = std::max(s, -static_cast<float>(g.rank));
     }
     w.add_string("tokenizer.ggml.model", "llama");
     w.add_strings("tokenizer.ggml.tokens", tokens);
@@ -208,9 +214,9 @@ void Tokenizer::write_gguf_metadata(GgufWriter& w) const {
   } else {
     std::vector<std::string> merges;
     merges.reserve(by_rank.size());
-    for (const auto& [rank, key] : by_rank)
-      merges.push_back(m.id_to_tok[static_cast<std::size_t>(key >> 32)] + " " +
-                       m.id_to_tok[static_cast<std::size_t>(key & 0xFFFFFFFFu)]);
+    for (const Merge& g : by_rank)
+      merges.push_back(m.id_to_tok[static_cast<std::size_t>(g.key >> 32)] + " " +
+                       m.id_to_tok[static_cast<std::size_t>(g.key & 0xFFFFFFFFu)]);
     w.add_string("tokenizer.ggml.model", "gpt2");
     w.add_string("tokenizer.ggml.pre", "llama-bpe");
     w.add_strings("tokenizer.ggml.tokens", tokens);

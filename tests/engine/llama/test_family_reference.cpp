@@ -181,7 +181,7 @@ TEST(FamilyConfig, MixtralBlockWithAMissingExpertFailsNamingIt) {
 
 TEST(FamilyConfig, FalconLayoutsAreReadFromTheConfig) {
   const ModelConfig old = open_model(model_dir("tiny-falcon-7b"))->config();
-  EXPECT_TRUE(old.falcon);
+  EXPECT_TRUE(old.is_falcon());
   EXPECT_FALSE(old.falcon_new_arch);
   EXPECT_EQ(old.kv_heads, 1);  // multi_query: num_kv_heads in the file (4) is ignored, as HF does
   EXPECT_EQ(old.falcon_norms, 1);
@@ -244,7 +244,7 @@ TEST(FamilyConfig, FalconFusedQkvIsSplitPerKvGroup) {
 
 TEST(FamilyConfig, BloomIsReadFromTheConfig) {
   const ModelConfig c = open_model(model_dir("tiny-bloom"))->config();
-  EXPECT_TRUE(c.bloom);
+  EXPECT_TRUE(c.is_bloom());
   EXPECT_EQ(c.heads, 6);   // n_head
   EXPECT_EQ(c.layers, 3);  // n_layer
   EXPECT_EQ(c.kv_heads, 6);
